@@ -1,0 +1,284 @@
+//! `StreamingConfig`: the Python original's names and defaults, from TOML and the environment.
+//!
+//! Precedence (lowest first): defaults, the TOML file, `QADF_<FIELD>` environment variables (the
+//! field name upper-cased, e.g. `QADF_KAFKA_TOPIC=parts`, lists comma-separated:
+//! `QADF_KAFKA_BOOTSTRAP_SERVERS=a:9092,b:9092`). Command-line flags, applied by the binary, come last.
+//! An unknown `QADF_*` variable is an error (a typo must not be ignored), except the `QADF_TEST_*`
+//! namespace, which belongs to the test suite.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{DEFAULT_MAX_MESSAGE_BYTES, Encoding};
+use crate::error::{ConfigError, FieldError};
+
+/// Where a consumer starts when no committed offset exists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    /// From the oldest retained message (the default everywhere: nothing is skipped).
+    #[default]
+    Earliest,
+    /// From the next message produced after start.
+    Latest,
+}
+
+/// Configuration of the whole streaming layer. Field names follow the Python original.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// Kafka brokers as `host:port`. Default `["localhost:9092"]`.
+    pub kafka_bootstrap_servers: Vec<String>,
+    /// Topic of monitoring samples. Default `am_qadf_monitoring`.
+    pub kafka_topic: String,
+    /// Consumer group id (the key of committed offsets). Default `am_qadf_consumers`.
+    pub consumer_group_id: String,
+    /// Start position without a committed offset. Default `earliest`.
+    pub auto_offset_reset: OffsetReset,
+    /// Commit processed offsets on an interval. Default `true`.
+    pub enable_auto_commit: bool,
+    /// Auto-commit interval in ms. Default 5000.
+    pub auto_commit_interval_ms: u64,
+    /// Most records returned by one poll. Default 100.
+    pub max_poll_records: usize,
+    /// Broker session timeout in ms. Default 30000.
+    pub session_timeout_ms: u64,
+    /// Longest wait for a batch to fill before it is processed anyway, in ms. Default 100.
+    pub max_batch_wait_ms: u64,
+    /// Wire encoding of messages. Default `json`.
+    pub message_encoding: Encoding,
+    /// Largest accepted message in bytes; larger ones go to the dead-letter topic. Default 1 MiB.
+    pub max_message_bytes: usize,
+    /// Topic that receives undecodable messages with their error. Default `am_qadf_dead_letter`.
+    pub dead_letter_topic: String,
+    /// Capacity of each temporal buffer in samples. Default 1000.
+    pub buffer_size: usize,
+    /// Default window length in samples. Default 100.
+    pub window_size: usize,
+    /// Samples per processing batch. Default 100.
+    pub processing_batch_size: usize,
+    /// Cache recent state in Redis. Default `true`.
+    pub enable_redis_cache: bool,
+    /// Redis host. Default `localhost`.
+    pub redis_host: String,
+    /// Redis port. Default 6379.
+    pub redis_port: u16,
+    /// Redis database number. Default 0.
+    pub redis_db: i64,
+    /// Prefix of every Redis key. Default `qadf`.
+    pub redis_key_prefix: String,
+    /// Time to live of cached entries in seconds. Default 3600.
+    pub redis_ttl_seconds: i64,
+    /// Persist samples in MongoDB. Default `true`.
+    pub enable_mongodb_storage: bool,
+    /// MongoDB connection string. Default `mongodb://localhost:27017`.
+    pub mongodb_uri: String,
+    /// MongoDB database name. Default `am_qadf`.
+    pub mongodb_database: String,
+    /// MongoDB collection of samples. Default `stream_data`.
+    pub mongodb_collection: String,
+    /// Documents per `insert_many`. Default 1000.
+    pub storage_batch_size: usize,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> StreamingConfig {
+        StreamingConfig {
+            kafka_bootstrap_servers: vec!["localhost:9092".to_owned()],
+            kafka_topic: "am_qadf_monitoring".to_owned(),
+            consumer_group_id: "am_qadf_consumers".to_owned(),
+            auto_offset_reset: OffsetReset::Earliest,
+            enable_auto_commit: true,
+            auto_commit_interval_ms: 5000,
+            max_poll_records: 100,
+            session_timeout_ms: 30_000,
+            max_batch_wait_ms: 100,
+            message_encoding: Encoding::Json,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            dead_letter_topic: "am_qadf_dead_letter".to_owned(),
+            buffer_size: 1000,
+            window_size: 100,
+            processing_batch_size: 100,
+            enable_redis_cache: true,
+            redis_host: "localhost".to_owned(),
+            redis_port: 6379,
+            redis_db: 0,
+            redis_key_prefix: "qadf".to_owned(),
+            redis_ttl_seconds: 3600,
+            enable_mongodb_storage: true,
+            mongodb_uri: "mongodb://localhost:27017".to_owned(),
+            mongodb_database: "am_qadf".to_owned(),
+            mongodb_collection: "stream_data".to_owned(),
+            storage_batch_size: 1000,
+        }
+    }
+}
+
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "QADF_";
+/// Environment namespace reserved for the test suite (never read as configuration).
+pub const TEST_ENV_PREFIX: &str = "QADF_TEST_";
+
+impl StreamingConfig {
+    /// Parses TOML text (unknown fields are errors); does not validate.
+    pub fn from_toml_str(text: &str) -> Result<StreamingConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { origin: "TOML".to_owned(), message: e.to_string() })
+    }
+
+    /// Reads a TOML file (unknown fields are errors); does not validate.
+    pub fn from_toml_file(path: &Path) -> Result<StreamingConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { origin: path.display().to_string(), message: e.to_string() })
+    }
+
+    /// Defaults, then the file if given, then the process environment; validated.
+    pub fn load(path: Option<&Path>) -> Result<StreamingConfig, ConfigError> {
+        let base = match path {
+            Some(p) => StreamingConfig::from_toml_file(p)?,
+            None => StreamingConfig::default(),
+        };
+        let config = base.with_env(std::env::vars())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `QADF_<FIELD>` overrides from the given variables; does not validate.
+    pub fn with_env<I, K, V>(self, vars: I) -> Result<StreamingConfig, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut table = toml::Table::try_from(&self)
+            .map_err(|e| ConfigError::Parse { origin: "defaults".to_owned(), message: e.to_string() })?;
+        let mut changed = false;
+        for (var, value) in vars {
+            let (var, value) = (var.as_ref(), value.as_ref());
+            let Some(field) = var.strip_prefix(ENV_PREFIX) else { continue };
+            if var.starts_with(TEST_ENV_PREFIX) {
+                continue;
+            }
+            let env_error = |reason: String| ConfigError::Env { var: var.to_owned(), value: value.to_owned(), reason };
+            let field = field.to_ascii_lowercase();
+            let Some(current) = table.get(&field) else {
+                return Err(env_error(format!("there is no configuration field `{field}`")));
+            };
+            let parsed = parse_like(current, value).map_err(env_error)?;
+            table.insert(field, parsed);
+            changed = true;
+        }
+        if !changed {
+            return Ok(self);
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| ConfigError::Parse { origin: "environment".to_owned(), message: e.to_string() })
+    }
+
+    /// Rejects values that make no sense, naming every offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, field: &str, reason: &str| {
+            if !ok {
+                errors.push(FieldError { field: field.to_owned(), reason: reason.to_owned() });
+            }
+        };
+        check(
+            !self.kafka_bootstrap_servers.is_empty(),
+            "kafka_bootstrap_servers",
+            "list at least one broker as host:port",
+        );
+        for server in &self.kafka_bootstrap_servers {
+            check(
+                is_host_port(server),
+                "kafka_bootstrap_servers",
+                &format!("`{server}` is not host:port with a port in 1-65535"),
+            );
+        }
+        check(is_topic(&self.kafka_topic), "kafka_topic", TOPIC_RULE);
+        check(is_topic(&self.dead_letter_topic), "dead_letter_topic", TOPIC_RULE);
+        check(self.dead_letter_topic != self.kafka_topic, "dead_letter_topic", "must differ from kafka_topic");
+        check(!self.consumer_group_id.trim().is_empty(), "consumer_group_id", "must not be empty");
+        check(
+            !self.enable_auto_commit || self.auto_commit_interval_ms > 0,
+            "auto_commit_interval_ms",
+            "must be > 0 when enable_auto_commit is true",
+        );
+        check(self.max_poll_records > 0, "max_poll_records", "must be > 0");
+        check(self.session_timeout_ms > 0, "session_timeout_ms", "must be > 0");
+        check(self.max_message_bytes > 0, "max_message_bytes", "must be > 0");
+        check(self.buffer_size > 0, "buffer_size", "must be > 0");
+        check(self.window_size > 0, "window_size", "must be > 0");
+        check(
+            self.buffer_size == 0 || self.window_size <= self.buffer_size,
+            "window_size",
+            "must not exceed buffer_size",
+        );
+        check(self.processing_batch_size > 0, "processing_batch_size", "must be > 0");
+        check(!self.redis_host.trim().is_empty(), "redis_host", "must not be empty");
+        check(self.redis_port > 0, "redis_port", "must be in 1-65535");
+        check(self.redis_db >= 0, "redis_db", "must be >= 0");
+        check(self.redis_ttl_seconds > 0, "redis_ttl_seconds", "must be > 0 (seconds until a cached entry expires)");
+        check(!self.redis_key_prefix.contains(char::is_whitespace), "redis_key_prefix", "must not contain whitespace");
+        check(
+            self.mongodb_uri.starts_with("mongodb://") || self.mongodb_uri.starts_with("mongodb+srv://"),
+            "mongodb_uri",
+            "must start with mongodb:// or mongodb+srv://",
+        );
+        check(
+            !self.mongodb_database.is_empty() && !self.mongodb_database.contains(['/', '\\', '.', ' ', '"', '$']),
+            "mongodb_database",
+            "must be non-empty without / \\ . space \" or $",
+        );
+        check(
+            !self.mongodb_collection.is_empty()
+                && !self.mongodb_collection.contains('$')
+                && !self.mongodb_collection.starts_with("system."),
+            "mongodb_collection",
+            "must be non-empty, without $, and not start with system.",
+        );
+        check(self.storage_batch_size > 0, "storage_batch_size", "must be > 0");
+        if errors.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(errors)) }
+    }
+}
+
+const TOPIC_RULE: &str = "must be 1-249 characters of a-z A-Z 0-9 . _ -";
+
+fn is_topic(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn is_host_port(server: &str) -> bool {
+    match server.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+/// Parses an environment string as the same TOML type as the field's current value.
+fn parse_like(current: &toml::Value, text: &str) -> Result<toml::Value, String> {
+    use toml::Value;
+    match current {
+        Value::String(_) => Ok(Value::String(text.to_owned())),
+        Value::Integer(_) => text.trim().parse().map(Value::Integer).map_err(|_| "expected an integer".to_owned()),
+        Value::Float(_) => text.trim().parse().map(Value::Float).map_err(|_| "expected a number".to_owned()),
+        Value::Boolean(_) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Ok(Value::Boolean(false)),
+            _ => Err("expected true or false".to_owned()),
+        },
+        Value::Array(_) => Ok(Value::Array(
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
+        )),
+        _ => Err("this field cannot be set from the environment".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

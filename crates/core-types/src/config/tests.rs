@@ -1,0 +1,111 @@
+use super::*;
+
+fn invalid_fields(config: &StreamingConfig) -> Vec<String> {
+    match config.validate() {
+        Ok(()) => Vec::new(),
+        Err(ConfigError::Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
+fn defaults_match_the_python_original_and_are_valid() {
+    let c = StreamingConfig::default();
+    assert_eq!(c.kafka_bootstrap_servers, ["localhost:9092"]);
+    assert_eq!((c.kafka_topic.as_str(), c.consumer_group_id.as_str()), ("am_qadf_monitoring", "am_qadf_consumers"));
+    assert_eq!((c.auto_commit_interval_ms, c.max_poll_records, c.session_timeout_ms), (5000, 100, 30_000));
+    assert_eq!((c.buffer_size, c.processing_batch_size, c.storage_batch_size), (1000, 100, 1000));
+    assert_eq!((c.redis_host.as_str(), c.redis_port, c.redis_db), ("localhost", 6379, 0));
+    assert!(c.enable_redis_cache && c.enable_mongodb_storage);
+    c.validate().unwrap();
+}
+
+/// Each case: a mutation and the one field it must be blamed on.
+#[test]
+fn validate_names_the_offending_field() {
+    type Mutation = fn(&mut StreamingConfig);
+    let cases: &[(&str, Mutation)] = &[
+        ("kafka_bootstrap_servers", |c| c.kafka_bootstrap_servers.clear()),
+        ("kafka_bootstrap_servers", |c| c.kafka_bootstrap_servers = vec!["localhost".into()]),
+        ("kafka_bootstrap_servers", |c| c.kafka_bootstrap_servers = vec!["h:0".into()]),
+        ("kafka_topic", |c| c.kafka_topic = String::new()),
+        ("kafka_topic", |c| c.kafka_topic = "has space".into()),
+        ("dead_letter_topic", |c| c.dead_letter_topic = c.kafka_topic.clone()),
+        ("consumer_group_id", |c| c.consumer_group_id = " ".into()),
+        ("auto_commit_interval_ms", |c| c.auto_commit_interval_ms = 0),
+        ("max_poll_records", |c| c.max_poll_records = 0),
+        ("processing_batch_size", |c| c.processing_batch_size = 0),
+        ("buffer_size", |c| c.buffer_size = 0),
+        ("window_size", |c| c.window_size = c.buffer_size + 1),
+        ("redis_ttl_seconds", |c| c.redis_ttl_seconds = -5),
+        ("redis_db", |c| c.redis_db = -1),
+        ("redis_port", |c| c.redis_port = 0),
+        ("mongodb_uri", |c| c.mongodb_uri = "http://x".into()),
+        ("mongodb_database", |c| c.mongodb_database = "a.b".into()),
+        ("mongodb_collection", |c| c.mongodb_collection = "system.x".into()),
+        ("storage_batch_size", |c| c.storage_batch_size = 0),
+        ("max_message_bytes", |c| c.max_message_bytes = 0),
+    ];
+    for (field, mutate) in cases {
+        let mut c = StreamingConfig::default();
+        mutate(&mut c);
+        let fields = invalid_fields(&c);
+        assert!(fields.iter().any(|f| f == field), "{field}: got {fields:?}");
+        assert!(fields.iter().all(|f| f == field), "{field}: extra complaints {fields:?}");
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once_with_the_field_names() {
+    let c = StreamingConfig { processing_batch_size: 0, redis_ttl_seconds: -1, ..StreamingConfig::default() };
+    let message = c.validate().unwrap_err().to_string();
+    assert!(message.contains("`processing_batch_size`") && message.contains("`redis_ttl_seconds`"), "{message}");
+}
+
+#[test]
+fn toml_overrides_defaults_and_rejects_unknown_fields() {
+    let c = StreamingConfig::from_toml_str("kafka_topic = \"parts\"\nprocessing_batch_size = 500\n").unwrap();
+    assert_eq!((c.kafka_topic.as_str(), c.processing_batch_size, c.buffer_size), ("parts", 500, 1000));
+    let err = StreamingConfig::from_toml_str("kafka_topik = \"x\"").unwrap_err().to_string();
+    assert!(err.contains("kafka_topik"), "{err}");
+    let err = StreamingConfig::from_toml_str("redis_port = 70000").unwrap_err().to_string();
+    assert!(err.contains("redis_port"), "{err}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let file = StreamingConfig::from_toml_str("kafka_topic = \"from_file\"\nredis_port = 7000").unwrap();
+    let vars = [
+        ("QADF_KAFKA_TOPIC", "from_env"),
+        ("QADF_KAFKA_BOOTSTRAP_SERVERS", "a:1, b:2"),
+        ("QADF_ENABLE_REDIS_CACHE", "false"),
+        ("QADF_MESSAGE_ENCODING", "bincode"),
+        ("QADF_TEST_KAFKA", "ignored: reserved for tests"),
+        ("PATH", "/usr/bin"),
+    ];
+    let c = file.with_env(vars).unwrap();
+    assert_eq!(c.kafka_topic, "from_env");
+    assert_eq!(c.kafka_bootstrap_servers, ["a:1", "b:2"]);
+    assert_eq!((c.enable_redis_cache, c.redis_port, c.message_encoding), (false, 7000, Encoding::Bincode));
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let cases = [
+        ("QADF_REDIS_PORT", "many", "QADF_REDIS_PORT"),
+        ("QADF_ENABLE_REDIS_CACHE", "maybe", "true or false"),
+        ("QADF_KAFKA_TOPICC", "x", "no configuration field `kafka_topicc`"),
+        ("QADF_MESSAGE_ENCODING", "xml", "message_encoding"),
+        ("QADF_REDIS_PORT", "70000", "redis_port"),
+    ];
+    for (var, value, expected) in cases {
+        let err = StreamingConfig::default().with_env([(var, value)]).unwrap_err().to_string();
+        assert!(err.contains(expected), "{var}={value}: `{err}` lacks `{expected}`");
+    }
+}
+
+#[test]
+fn file_loading_reports_the_path() {
+    let err = StreamingConfig::from_toml_file(Path::new("/nonexistent/qadf.toml")).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/qadf.toml"), "{err}");
+}

@@ -1,0 +1,172 @@
+//! The small traits through which the crates compose, and the records they exchange.
+//!
+//! Contracts (every implementation MUST):
+//! - [`MessageSource`]: return messages in offset order within a partition; never skip one; treat
+//!   [`MessageSource::commit`] as "everything before `next_offset` is durably handled".
+//! - [`MessageSink`]: return only after the messages are acknowledged, or hand the unacknowledged
+//!   ones back in the error.
+//! - [`Stage`]: leave the batch consistent on error; never panic on bad data (return a [`StageError`]).
+//! - [`Cache`], [`HistoryStore`], [`OffsetStore`]: round-trip values exactly; storing the same
+//!   [`StoredSample::id`] twice keeps one copy and counts the second as already stored.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BackendError, SendError, StageError};
+use crate::result::StreamingResult;
+use crate::sample::{Sample, SampleBatch};
+use crate::time::Timestamp;
+use crate::value::Value;
+
+/// Where a message came from in a partitioned log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
+/// A message as received, before decoding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawMessage {
+    /// Where it came from.
+    pub origin: Origin,
+    /// Optional key bytes.
+    pub key: Option<Vec<u8>>,
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// The broker's (or producer's) timestamp.
+    pub timestamp: Timestamp,
+}
+
+/// A message to send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutgoingMessage {
+    /// Destination topic.
+    pub topic: String,
+    /// Explicit partition, or `None` to choose by key hash (round-robin without a key).
+    pub partition: Option<i32>,
+    /// Optional key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// Header name/value pairs (e.g. the error of a dead letter).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A committed position: the next offset to read in one partition (not the last one read).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// The next offset to read.
+    pub next_offset: i64,
+}
+
+/// A source of raw messages with at-least-once delivery (Kafka or in-process).
+pub trait MessageSource: Send {
+    /// Waits up to `timeout` for at most `max` messages; an empty vector means none arrived.
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, BackendError>;
+    /// Marks everything before each checkpoint as handled, so a restart resumes there.
+    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), BackendError>;
+}
+
+/// A destination for raw messages (Kafka producer, dead-letter topic, in-process channel).
+pub trait MessageSink: Send + Sync {
+    /// Sends and waits for acknowledgement; on failure hands back the messages not acknowledged.
+    fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), SendError<Vec<OutgoingMessage>>>;
+}
+
+/// One processing step of a pipeline.
+pub trait Stage: Send + Sync {
+    /// The stage's name, used in metrics and errors.
+    fn name(&self) -> &str;
+    /// Processes a batch in place, adding what it found to `result`.
+    fn process(&self, batch: &mut SampleBatch, result: &mut StreamingResult) -> Result<(), StageError>;
+}
+
+/// A key/value cache with expiry, for live dashboards.
+pub trait Cache: Send + Sync {
+    /// Stores `value` under `key` for `ttl`.
+    fn put(&self, key: &str, value: &Value, ttl: Duration) -> Result<(), BackendError>;
+    /// The value under `key`, or `None` if absent or expired.
+    fn get(&self, key: &str) -> Result<Option<Value>, BackendError>;
+}
+
+/// A sample with the id that makes storing it idempotent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredSample {
+    /// Unique id derived from the sample's origin (see [`StoredSample::from_origin`]).
+    pub id: String,
+    /// The sample.
+    pub sample: Sample,
+}
+
+impl StoredSample {
+    /// Id `topic/partition/offset/index`: the `index`-th sample of the message at `origin`.
+    pub fn from_origin(origin: &Origin, index: usize, sample: Sample) -> StoredSample {
+        let id = format!("{}/{}/{}/{}", origin.topic, origin.partition, origin.offset, index);
+        StoredSample { id, sample }
+    }
+
+    /// Id `build/source/timestamp_ns`, for samples that did not come from a log.
+    pub fn from_content(sample: Sample) -> StoredSample {
+        let id = format!("{}/{}/{}", sample.build_id, sample.source_id, sample.timestamp.as_nanos());
+        StoredSample { id, sample }
+    }
+}
+
+/// How many samples a store call wrote, and how many it already had.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreReport {
+    /// Newly written.
+    pub inserted: u64,
+    /// Skipped because a sample with the same id was already stored.
+    pub already_stored: u64,
+}
+
+/// A time-range query over stored samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    /// Inclusive start.
+    pub start: Timestamp,
+    /// Exclusive end.
+    pub end: Timestamp,
+    /// Only this build.
+    pub build_id: Option<String>,
+    /// Only this source.
+    pub source_id: Option<String>,
+    /// Only this layer.
+    pub layer: Option<u32>,
+    /// Samples to skip (paging).
+    pub skip: usize,
+    /// Most samples to return.
+    pub limit: usize,
+}
+
+/// Durable history of samples, sorted by time on read.
+pub trait HistoryStore: Send + Sync {
+    /// Stores samples idempotently by id.
+    fn store_batch(&self, samples: &[StoredSample]) -> Result<StoreReport, BackendError>;
+    /// Samples matching `query`, sorted by timestamp then id.
+    fn query_stream_history(&self, query: &HistoryQuery) -> Result<Vec<StoredSample>, BackendError>;
+    /// Deletes samples measured before `older_than`; returns how many.
+    fn delete_old_data(&self, older_than: Timestamp) -> Result<u64, BackendError>;
+}
+
+/// Durable committed offsets per consumer group (rskafka has no group API).
+pub trait OffsetStore: Send + Sync {
+    /// The committed positions of `group` on `topic`, one per partition that has one.
+    fn load_offsets(&self, group: &str, topic: &str) -> Result<Vec<Checkpoint>, BackendError>;
+    /// Records positions of `group`; later calls overwrite earlier ones per partition.
+    fn store_offsets(&self, group: &str, checkpoints: &[Checkpoint]) -> Result<(), BackendError>;
+}
+
+/// How long to wait for a backend before reporting [`crate::BackendErrorKind::Timeout`], by default.
+pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(5);

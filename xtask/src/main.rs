@@ -1,0 +1,115 @@
+//! `cargo xtask`: project automation with no dependencies beyond anyhow.
+//!
+//! - `cargo xtask services up|down|status [kafka|redis|mongodb ...]`: the real test services.
+//! - `cargo xtask ci`: the whole test suite (format, lints, unit and real-service integration tests).
+
+mod ping;
+mod services;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use services::{Layout, Service, run};
+
+const USAGE: &str = "usage:
+  cargo xtask services up|down|status [kafka|redis|mongodb ...]
+  cargo xtask ci        format check, clippy, and every test against the real services";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    match args.first().map(String::as_str) {
+        Some("services") => services_command(&root, &args[1..]),
+        Some("ci") => ci(&root),
+        _ => {
+            eprintln!("{USAGE}");
+            bail!("unknown or missing command");
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn selected(names: &[String]) -> Result<Vec<Service>> {
+    if names.is_empty() {
+        return Ok(Service::ALL.to_vec());
+    }
+    names.iter().map(|n| Service::parse(n)).collect()
+}
+
+fn services_command(root: &Path, args: &[String]) -> Result<()> {
+    let layout = Layout::new(root);
+    let (verb, names) = args.split_first().context(USAGE)?;
+    let services = selected(names)?;
+    match verb.as_str() {
+        "up" => services.into_iter().try_for_each(|s| layout.up(s)),
+        "down" => services.into_iter().try_for_each(|s| layout.down(s)),
+        "status" => {
+            let down = services.into_iter().filter(|&s| !layout.status(s)).count();
+            if down > 0 {
+                bail!("{down} service(s) not answering; start them with `cargo xtask services up`");
+            }
+            Ok(())
+        }
+        other => bail!("unknown services verb `{other}`\n{USAGE}"),
+    }
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    c.current_dir(root);
+    c
+}
+
+/// Starts the services, runs every check once, and stops the services whatever happened.
+fn ci(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    step("cargo fmt --check", || run(cargo(root).args(["fmt", "--all", "--", "--check"])))?;
+    let layout = Layout::new(root);
+    let result = step("services up", || Service::ALL.into_iter().try_for_each(|s| layout.up(s)))
+        .and_then(|()| {
+            step("cargo clippy", || {
+                run(cargo(root).args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--features",
+                    "qadf-integration-tests/services",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            })
+        })
+        .and_then(|()| {
+            step("cargo test", || {
+                let mut test = cargo(root);
+                test.args(["test", "--workspace", "--features", "qadf-integration-tests/services"]);
+                for s in Service::ALL {
+                    test.env(s.env_var(), s.addr());
+                }
+                run(&mut test)
+            })
+        });
+    for s in Service::ALL {
+        if let Err(e) = layout.down(s) {
+            eprintln!("warning: could not stop {}: {e:#}", s.name());
+        }
+    }
+    result?;
+    println!("ci passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    println!("== {name}");
+    let t = Instant::now();
+    let r = f().with_context(|| format!("step `{name}` failed"));
+    println!("== {name}: {} in {:.1} s", if r.is_ok() { "ok" } else { "FAILED" }, t.elapsed().as_secs_f64());
+    r
+}
