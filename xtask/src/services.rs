@@ -120,7 +120,7 @@ impl Layout {
     /// The recorded PID, if the process is still alive.
     fn running_pid(&self, service: Service) -> Option<u32> {
         let pid: u32 = fs::read_to_string(self.pid_file(service)).ok()?.trim().parse().ok()?;
-        Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+        is_alive(pid).then_some(pid)
     }
 
     /// Installs (if missing) and starts the service, then waits for its ping.
@@ -296,6 +296,14 @@ fn wait_for(service: Service, log: &Path) -> Result<()> {
             }
             Err(_) => sleep(Duration::from_millis(100)),
         }
+    }
+}
+
+/// Whether `pid` exists and is not a zombie (a stopped child of this very process stays one until reaped).
+fn is_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
     }
 }
 
