@@ -30,6 +30,7 @@
 //! - signal values must be finite: JSON has no NaN, and [`Sample::validate`] rejects NaN from bincode.
 #![deny(missing_docs)]
 
+mod clock;
 mod codec;
 mod config;
 mod error;
@@ -41,6 +42,7 @@ mod traits;
 mod value;
 mod wire;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, DEFAULT_MAX_MESSAGE_BYTES, Encoding};
 pub use config::{ENV_PREFIX, OffsetReset, StreamingConfig, TEST_ENV_PREFIX};
 pub use error::{
