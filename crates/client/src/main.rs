@@ -47,10 +47,12 @@ fn main() -> Result<()> {
             );
             let summary = demo::run(&config, sim, |layer, s| {
                 println!(
-                    "layer {:>4} done: {:>10} samples, {:>12.0} samples/s",
+                    "layer {:>4} done: {:>10} samples, {:>10.0} samples/s, {:>8} voxel blocks, {:>7.1} MiB grid",
                     layer,
                     s.samples,
-                    s.samples as f64 / s.seconds.max(1e-9)
+                    s.samples as f64 / s.seconds.max(1e-9),
+                    s.voxels.blocks_allocated,
+                    s.voxels.bytes_used as f64 / 1048576.0
                 );
             });
             println!(
@@ -62,6 +64,14 @@ fn main() -> Result<()> {
                 summary.seconds,
                 summary.samples as f64 / summary.seconds.max(1e-9),
                 summary.max_temperature
+            );
+            println!(
+                "voxels: {} values in {} blocks ({} out of bounds); temperature buffer: {} held, mean of the last second {:.1} K",
+                summary.voxels.totals.values_applied,
+                summary.voxels.blocks_allocated,
+                summary.voxels.totals.rejected_out_of_bounds,
+                summary.buffer.current_size,
+                summary.recent_mean_temperature.unwrap_or(f64::NAN)
             );
             if summary.rejected > 0 {
                 anyhow::bail!("{} samples were rejected", summary.rejected);
