@@ -104,6 +104,11 @@ impl<K: Hash + Eq + Clone, M: Clone> BufferPool<K, M> {
         timestamp: Timestamp,
         metadata: Option<M>,
     ) -> Result<(), BufferError> {
+        self.buffer_mut(key)?.add_data(data, timestamp, metadata)
+    }
+
+    /// `key`'s buffer for writing (marked as just written), created within the budget if needed.
+    pub fn buffer_mut(&mut self, key: &K) -> Result<&mut BufferManager<M>, BufferError> {
         self.tick += 1;
         if !self.buffers.contains_key(key) {
             self.make_room()?;
@@ -115,7 +120,7 @@ impl<K: Hash + Eq + Clone, M: Clone> BufferPool<K, M> {
         }
         let entry = self.buffers.get_mut(key).expect("inserted above");
         entry.last_write = self.tick;
-        entry.buffer.add_data(data, timestamp, metadata)
+        Ok(&mut entry.buffer)
     }
 
     fn make_room(&mut self) -> Result<(), BufferError> {

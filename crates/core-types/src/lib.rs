@@ -48,7 +48,7 @@ pub use config::{ENV_PREFIX, OffsetReset, StreamingConfig, TEST_ENV_PREFIX};
 pub use error::{
     BackendError, BackendErrorKind, CodecError, ConfigError, FieldError, SampleError, SendError, StageError,
 };
-pub use result::{Alert, Severity, SpcResult, StreamingResult};
+pub use result::{Alert, DeadLetter, Severity, SpcResult, StreamingResult};
 pub use sample::{Sample, SampleBatch, Signals, UNKNOWN, signal};
 pub use stats::{LatencySummary, StreamStatistics, finite_ratio};
 pub use time::Timestamp;

@@ -6,6 +6,7 @@ use nalgebra::Point3;
 use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
+use crate::traits::Origin;
 
 /// How urgent an alert is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -65,6 +66,17 @@ pub struct SpcResult {
     pub violated_rules: Vec<String>,
 }
 
+/// Input that could not be used, kept with the reason so it can go to the dead-letter path.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Why it was rejected, e.g. "invalid JSON at line 1, column 5: ...".
+    pub reason: String,
+    /// Where it came from, when it came from a log.
+    pub origin: Option<Origin>,
+    /// The original bytes (a message), or the rejected sample in bincode.
+    pub payload: Vec<u8>,
+}
+
 /// Everything one processed batch produced (the Python original's fields, typed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamingResult {
@@ -74,6 +86,8 @@ pub struct StreamingResult {
     pub processed_count: usize,
     /// Samples rejected (invalid, out of bounds, ...), each also counted by reason in `quality_metrics`.
     pub rejected_count: usize,
+    /// The rejected input itself with reasons, for the dead-letter path.
+    pub dead_letters: Vec<DeadLetter>,
     /// Wall time spent on the batch in ms.
     pub processing_time_ms: f64,
     /// Voxel cells updated.

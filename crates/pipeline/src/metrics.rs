@@ -1,0 +1,214 @@
+//! Latency histograms (HdrHistogram), throughput over a sliding window and over uptime, error and
+//! checkpoint counts. Snapshots are serializable and never contain infinities.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use qadf_core_types::{LatencySummary, finite_ratio};
+use serde::{Deserialize, Serialize};
+
+/// Longest latency the histograms resolve (longer ones are recorded as this).
+const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// A latency distribution with 3 significant digits from 1 ns to 60 s.
+#[derive(Debug)]
+pub struct LatencyRecorder(Mutex<Histogram<u64>>);
+
+impl Default for LatencyRecorder {
+    fn default() -> LatencyRecorder {
+        LatencyRecorder(Mutex::new(Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("static bounds are valid")))
+    }
+}
+
+impl LatencyRecorder {
+    /// Records one duration.
+    pub fn record(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(MAX_LATENCY_NS).clamp(1, MAX_LATENCY_NS);
+        self.0.lock().saturating_record(ns);
+    }
+
+    /// Count, min, mean, p50/p95/p99 and max in milliseconds.
+    pub fn summary(&self) -> LatencySummary {
+        let h = self.0.lock();
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let ms = |ns: u64| Some(ns as f64 / 1e6);
+        LatencySummary {
+            count: h.len(),
+            min_ms: ms(h.min()),
+            mean_ms: Some(h.mean() / 1e6),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+
+    /// Forgets every measurement.
+    pub fn reset(&self) {
+        self.0.lock().reset();
+    }
+}
+
+/// Items per second over the last `window` (in one-second buckets) and over the meter's uptime.
+#[derive(Debug)]
+pub struct ThroughputMeter {
+    started: Instant,
+    window_secs: u64,
+    state: Mutex<Rate>,
+}
+
+#[derive(Debug, Default)]
+struct Rate {
+    total: u64,
+    /// (second since start, items in that second), oldest first.
+    buckets: VecDeque<(u64, u64)>,
+}
+
+/// Throughput figures at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Items counted since start.
+    pub total: u64,
+    /// Items per second over the sliding window (over uptime while shorter than the window).
+    pub per_second_window: f64,
+    /// Items per second since start.
+    pub per_second_uptime: f64,
+    /// Seconds since start.
+    pub uptime_seconds: f64,
+}
+
+impl ThroughputMeter {
+    /// A meter with a sliding window of `window` (whole seconds, at least one).
+    pub fn new(window: Duration) -> ThroughputMeter {
+        ThroughputMeter { started: Instant::now(), window_secs: window.as_secs().max(1), state: Mutex::default() }
+    }
+
+    /// Counts `n` items now.
+    pub fn record(&self, n: u64) {
+        self.record_at(n, self.started.elapsed());
+    }
+
+    /// Counts `n` items at `elapsed` since start (for tests and replays).
+    pub fn record_at(&self, n: u64, elapsed: Duration) {
+        let second = elapsed.as_secs();
+        let mut s = self.state.lock();
+        s.total += n;
+        match s.buckets.back_mut() {
+            Some((sec, count)) if *sec == second => *count += n,
+            _ => s.buckets.push_back((second, n)),
+        }
+        while s.buckets.front().is_some_and(|(sec, _)| *sec + self.window_secs <= second) {
+            s.buckets.pop_front();
+        }
+    }
+
+    /// The figures now.
+    pub fn snapshot(&self) -> Throughput {
+        self.snapshot_at(self.started.elapsed())
+    }
+
+    /// The figures at `elapsed` since start.
+    pub fn snapshot_at(&self, elapsed: Duration) -> Throughput {
+        let s = self.state.lock();
+        let now = elapsed.as_secs_f64();
+        let window_start = now - self.window_secs as f64;
+        let in_window: u64 =
+            s.buckets.iter().filter(|(sec, _)| (*sec as f64) + 1.0 > window_start).map(|(_, c)| c).sum();
+        let span = now.min(self.window_secs as f64);
+        Throughput {
+            total: s.total,
+            per_second_window: finite_ratio(in_window as f64, span).unwrap_or(0.0),
+            per_second_uptime: finite_ratio(s.total as f64, now).unwrap_or(0.0),
+            uptime_seconds: now,
+        }
+    }
+}
+
+/// Pass/fail counts of one quality checkpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointStats {
+    /// Evaluations that passed.
+    pub passed: u64,
+    /// Evaluations that failed.
+    pub failed: u64,
+    /// `passed / (passed + failed)`, `None` before the first evaluation.
+    pub pass_rate: Option<f64>,
+}
+
+/// Latency and failures of one stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageMetrics {
+    /// Latency per batch.
+    pub latency: LatencySummary,
+    /// Errors returned (one per failed batch).
+    pub errors: u64,
+    /// Panics caught (one per failed batch).
+    pub panics: u64,
+}
+
+/// A snapshot of a pipeline's metrics.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineMetrics {
+    /// Per stage, by name.
+    pub stages: BTreeMap<String, StageMetrics>,
+    /// Per checkpoint, by name.
+    pub checkpoints: BTreeMap<String, CheckpointStats>,
+    /// Whole-batch latency.
+    pub end_to_end: LatencySummary,
+    /// Batches that completed.
+    pub batches_processed: u64,
+    /// Batches dropped or that stopped their stream.
+    pub batches_failed: u64,
+    /// Samples through completed batches.
+    pub samples: Throughput,
+    /// Failures of any stage, each counted once.
+    pub errors_total: u64,
+    /// Alerts emitted.
+    pub alerts_emitted: u64,
+    /// Alerts suppressed as duplicates.
+    pub alerts_suppressed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_summary_has_percentiles_and_no_infinity_when_empty() {
+        let r = LatencyRecorder::default();
+        assert_eq!(r.summary(), LatencySummary::default());
+        assert!(!serde_json::to_string(&r.summary()).unwrap().contains("inf"));
+        for ms in 1..=100 {
+            r.record(Duration::from_millis(ms));
+        }
+        let s = r.summary();
+        assert_eq!(s.count, 100);
+        let close = |x: Option<f64>, y: f64| (x.unwrap() - y).abs() / y < 0.01;
+        assert!(
+            close(s.p50_ms, 50.0) && close(s.p99_ms, 99.0) && close(s.max_ms, 100.0) && close(s.min_ms, 1.0),
+            "{s:?}"
+        );
+    }
+
+    /// The Python original divided the cumulative count by the time since the previous batch.
+    #[test]
+    fn throughput_is_a_true_rate_over_the_window_and_uptime() {
+        let m = ThroughputMeter::new(Duration::from_secs(10));
+        for second in 0..20u64 {
+            m.record_at(if second < 10 { 1000 } else { 100 }, Duration::from_secs(second));
+        }
+        let t = m.snapshot_at(Duration::from_secs(20));
+        assert_eq!(t.total, 11_000);
+        assert!((t.per_second_window - 100.0).abs() < 1e-9, "{t:?}");
+        assert!((t.per_second_uptime - 550.0).abs() < 1e-9, "{t:?}");
+        let early = ThroughputMeter::new(Duration::from_secs(10));
+        early.record_at(500, Duration::from_millis(1500));
+        let t = early.snapshot_at(Duration::from_secs(2));
+        assert!((t.per_second_window - 250.0).abs() < 1e-9 && (t.per_second_uptime - 250.0).abs() < 1e-9, "{t:?}");
+        assert_eq!(ThroughputMeter::new(Duration::from_secs(1)).snapshot_at(Duration::ZERO).per_second_uptime, 0.0);
+    }
+}

@@ -1,0 +1,63 @@
+//! `BufferStage`: appends every signal of every sample to its stream's temporal buffer.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use qadf_buffer::BufferPool;
+use qadf_core_types::{SampleBatch, Stage, StageError, StreamingResult};
+
+/// Stream key of a buffer: (build, source, signal).
+pub type StreamKey = (String, String, String);
+
+/// Appends to a shared [`BufferPool`] keyed by (build, source, signal).
+pub struct BufferStage {
+    pool: Arc<Mutex<BufferPool<StreamKey>>>,
+}
+
+impl BufferStage {
+    /// A stage writing into `pool` (share the `Arc` to read windows elsewhere).
+    pub fn new(pool: Arc<Mutex<BufferPool<StreamKey>>>) -> BufferStage {
+        BufferStage { pool }
+    }
+}
+
+impl Stage for BufferStage {
+    fn name(&self) -> &str {
+        "buffer"
+    }
+
+    /// Looks each stream's buffer up once per run of consecutive samples of one build and source.
+    fn process(&self, batch: &mut SampleBatch, result: &mut StreamingResult) -> Result<(), StageError> {
+        let mut pool = self.pool.lock();
+        let mut refused = 0u64;
+        let samples = &batch.samples;
+        let mut start = 0;
+        while start < samples.len() {
+            let (build, source) = (&samples[start].build_id, &samples[start].source_id);
+            let end =
+                start + samples[start..].iter().take_while(|s| s.build_id == *build && s.source_id == *source).count();
+            let run = &samples[start..end];
+            let mut names: Vec<&str> = run.iter().flat_map(|s| s.signals.iter().map(|(n, _)| n)).collect();
+            names.sort_unstable();
+            names.dedup();
+            for name in names {
+                let values = run.iter().filter_map(|s| s.signals.get(name).map(|v| (v, s.timestamp)));
+                match pool.buffer_mut(&(build.clone(), source.clone(), name.to_owned())) {
+                    Ok(buffer) => {
+                        for (v, t) in values {
+                            if buffer.add_value(v, t).is_err() {
+                                refused += 1;
+                            }
+                        }
+                    }
+                    Err(_) => refused += values.count() as u64,
+                }
+            }
+            start = end;
+        }
+        if refused > 0 {
+            result.add_to_metric("buffer.refused", refused as f64);
+        }
+        Ok(())
+    }
+}

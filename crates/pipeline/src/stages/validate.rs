@@ -1,0 +1,43 @@
+//! `ValidateStage`: removes samples that break the sample rules and keeps them as dead letters.
+
+use qadf_core_types::{DeadLetter, SampleBatch, SampleError, Stage, StageError, StreamingResult};
+
+/// Moves invalid samples (no signals, NaN, duplicate names, ...) out of the batch into
+/// `result.dead_letters` (payload: the sample in bincode) and counts them by reason.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ValidateStage;
+
+fn reason_key(e: &SampleError) -> &'static str {
+    match e {
+        SampleError::NoSignals => "no_signals",
+        SampleError::EmptySignalName => "empty_signal_name",
+        SampleError::DuplicateSignal { .. } => "duplicate_signal",
+        SampleError::NonFiniteSignal { .. } => "non_finite_signal",
+        SampleError::NonFinitePosition { .. } => "non_finite_position",
+        SampleError::EmptyId { .. } => "empty_id",
+        _ => "other",
+    }
+}
+
+impl Stage for ValidateStage {
+    fn name(&self) -> &str {
+        "validate"
+    }
+
+    fn process(&self, batch: &mut SampleBatch, result: &mut StreamingResult) -> Result<(), StageError> {
+        let mut rejected = Vec::new();
+        batch.samples.retain(|s| match s.validate() {
+            Ok(()) => true,
+            Err(e) => {
+                rejected.push((e, bincode::serde::encode_to_vec(s, bincode::config::standard()).unwrap_or_default()));
+                false
+            }
+        });
+        for (e, payload) in rejected {
+            result.add_to_metric(&format!("rejected.{}", reason_key(&e)), 1.0);
+            result.rejected_count += 1;
+            result.dead_letters.push(DeadLetter { reason: e.to_string(), origin: None, payload });
+        }
+        Ok(())
+    }
+}
