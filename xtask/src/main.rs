@@ -14,6 +14,9 @@ use anyhow::{Context, Result, bail};
 
 use services::{Layout, Service, run};
 
+/// Features that compile the tests needing real services.
+const SERVICE_FEATURES: &str = "qadf-integration-tests/services,qadf-kafka-io/services";
+
 const USAGE: &str = "usage:
   cargo xtask services up|down|status [kafka|redis|mongodb ...]
   cargo xtask ci        format check, clippy, and every test against the real services";
@@ -79,7 +82,7 @@ fn ci(root: &Path) -> Result<()> {
                     "--workspace",
                     "--all-targets",
                     "--features",
-                    "qadf-integration-tests/services",
+                    SERVICE_FEATURES,
                     "--",
                     "-D",
                     "warnings",
@@ -89,7 +92,7 @@ fn ci(root: &Path) -> Result<()> {
         .and_then(|()| {
             step("cargo test", || {
                 let mut test = cargo(root);
-                test.args(["test", "--workspace", "--features", "qadf-integration-tests/services"]);
+                test.args(["test", "--workspace", "--features", SERVICE_FEATURES]);
                 for s in Service::ALL {
                     test.env(s.env_var(), s.addr());
                 }

@@ -39,6 +39,8 @@ pub struct RawMessage {
     pub key: Option<Vec<u8>>,
     /// The payload bytes.
     pub payload: Vec<u8>,
+    /// Header name/value pairs.
+    pub headers: Vec<(String, Vec<u8>)>,
     /// The broker's (or producer's) timestamp.
     pub timestamp: Timestamp,
 }

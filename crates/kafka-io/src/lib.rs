@@ -1,4 +1,43 @@
-//! Kafka consumer and producer on rskafka, plus an in-process transport.
+//! Kafka input and output for qadf-stream on the pure-Rust `rskafka` client, plus an in-process
+//! transport with the same traits.
 //!
-//! This crate is a placeholder in the workspace layout; its capability lands with its own issue.
+//! - [`KafkaConsumer`] (`consumer.rs`): static assignment (all, a list, or instance i of n),
+//!   at-least-once offsets in an [`OffsetStore`](qadf_core_types::OffsetStore), pause/resume, seek,
+//!   lag from the fetch high watermark, reconnection with backoff and jitter.
+//! - [`KafkaProducer`] (`producer.rs`): acknowledged sends, Kafka's murmur2 key partitioning.
+//! - [`DeadLetterSink`] (`dead_letter.rs`): undecodable input to a topic, with reason and origin.
+//! - [`in_process::channel`] (`in_process.rs`): the same traits over a bounded crossbeam channel.
+//! - [`MemoryOffsetStore`] (`offsets.rs`): committed offsets in memory.
+//!
+//! rskafka is async: its tokio runtime is private to this crate (`broker.rs`); every public call
+//! blocks. rskafka is patched to set `TCP_NODELAY` (see `vendor/README.md`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use qadf_core_types::{MessageSink, MessageSource, OutgoingMessage};
+//! use qadf_kafka_io::{MemoryOffsetStore, checkpoints_after, in_process};
+//!
+//! let (sink, mut source) = in_process::channel(64, "group", Arc::new(MemoryOffsetStore::default()));
+//! let m = OutgoingMessage { topic: "t".into(), partition: None, key: None, payload: b"{\"value\":1}".to_vec(), headers: vec![] };
+//! sink.send(vec![m]).unwrap();
+//! let got = source.poll(10, Duration::from_millis(100)).unwrap();
+//! source.commit(&checkpoints_after(&got)).unwrap();
+//! ```
 #![deny(missing_docs)]
+
+mod broker;
+mod consumer;
+mod dead_letter;
+mod error;
+pub mod in_process;
+mod offsets;
+mod producer;
+
+pub use consumer::{
+    Assignment, ConsumerConfig, ConsumerStatistics, KafkaConsumer, PartitionLag, SeekTo, checkpoints_after,
+};
+pub use dead_letter::{DeadLetterSink, ORIGIN_HEADER, REASON_HEADER};
+pub use error::KafkaError;
+pub use offsets::MemoryOffsetStore;
+pub use producer::{KafkaProducer, ProducerStatistics, murmur2, partition_for_key};

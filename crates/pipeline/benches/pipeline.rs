@@ -34,6 +34,7 @@ fn message(build: &str, start: usize, codec: &Codec) -> RawMessage {
         origin: Origin { topic: "bench".into(), partition: 0, offset: start as i64 },
         key: None,
         payload: codec.encode(&SampleBatch::new(samples)).unwrap(),
+        headers: Vec::new(),
         timestamp: Timestamp::EPOCH,
     }
 }

@@ -45,6 +45,7 @@ mod tests {
             origin: Origin { topic: "t".into(), partition: 0, offset },
             key: None,
             payload: payload.to_vec(),
+            headers: Vec::new(),
             timestamp: Timestamp::EPOCH,
         }
     }

@@ -1,0 +1,489 @@
+//! `KafkaConsumer`: static partition assignment, committed offsets in an `OffsetStore`,
+//! at-least-once delivery, pause/resume, seek, lag, and reconnection.
+//!
+//! Offsets: [`KafkaConsumer::ack`] records that a delivered batch is fully handled (its sinks
+//! acknowledged it); acknowledged positions reach the offset store on the auto-commit interval, on
+//! [`KafkaConsumer::commit_acked`], or on [`KafkaConsumer::close`]. Nothing unacknowledged is ever
+//! committed, so a crash re-delivers it. Without a committed offset a partition starts at
+//! `auto_offset_reset` (earliest by default); a position beyond the log (the broker lost its data)
+//! is reset the same way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qadf_core_types::{
+    BackendError, Checkpoint, MessageSource, OffsetReset, OffsetStore, Origin, RawMessage, StreamingConfig, Timestamp,
+};
+use rskafka::client::partition::PartitionClient;
+
+use crate::broker::Broker;
+use crate::error::KafkaError;
+
+/// Shortest fetch wait: Tansu answers a fetch with `max_wait_ms = 0` with no topic at all.
+const MIN_FETCH_WAIT_MS: i32 = 1;
+
+/// Which partitions this consumer reads (rskafka has no group coordination: assignment is static).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Assignment {
+    /// Every partition of every topic.
+    All,
+    /// These partition numbers of every topic.
+    Partitions(Vec<i32>),
+    /// Instance `instance` of `instances`: partition `p` when `p % instances == instance`.
+    InstanceOf {
+        /// This instance, from 0.
+        instance: u32,
+        /// How many instances share the topics.
+        instances: u32,
+    },
+}
+
+impl Assignment {
+    fn takes(&self, partition: i32) -> bool {
+        match self {
+            Assignment::All => true,
+            Assignment::Partitions(list) => list.contains(&partition),
+            Assignment::InstanceOf { instance, instances } => {
+                partition.rem_euclid(*instances as i32) == *instance as i32
+            }
+        }
+    }
+}
+
+/// Consumer settings.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// `host:port` brokers.
+    pub bootstrap: Vec<String>,
+    /// Topics to read.
+    pub topics: Vec<String>,
+    /// Group id: the key of committed offsets.
+    pub group: String,
+    /// Which partitions to read.
+    pub assignment: Assignment,
+    /// Start without a committed offset.
+    pub auto_offset_reset: OffsetReset,
+    /// Commit acknowledged offsets on an interval (else only on `commit_acked`/`close`).
+    pub enable_auto_commit: bool,
+    /// The auto-commit interval.
+    pub auto_commit_interval: Duration,
+    /// Largest fetch response per partition in bytes.
+    pub fetch_max_bytes: i32,
+    /// Longest a single broker call may take.
+    pub request_timeout: Duration,
+}
+
+impl ConsumerConfig {
+    /// Settings from the shared configuration (all partitions of `kafka_topic`).
+    pub fn from_streaming(c: &StreamingConfig) -> ConsumerConfig {
+        ConsumerConfig {
+            bootstrap: c.kafka_bootstrap_servers.clone(),
+            topics: vec![c.kafka_topic.clone()],
+            group: c.consumer_group_id.clone(),
+            assignment: Assignment::All,
+            auto_offset_reset: c.auto_offset_reset,
+            enable_auto_commit: c.enable_auto_commit,
+            auto_commit_interval: Duration::from_millis(c.auto_commit_interval_ms),
+            fetch_max_bytes: i32::try_from(c.max_message_bytes.max(1 << 20) * 4).unwrap_or(i32::MAX),
+            request_timeout: Duration::from_millis(c.session_timeout_ms.min(10_000)),
+        }
+    }
+}
+
+/// Where to move a partition's position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeekTo {
+    /// The oldest retained message.
+    Beginning,
+    /// After the newest message (the high watermark).
+    End,
+    /// A given offset.
+    Offset(i64),
+}
+
+/// One partition's position and lag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Next offset this consumer will read.
+    pub position: i64,
+    /// High watermark from the latest fetch (`None` before the first fetch).
+    pub high_watermark: Option<i64>,
+    /// `high_watermark - position` (0 before the first fetch).
+    pub lag: i64,
+    /// Whether the partition is paused.
+    pub paused: bool,
+}
+
+/// Consumer statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConsumerStatistics {
+    /// Messages delivered by `poll`.
+    pub messages: u64,
+    /// Fetch calls that failed.
+    pub fetch_errors: u64,
+    /// Connections rebuilt after a failure.
+    pub reconnects: u64,
+    /// Positions reset because they were outside the log.
+    pub offset_resets: u64,
+    /// Commits written to the offset store.
+    pub commits: u64,
+}
+
+struct PartitionState {
+    topic: String,
+    partition: i32,
+    client: Option<Arc<PartitionClient>>,
+    position: i64,
+    paused: bool,
+    high_watermark: Option<i64>,
+}
+
+/// A Kafka consumer that delivers raw messages in offset order per partition.
+pub struct KafkaConsumer {
+    broker: Broker,
+    config: ConsumerConfig,
+    offsets: Arc<dyn OffsetStore>,
+    partitions: Vec<PartitionState>,
+    next: usize,
+    acked: HashMap<(String, i32), i64>,
+    last_commit: Instant,
+    stats: ConsumerStatistics,
+    failures_in_a_row: u32,
+}
+
+impl KafkaConsumer {
+    /// Connects, resolves the assigned partitions and their start positions.
+    pub fn new(config: ConsumerConfig, offsets: Arc<dyn OffsetStore>) -> Result<KafkaConsumer, KafkaError> {
+        let broker = Broker::new(config.bootstrap.clone(), config.request_timeout)?;
+        let mut partitions = Vec::new();
+        for topic in &config.topics {
+            let committed: HashMap<i32, i64> = offsets
+                .load_offsets(&config.group, topic)
+                .map_err(|e| KafkaError::Unavailable(format!("offset store: {e}")))?
+                .into_iter()
+                .map(|c| (c.partition, c.next_offset))
+                .collect();
+            for p in broker.partitions(topic)?.into_iter().filter(|&p| config.assignment.takes(p)) {
+                partitions.push(PartitionState {
+                    topic: topic.clone(),
+                    partition: p,
+                    client: None,
+                    position: committed.get(&p).copied().unwrap_or(-1),
+                    paused: false,
+                    high_watermark: None,
+                });
+            }
+        }
+        let mut consumer = KafkaConsumer {
+            broker,
+            config,
+            offsets,
+            partitions,
+            next: 0,
+            acked: HashMap::new(),
+            last_commit: Instant::now(),
+            stats: ConsumerStatistics::default(),
+            failures_in_a_row: 0,
+        };
+        for i in 0..consumer.partitions.len() {
+            if consumer.partitions[i].position < 0 {
+                let reset = consumer.config.auto_offset_reset;
+                consumer.partitions[i].position = consumer.reset_position(i, reset)?;
+            }
+        }
+        Ok(consumer)
+    }
+
+    /// The assigned (topic, partition) pairs.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.partitions.iter().map(|p| (p.topic.clone(), p.partition)).collect()
+    }
+
+    fn client(&mut self, i: usize) -> Result<Arc<PartitionClient>, KafkaError> {
+        if let Some(c) = &self.partitions[i].client {
+            return Ok(c.clone());
+        }
+        let c = self.broker.partition_client(&self.partitions[i].topic, self.partitions[i].partition)?;
+        self.partitions[i].client = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The earliest offset, or the high watermark from a fetch (ListOffsets "latest" is unreliable on Tansu).
+    fn reset_position(&mut self, i: usize, to: OffsetReset) -> Result<i64, KafkaError> {
+        let client = self.client(i)?;
+        let earliest =
+            self.broker.run({
+                let client = client.clone();
+                async move {
+                    client.get_offset(rskafka::client::partition::OffsetAt::Earliest).await.map_err(KafkaError::from)
+                }
+            })?;
+        if to == OffsetReset::Earliest {
+            return Ok(earliest);
+        }
+        // Only the high watermark of this fetch is used.
+        let (_, hw) = self.broker.run(async move {
+            client.fetch_records(earliest, 1..65_536, MIN_FETCH_WAIT_MS).await.map_err(KafkaError::from)
+        })?;
+        self.partitions[i].high_watermark = Some(hw);
+        Ok(hw)
+    }
+
+    /// Waits up to `timeout` for up to `max` messages across the unpaused partitions.
+    ///
+    /// Returns as soon as `max` are collected, or at the timeout with what arrived (maybe nothing).
+    /// A broker failure is retried (reconnecting with exponential backoff and jitter) until the
+    /// timeout; messages are never skipped.
+    pub fn poll_messages(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, KafkaError> {
+        self.maybe_auto_commit();
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        let n = self.partitions.len();
+        loop {
+            let mut fetched_any = false;
+            for step in 0..n {
+                let i = (self.next + step) % n;
+                if self.partitions[i].paused || out.len() >= max {
+                    continue;
+                }
+                let wait = if out.is_empty() {
+                    deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(50))
+                } else {
+                    Duration::ZERO
+                };
+                match self.fetch(i, wait) {
+                    Ok(messages) => {
+                        self.failures_in_a_row = 0;
+                        fetched_any |= !messages.is_empty();
+                        let room = max - out.len();
+                        if messages.len() > room {
+                            self.partitions[i].position = messages[room].origin.offset;
+                        }
+                        out.extend(messages.into_iter().take(room));
+                    }
+                    Err(e) => self.recover(i, e)?,
+                }
+            }
+            self.next = (self.next + 1) % n.max(1);
+            if out.len() >= max || Instant::now() >= deadline || (!out.is_empty() && !fetched_any) {
+                break;
+            }
+            if n == 0 || self.partitions.iter().all(|p| p.paused) {
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(10)));
+            }
+        }
+        self.stats.messages += out.len() as u64;
+        Ok(out)
+    }
+
+    fn fetch(&mut self, i: usize, wait: Duration) -> Result<Vec<RawMessage>, KafkaError> {
+        let client = self.client(i)?;
+        let position = self.partitions[i].position;
+        let max_bytes = self.config.fetch_max_bytes;
+        let wait_ms = (wait.as_millis().min(i32::MAX as u128) as i32).max(MIN_FETCH_WAIT_MS);
+        let (records, hw) = self.broker.run(async move {
+            client.fetch_records(position, 1..max_bytes, wait_ms).await.map_err(KafkaError::from)
+        })?;
+        let p = &mut self.partitions[i];
+        p.high_watermark = Some(hw);
+        let mut out = Vec::with_capacity(records.len());
+        for r in records.into_iter().filter(|r| r.offset >= position) {
+            p.position = r.offset + 1;
+            out.push(RawMessage {
+                origin: Origin { topic: p.topic.clone(), partition: p.partition, offset: r.offset },
+                key: r.record.key,
+                payload: r.record.value.unwrap_or_default(),
+                headers: r.record.headers.into_iter().collect(),
+                timestamp: Timestamp::from_nanos(r.record.timestamp.timestamp_nanos_opt().unwrap_or(0)),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Handles a fetch failure: an offset outside the log is reset; a lost broker is reconnected.
+    fn recover(&mut self, i: usize, e: KafkaError) -> Result<(), KafkaError> {
+        self.stats.fetch_errors += 1;
+        if e.to_string().contains("OffsetOutOfRange") {
+            self.stats.offset_resets += 1;
+            let reset = self.config.auto_offset_reset;
+            self.partitions[i].position = self.reset_position(i, reset)?;
+            return Ok(());
+        }
+        if !matches!(e, KafkaError::Unavailable(_) | KafkaError::Timeout(_)) {
+            return Err(e);
+        }
+        self.broker.reset();
+        self.stats.reconnects = self.broker.reconnects();
+        for p in &mut self.partitions {
+            p.client = None;
+        }
+        self.failures_in_a_row += 1;
+        std::thread::sleep(backoff(self.failures_in_a_row));
+        Ok(())
+    }
+
+    /// Records that everything before each checkpoint is handled (committed on the next commit).
+    pub fn ack(&mut self, checkpoints: &[Checkpoint]) {
+        for c in checkpoints {
+            let e = self.acked.entry((c.topic.clone(), c.partition)).or_insert(c.next_offset);
+            *e = (*e).max(c.next_offset);
+        }
+    }
+
+    /// Writes the acknowledged positions to the offset store now.
+    pub fn commit_acked(&mut self) -> Result<(), BackendError> {
+        if self.acked.is_empty() {
+            return Ok(());
+        }
+        let checkpoints: Vec<Checkpoint> = self
+            .acked
+            .iter()
+            .map(|((topic, partition), next)| Checkpoint {
+                topic: topic.clone(),
+                partition: *partition,
+                next_offset: *next,
+            })
+            .collect();
+        self.offsets.store_offsets(&self.config.group, &checkpoints)?;
+        self.acked.clear();
+        self.last_commit = Instant::now();
+        self.stats.commits += 1;
+        Ok(())
+    }
+
+    fn maybe_auto_commit(&mut self) {
+        if self.config.enable_auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
+            // A failed auto-commit keeps the acks and retries on the next poll.
+            let _ = self.commit_acked();
+        }
+    }
+
+    /// Stops reading a partition; its position is kept.
+    pub fn pause(&mut self, topic: &str, partition: i32) {
+        self.set_paused(topic, partition, true);
+    }
+
+    /// Resumes a paused partition where it stopped.
+    pub fn resume(&mut self, topic: &str, partition: i32) {
+        self.set_paused(topic, partition, false);
+    }
+
+    fn set_paused(&mut self, topic: &str, partition: i32, paused: bool) {
+        for p in self.partitions.iter_mut().filter(|p| p.topic == topic && p.partition == partition) {
+            p.paused = paused;
+        }
+    }
+
+    /// Moves a partition's position; the next poll reads from there.
+    pub fn seek(&mut self, topic: &str, partition: i32, to: SeekTo) -> Result<(), KafkaError> {
+        let i = self
+            .partitions
+            .iter()
+            .position(|p| p.topic == topic && p.partition == partition)
+            .ok_or_else(|| KafkaError::Config(format!("{topic}/{partition} is not assigned to this consumer")))?;
+        self.partitions[i].position = match to {
+            SeekTo::Beginning => self.reset_position(i, OffsetReset::Earliest)?,
+            SeekTo::End => self.reset_position(i, OffsetReset::Latest)?,
+            SeekTo::Offset(o) => o,
+        };
+        Ok(())
+    }
+
+    /// Position, high watermark and lag of every assigned partition.
+    pub fn lag(&self) -> Vec<PartitionLag> {
+        self.partitions
+            .iter()
+            .map(|p| PartitionLag {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                position: p.position,
+                high_watermark: p.high_watermark,
+                lag: p.high_watermark.map_or(0, |hw| (hw - p.position).max(0)),
+                paused: p.paused,
+            })
+            .collect()
+    }
+
+    /// Statistics so far.
+    pub fn statistics(&self) -> ConsumerStatistics {
+        ConsumerStatistics { reconnects: self.broker.reconnects(), ..self.stats }
+    }
+
+    /// Commits what was acknowledged and closes the connection.
+    pub fn close(mut self) -> Result<(), BackendError> {
+        self.commit_acked()
+    }
+}
+
+/// Exponential backoff with jitter: 50 ms doubling to 5 s, times a pseudo-random factor in [0.5, 1).
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(50).saturating_mul(1 << attempt.min(7)).min(Duration::from_secs(5));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    base.mul_f64(0.5 + (nanos % 1000) as f64 / 2000.0)
+}
+
+impl MessageSource for KafkaConsumer {
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, BackendError> {
+        self.poll_messages(max, timeout).map_err(BackendError::from)
+    }
+
+    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
+        self.ack(checkpoints);
+        self.commit_acked()
+    }
+}
+
+/// The checkpoints that acknowledge `messages`: per partition, one past the highest offset.
+pub fn checkpoints_after(messages: &[RawMessage]) -> Vec<Checkpoint> {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for m in messages {
+        let e = next.entry((&m.origin.topic, m.origin.partition)).or_insert(m.origin.offset + 1);
+        *e = (*e).max(m.origin.offset + 1);
+    }
+    let mut out: Vec<Checkpoint> = next
+        .into_iter()
+        .map(|((topic, partition), next_offset)| Checkpoint { topic: topic.to_owned(), partition, next_offset })
+        .collect();
+    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_assignment_splits_partitions_without_overlap() {
+        let a = Assignment::InstanceOf { instance: 0, instances: 2 };
+        let b = Assignment::InstanceOf { instance: 1, instances: 2 };
+        let (pa, pb): (Vec<i32>, Vec<i32>) =
+            ((0..4).filter(|&p| a.takes(p)).collect(), (0..4).filter(|&p| b.takes(p)).collect());
+        assert_eq!((pa, pb), (vec![0, 2], vec![1, 3]));
+        assert!(Assignment::Partitions(vec![3]).takes(3) && !Assignment::Partitions(vec![3]).takes(1));
+    }
+
+    #[test]
+    fn checkpoints_point_one_past_the_highest_offset_per_partition() {
+        let m = |p: i32, o: i64| RawMessage {
+            origin: Origin { topic: "t".into(), partition: p, offset: o },
+            key: None,
+            payload: Vec::new(),
+            headers: Vec::new(),
+            timestamp: Timestamp::EPOCH,
+        };
+        let cps = checkpoints_after(&[m(0, 5), m(1, 2), m(0, 6)]);
+        let got: Vec<(i32, i64)> = cps.iter().map(|c| (c.partition, c.next_offset)).collect();
+        assert_eq!(got, [(0, 7), (1, 3)], "the committed offset is the next one to read");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) < Duration::from_millis(101));
+        assert!(backoff(20) <= Duration::from_secs(5) && backoff(20) >= Duration::from_millis(2500));
+    }
+}
