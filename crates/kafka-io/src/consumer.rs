@@ -109,7 +109,7 @@ pub struct PartitionLag {
     pub topic: String,
     /// Partition.
     pub partition: i32,
-    /// Next offset this consumer will read.
+    /// Next offset this consumer will deliver.
     pub position: i64,
     /// High watermark from the latest fetch (`None` before the first fetch).
     pub high_watermark: Option<i64>,
@@ -138,7 +138,10 @@ struct PartitionState {
     topic: String,
     partition: i32,
     client: Option<Arc<PartitionClient>>,
+    /// Next offset to fetch (buffered messages come before it).
     position: i64,
+    /// Fetched but not yet delivered, in offset order.
+    buffered: std::collections::VecDeque<RawMessage>,
     paused: bool,
     high_watermark: Option<i64>,
 }
@@ -174,6 +177,7 @@ impl KafkaConsumer {
                     partition: p,
                     client: None,
                     position: committed.get(&p).copied().unwrap_or(-1),
+                    buffered: std::collections::VecDeque::new(),
                     paused: false,
                     high_watermark: None,
                 });
@@ -251,6 +255,13 @@ impl KafkaConsumer {
                 if self.partitions[i].paused || out.len() >= max {
                     continue;
                 }
+                let buffered = &mut self.partitions[i].buffered;
+                if !buffered.is_empty() {
+                    let take = buffered.len().min(max - out.len());
+                    out.extend(buffered.drain(..take));
+                    fetched_any = true;
+                    continue;
+                }
                 let wait = if out.is_empty() {
                     deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(50))
                 } else {
@@ -261,10 +272,9 @@ impl KafkaConsumer {
                         self.failures_in_a_row = 0;
                         fetched_any |= !messages.is_empty();
                         let room = max - out.len();
-                        if messages.len() > room {
-                            self.partitions[i].position = messages[room].origin.offset;
-                        }
-                        out.extend(messages.into_iter().take(room));
+                        let mut messages = messages.into_iter();
+                        out.extend(messages.by_ref().take(room));
+                        self.partitions[i].buffered.extend(messages);
                     }
                     Err(e) => self.recover(i, e)?,
                 }
@@ -291,6 +301,11 @@ impl KafkaConsumer {
         })?;
         let p = &mut self.partitions[i];
         p.high_watermark = Some(hw);
+        if hw < position {
+            // Only a truncated or recreated log puts the end before us (some brokers answer
+            // with an empty fetch instead of OffsetOutOfRange).
+            return Err(KafkaError::OffsetOutOfRange(format!("position {position} is beyond the log end {hw}")));
+        }
         let mut out = Vec::with_capacity(records.len());
         for r in records.into_iter().filter(|r| r.offset >= position) {
             p.position = r.offset + 1;
@@ -308,10 +323,11 @@ impl KafkaConsumer {
     /// Handles a fetch failure: an offset outside the log is reset; a lost broker is reconnected.
     fn recover(&mut self, i: usize, e: KafkaError) -> Result<(), KafkaError> {
         self.stats.fetch_errors += 1;
-        if e.to_string().contains("OffsetOutOfRange") {
+        if matches!(e, KafkaError::OffsetOutOfRange(_)) {
             self.stats.offset_resets += 1;
             let reset = self.config.auto_offset_reset;
             self.partitions[i].position = self.reset_position(i, reset)?;
+            self.partitions[i].buffered.clear();
             return Ok(());
         }
         if !matches!(e, KafkaError::Unavailable(_) | KafkaError::Timeout(_)) {
@@ -391,6 +407,7 @@ impl KafkaConsumer {
             SeekTo::End => self.reset_position(i, OffsetReset::Latest)?,
             SeekTo::Offset(o) => o,
         };
+        self.partitions[i].buffered.clear();
         Ok(())
     }
 
@@ -398,13 +415,16 @@ impl KafkaConsumer {
     pub fn lag(&self) -> Vec<PartitionLag> {
         self.partitions
             .iter()
-            .map(|p| PartitionLag {
-                topic: p.topic.clone(),
-                partition: p.partition,
-                position: p.position,
-                high_watermark: p.high_watermark,
-                lag: p.high_watermark.map_or(0, |hw| (hw - p.position).max(0)),
-                paused: p.paused,
+            .map(|p| {
+                let next = p.buffered.front().map_or(p.position, |m| m.origin.offset);
+                PartitionLag {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    position: next,
+                    high_watermark: p.high_watermark,
+                    lag: p.high_watermark.map_or(0, |hw| (hw - next).max(0)),
+                    paused: p.paused,
+                }
             })
             .collect()
     }

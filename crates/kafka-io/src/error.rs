@@ -15,6 +15,9 @@ pub enum KafkaError {
     /// An operation took longer than allowed.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
+    /// The position is outside the partition's log (truncated, or the topic was recreated).
+    #[error("offset out of range: {0}")]
+    OffsetOutOfRange(String),
     /// The topic does not exist (and was not created).
     #[error("unknown topic `{0}`")]
     UnknownTopic(String),
@@ -40,6 +43,9 @@ impl From<rskafka::client::error::Error> for KafkaError {
                     | ProtocolError::NotLeaderOrFollower,
                 ..
             } => KafkaError::Unavailable(e.to_string()),
+            Error::ServerError { protocol_error: ProtocolError::OffsetOutOfRange, .. } => {
+                KafkaError::OffsetOutOfRange(e.to_string())
+            }
             _ => KafkaError::Rejected(e.to_string()),
         }
     }
@@ -50,7 +56,10 @@ impl From<KafkaError> for BackendError {
         let kind = match e {
             KafkaError::Unavailable(_) => BackendErrorKind::Unavailable,
             KafkaError::Timeout(_) => BackendErrorKind::Timeout,
-            KafkaError::Rejected(_) | KafkaError::UnknownTopic(_) | KafkaError::Config(_) => BackendErrorKind::Rejected,
+            KafkaError::Rejected(_)
+            | KafkaError::OffsetOutOfRange(_)
+            | KafkaError::UnknownTopic(_)
+            | KafkaError::Config(_) => BackendErrorKind::Rejected,
         };
         BackendError::new(kind, "kafka", e.to_string())
     }

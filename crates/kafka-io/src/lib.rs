@@ -4,7 +4,10 @@
 //! - [`KafkaConsumer`] (`consumer.rs`): static assignment (all, a list, or instance i of n),
 //!   at-least-once offsets in an [`OffsetStore`](qadf_core_types::OffsetStore), pause/resume, seek,
 //!   lag from the fetch high watermark, reconnection with backoff and jitter.
+//! - [`spawn`] / [`RunningConsumer`] (`runner.rs`): the consumer on a thread behind bounded channels,
+//!   acknowledged batches committed, a clean `stop`.
 //! - [`KafkaProducer`] (`producer.rs`): acknowledged sends, Kafka's murmur2 key partitioning.
+//! - [`LingeringProducer`] (`linger.rs`): batching by size or linger time, `flush` waits for acks.
 //! - [`DeadLetterSink`] (`dead_letter.rs`): undecodable input to a topic, with reason and origin.
 //! - [`in_process::channel`] (`in_process.rs`): the same traits over a bounded crossbeam channel.
 //! - [`MemoryOffsetStore`] (`offsets.rs`): committed offsets in memory.
@@ -31,13 +34,17 @@ mod consumer;
 mod dead_letter;
 mod error;
 pub mod in_process;
+mod linger;
 mod offsets;
 mod producer;
+mod runner;
 
 pub use consumer::{
     Assignment, ConsumerConfig, ConsumerStatistics, KafkaConsumer, PartitionLag, SeekTo, checkpoints_after,
 };
 pub use dead_letter::{DeadLetterSink, ORIGIN_HEADER, REASON_HEADER};
 pub use error::KafkaError;
+pub use linger::LingeringProducer;
 pub use offsets::MemoryOffsetStore;
-pub use producer::{KafkaProducer, ProducerStatistics, murmur2, partition_for_key};
+pub use producer::{KafkaProducer, ProducerStatistics, SEND_ATTEMPTS, murmur2, partition_for_key};
+pub use runner::{Delivery, RunningConsumer, spawn};

@@ -80,10 +80,15 @@ pub struct KafkaProducer {
 }
 
 impl KafkaProducer {
-    /// A producer for the given `host:port` brokers (connects on first send).
+    /// A producer for the given `host:port` brokers (connects on first send), with a 5 s request timeout.
     pub fn new(bootstrap: &[String]) -> Result<KafkaProducer, KafkaError> {
+        KafkaProducer::with_timeout(bootstrap, Duration::from_secs(5))
+    }
+
+    /// A producer whose broker calls time out after `timeout` (a send tries [`SEND_ATTEMPTS`] times).
+    pub fn with_timeout(bootstrap: &[String], timeout: Duration) -> Result<KafkaProducer, KafkaError> {
         Ok(KafkaProducer {
-            broker: Broker::new(bootstrap.to_vec(), Duration::from_secs(10))?,
+            broker: Broker::new(bootstrap.to_vec(), timeout)?,
             clients: Mutex::default(),
             partition_counts: Mutex::default(),
             round_robin: AtomicU64::new(0),

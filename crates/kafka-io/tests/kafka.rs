@@ -243,3 +243,116 @@ fn latest_reset_skips_what_was_there_before_start() {
     let got = consume(&mut c, 1);
     assert_eq!(got.iter().map(text).collect::<Vec<_>>(), ["new"]);
 }
+
+#[test]
+fn a_running_consumer_commits_only_acknowledged_batches_and_stops_cleanly() {
+    let topic = unique("runner");
+    let p = producer();
+    p.create_topic(&topic, 2).unwrap();
+    p.send((0..500).map(|i| message(&topic, Some(&format!("k{}", i % 7)), i.to_string())).collect()).unwrap();
+    let store: Arc<dyn OffsetStore> = Arc::new(MemoryOffsetStore::default());
+    let consumer = KafkaConsumer::new(config(&topic, "g", Assignment::All), store.clone()).unwrap();
+    let running = spawn(consumer, 100, Duration::from_millis(100), 2);
+    let mut received = 0;
+    let mut last_unacked = None;
+    while received < 500 {
+        let d = running.recv_timeout(Duration::from_secs(10)).expect("a batch within 10 s");
+        assert!(d.messages.len() <= 100, "batches respect the size limit");
+        received += d.messages.len();
+        if received < 400 {
+            running.ack(&d.checkpoints);
+        } else {
+            last_unacked.get_or_insert(d.checkpoints);
+        }
+    }
+    let stats = running.stop().unwrap();
+    assert_eq!(stats.messages as usize, received);
+    let committed: i64 = store.load_offsets("g", &topic).unwrap().iter().map(|c| c.next_offset).sum();
+    assert!((300..500).contains(&committed), "only acknowledged batches are committed: {committed}");
+
+    // A restart resumes exactly there: what was not acknowledged comes again, nothing is missing.
+    let consumer = KafkaConsumer::new(config(&topic, "g", Assignment::All), store.clone()).unwrap();
+    let running = spawn(consumer, 1000, Duration::from_millis(100), 2);
+    let mut again = 0;
+    while let Some(d) = running.recv_timeout(Duration::from_millis(1500)) {
+        again += d.messages.len();
+        running.ack(&d.checkpoints);
+    }
+    running.stop().unwrap();
+    assert_eq!(again as i64, 500 - committed);
+    let after: i64 = store.load_offsets("g", &topic).unwrap().iter().map(|c| c.next_offset).sum();
+    assert_eq!(after, 500);
+}
+
+/// Python with confluent-kafka (librdkafka), installed by `cargo xtask services up kafka`.
+fn python() -> std::path::PathBuf {
+    let path = std::env::var("QADF_TEST_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/services/cache/pyclients/bin/python")
+    });
+    assert!(path.exists(), "{} is missing: run `cargo xtask services up kafka`", path.display());
+    path
+}
+
+fn run_python(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(python()).arg("-c").arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An independent client (librdkafka) produces keyed JSON; we read all of it, and every key sits
+/// in the partition our murmur2 partitioner would have chosen.
+#[test]
+fn black_box_confluent_kafka_produces_and_we_consume() {
+    let topic = unique("bb_in");
+    producer().create_topic(&topic, 4).unwrap();
+    let script = r#"
+import sys, json
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1], "partitioner": "murmur2_random"})
+for i in range(200):
+    p.produce(sys.argv[2], key="printer-%d" % (i % 7), value=json.dumps({"value": i, "layer": i // 20}))
+p.flush(30)
+print("ok")
+"#;
+    assert_eq!(run_python(script, &[&broker(), &topic]).trim(), "ok");
+    let mut c =
+        KafkaConsumer::new(config(&topic, "g", Assignment::All), Arc::new(MemoryOffsetStore::default())).unwrap();
+    let got = consume(&mut c, 200);
+    assert_eq!(got.len(), 200);
+    let codec = Codec::new(Encoding::Json);
+    let mut values: Vec<f64> =
+        got.iter().map(|m| codec.decode(&m.payload).unwrap().samples[0].signals.get("value").unwrap()).collect();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(values, (0..200).map(f64::from).collect::<Vec<_>>());
+    for m in &got {
+        assert_eq!(
+            m.origin.partition,
+            partition_for_key(m.key.as_deref().unwrap(), 4),
+            "same partitioner as librdkafka"
+        );
+    }
+}
+
+/// We produce; an independent consumer group (librdkafka) reads every message.
+#[test]
+fn black_box_we_produce_and_confluent_kafka_consumes() {
+    let topic = unique("bb_out");
+    let p = producer();
+    p.create_topic(&topic, 2).unwrap();
+    p.send((0..150).map(|i| message(&topic, Some(&format!("k{}", i % 3)), format!("m{i}"))).collect()).unwrap();
+    let script = r#"
+import sys, time
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "bb", "auto.offset.reset": "earliest",
+              "session.timeout.ms": 6000, "enable.auto.commit": False})
+c.subscribe([sys.argv[2]])
+seen, deadline = set(), time.time() + 60
+while len(seen) < 150 and time.time() < deadline:
+    m = c.poll(0.5)
+    if m is not None and m.error() is None:
+        seen.add(m.value().decode())
+c.close()
+print(len(seen))
+"#;
+    assert_eq!(run_python(script, &[&broker(), &topic]).trim(), "150");
+}

@@ -1,0 +1,161 @@
+//! `cargo xtask bench kafka`: throughput and latency against the real broker, with the raw rskafka
+//! fetch rate measured in the same run as the ceiling. Size: `QADF_BENCH_RECORDS` (default 1M).
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qadf_core_types::{
+    Codec, Encoding, MessageSink, OffsetReset, OutgoingMessage, Point3, Sample, SampleBatch, Timestamp,
+};
+use qadf_kafka_io::{Assignment, ConsumerConfig, KafkaConsumer, KafkaProducer, MemoryOffsetStore};
+use rskafka::client::ClientBuilder;
+use rskafka::client::partition::UnknownTopicHandling;
+
+fn main() {
+    let addr = std::env::var("QADF_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
+    let n: usize = std::env::var("QADF_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let topic = format!("bench_{}", std::process::id());
+    let codec = Codec::new(Encoding::Bincode);
+    let payload = |i: usize| {
+        let mut s = Sample::new(
+            Timestamp::from_nanos(i as i64),
+            Point3::new(1.0, 2.0, 0.03),
+            [("temperature", 1900.0)].into_iter().collect(),
+        );
+        s.build_id = "plate-2026-11-27-07/part-3".into(); // ~100-byte records
+        s.source_id = "ispm-thermal-0/pyrometer-a".into();
+        codec.encode(&SampleBatch::new(vec![s])).unwrap()
+    };
+    let record_bytes = payload(0).len();
+    let producer = KafkaProducer::new(std::slice::from_ref(&addr)).unwrap();
+    producer.create_topic(&topic, 1).unwrap();
+
+    // Producer: n records in calls of 1000.
+    let t = Instant::now();
+    for start in (0..n).step_by(1000) {
+        let batch: Vec<OutgoingMessage> = (start..(start + 1000).min(n))
+            .map(|i| OutgoingMessage {
+                topic: topic.clone(),
+                partition: Some(0),
+                key: None,
+                payload: payload(i),
+                headers: vec![],
+            })
+            .collect();
+        producer.send(batch).unwrap();
+    }
+    let produce_rate = n as f64 / t.elapsed().as_secs_f64();
+
+    // Small-batch latency: 100-record produce calls.
+    let small_topic = format!("{topic}_small");
+    producer.create_topic(&small_topic, 1).unwrap();
+    let mut latencies: Vec<f64> = (0..300)
+        .map(|_| {
+            let batch = (0..100)
+                .map(|i| OutgoingMessage {
+                    topic: small_topic.clone(),
+                    partition: Some(0),
+                    key: None,
+                    payload: payload(i),
+                    headers: vec![],
+                })
+                .collect();
+            let t = Instant::now();
+            producer.send(batch).unwrap();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+
+    // Ceiling: rskafka's own fetch loop over the same records.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let t = Instant::now();
+    let raw = runtime.block_on(async {
+        let client = ClientBuilder::new(vec![addr.clone()]).build().await.unwrap();
+        let p = client.partition_client(topic.clone(), 0, UnknownTopicHandling::Retry).await.unwrap();
+        let (mut offset, mut count) = (0i64, 0usize);
+        while count < n {
+            let (records, _) = p.fetch_records(offset, 1..4 << 20, 100).await.unwrap();
+            count += records.len();
+            offset = records.last().map_or(offset, |r| r.offset + 1);
+        }
+        count
+    });
+    let raw_rate = raw as f64 / t.elapsed().as_secs_f64();
+
+    // Ours: KafkaConsumer polls of up to 10,000, every message decoded into samples.
+    let config = ConsumerConfig {
+        bootstrap: vec![addr.clone()],
+        topics: vec![topic.clone()],
+        group: "bench".into(),
+        assignment: Assignment::All,
+        auto_offset_reset: OffsetReset::Earliest,
+        enable_auto_commit: false,
+        auto_commit_interval: Duration::from_secs(5),
+        fetch_max_bytes: 4 << 20,
+        request_timeout: Duration::from_secs(10),
+    };
+    let mut plain = KafkaConsumer::new(config.clone(), Arc::new(MemoryOffsetStore::default())).unwrap();
+    let t = Instant::now();
+    let mut delivered = 0usize;
+    while delivered < n {
+        delivered += plain.poll_messages(10_000, Duration::from_millis(100)).unwrap().len();
+    }
+    let plain_rate = delivered as f64 / t.elapsed().as_secs_f64();
+
+    // Threaded: the consumer thread fetches while this thread decodes (2 cores).
+    let threaded = qadf_kafka_io::spawn(
+        KafkaConsumer::new(config.clone(), Arc::new(MemoryOffsetStore::default())).unwrap(),
+        10_000,
+        Duration::from_millis(100),
+        4,
+    );
+    let t = Instant::now();
+    let mut decoded = 0usize;
+    while decoded < n {
+        let d = threaded.recv_timeout(Duration::from_secs(10)).expect("a batch");
+        decoded += d.messages.iter().map(|m| codec.decode(&m.payload).map_or(0, |b| b.len())).sum::<usize>();
+        threaded.ack(&d.checkpoints);
+    }
+    let threaded_rate = decoded as f64 / t.elapsed().as_secs_f64();
+    threaded.stop().unwrap();
+
+    let mut consumer = KafkaConsumer::new(config, Arc::new(MemoryOffsetStore::default())).unwrap();
+    let t = Instant::now();
+    let (mut messages, mut samples) = (0usize, 0usize);
+    while messages < n {
+        let batch = consumer.poll_messages(10_000, Duration::from_millis(100)).unwrap();
+        messages += batch.len();
+        samples += batch.iter().map(|m| codec.decode(&m.payload).map_or(0, |b| b.len())).sum::<usize>();
+    }
+    let ours_rate = messages as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(samples, n, "every record decoded");
+
+    println!("| Kafka (Tansu at {addr}), {n} records of {record_bytes} bytes | result |");
+    println!("|---|---|");
+    println!("| producer, calls of 1000 records | {:.0} records/s |", produce_rate);
+    println!(
+        "| 100-record produce call latency (300 calls) | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    println!("| raw rskafka fetch loop (ceiling) | {:.0} records/s |", raw_rate);
+    println!(
+        "| KafkaConsumer delivering raw messages | {:.0} records/s ({:.0}% of the ceiling) |",
+        plain_rate,
+        100.0 * plain_rate / raw_rate
+    );
+    println!(
+        "| KafkaConsumer + bincode decode of every record, one thread | {:.0} records/s ({:.0}% of the ceiling) |",
+        ours_rate,
+        100.0 * ours_rate / raw_rate
+    );
+    println!(
+        "| RunningConsumer (fetch thread) + decode and ack on the caller | {:.0} records/s ({:.0}% of the ceiling) |",
+        threaded_rate,
+        100.0 * threaded_rate / raw_rate
+    );
+}
