@@ -234,14 +234,9 @@ impl QualityCheck for ZScoreCheck {
     fn check(&self, batch: &SampleBatch) -> CheckOutcome {
         let mut out = CheckOutcome::default();
         let mut history = self.history.lock();
-        let mut start = 0;
-        let samples = &batch.samples;
-        while start < samples.len() {
-            let (build, source) = (&samples[start].build_id, &samples[start].source_id);
-            let end =
-                start + samples[start..].iter().take_while(|s| s.build_id == *build && s.source_id == *source).count();
-            let rolling = history.entry((build.clone(), source.clone())).or_default();
-            for s in &samples[start..end] {
+        for run in batch.samples.chunk_by(|a, b| a.build_id == b.build_id && a.source_id == b.source_id) {
+            let rolling = history.entry((run[0].build_id.clone(), run[0].source_id.clone())).or_default();
+            for s in run {
                 let Some(v) = s.signals.get(&self.signal) else { continue };
                 if rolling.values.len() == self.window {
                     let (mean, std) = rolling.mean_std();
@@ -256,7 +251,6 @@ impl QualityCheck for ZScoreCheck {
                 }
                 rolling.push(v, self.window);
             }
-            start = end;
         }
         out
     }

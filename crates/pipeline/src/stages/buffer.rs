@@ -30,13 +30,8 @@ impl Stage for BufferStage {
     fn process(&self, batch: &mut SampleBatch, result: &mut StreamingResult) -> Result<(), StageError> {
         let mut pool = self.pool.lock();
         let mut refused = 0u64;
-        let samples = &batch.samples;
-        let mut start = 0;
-        while start < samples.len() {
-            let (build, source) = (&samples[start].build_id, &samples[start].source_id);
-            let end =
-                start + samples[start..].iter().take_while(|s| s.build_id == *build && s.source_id == *source).count();
-            let run = &samples[start..end];
+        for run in batch.samples.chunk_by(|a, b| a.build_id == b.build_id && a.source_id == b.source_id) {
+            let (build, source) = (&run[0].build_id, &run[0].source_id);
             let mut names: Vec<&str> = run.iter().flat_map(|s| s.signals.iter().map(|(n, _)| n)).collect();
             names.sort_unstable();
             names.dedup();
@@ -53,7 +48,6 @@ impl Stage for BufferStage {
                     Err(_) => refused += values.count() as u64,
                 }
             }
-            start = end;
         }
         if refused > 0 {
             result.add_to_metric("buffer.refused", refused as f64);
