@@ -1,4 +1,31 @@
-//! Redis cache, MongoDB history and an embedded durable store.
+//! Where qadf-stream keeps things: caches for live views, history for later analysis, and the
+//! committed Kafka offsets, behind the `Cache`, `HistoryStore` and `OffsetStore` traits.
 //!
-//! This crate is a placeholder in the workspace layout; its capability lands with its own issue.
+//! - [`EmbeddedStore`] (`embedded.rs`): history and offsets in one crash-safe redb file.
+//! - [`MemoryCache`] (`memory_cache.rs`): an in-process cache with expiry.
+//! - [`keys`] (`keys.rs`): the cache key scheme.
+//!
+//! Redis and MongoDB implementations land with the rest of issue 7.
+//!
+//! ```
+//! use qadf_core_types::{HistoryQuery, HistoryStore, Point3, Sample, StoredSample, Timestamp};
+//! use qadf_storage::EmbeddedStore;
+//!
+//! let dir = std::env::temp_dir().join(format!("qadf-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let store = EmbeddedStore::open(&dir.join("history.redb")).unwrap();
+//! let s = Sample::new(Timestamp::from_nanos(5), Point3::origin(), [("temperature", 1900.0)].into_iter().collect());
+//! let stored = StoredSample::from_content(s);
+//! assert_eq!(store.store_batch(&[stored.clone(), stored.clone()]).unwrap().already_stored, 1);
+//! let q = HistoryQuery { start: Timestamp::EPOCH, end: Timestamp::from_nanos(10), build_id: None, source_id: None, layer: None, skip: 0, limit: 10 };
+//! assert_eq!(store.query_stream_history(&q).unwrap(), vec![stored]);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! ```
 #![deny(missing_docs)]
+
+mod embedded;
+pub mod keys;
+mod memory_cache;
+
+pub use embedded::EmbeddedStore;
+pub use memory_cache::MemoryCache;

@@ -1,0 +1,16 @@
+//! The cache key scheme: `{prefix}:{build}:latest`, `{prefix}:{build}:layer:{n}`, `{prefix}:{build}:alerts`.
+
+/// Key of a build's latest state (statistics, progress).
+pub fn latest(prefix: &str, build: &str) -> String {
+    format!("{prefix}:{build}:latest")
+}
+
+/// Key of one layer's slice of a build.
+pub fn layer(prefix: &str, build: &str, layer: u32) -> String {
+    format!("{prefix}:{build}:layer:{layer}")
+}
+
+/// Key of a build's most recent alerts.
+pub fn alerts(prefix: &str, build: &str) -> String {
+    format!("{prefix}:{build}:alerts")
+}
