@@ -3,9 +3,10 @@
 //!
 //! - [`EmbeddedStore`] (`embedded.rs`): history and offsets in one crash-safe redb file.
 //! - [`MemoryCache`] (`memory_cache.rs`): an in-process cache with expiry.
+//! - [`RedisCache`] (`redis_cache.rs`): Redis through a pooled, health-checked connection.
 //! - [`keys`] (`keys.rs`): the cache key scheme.
 //!
-//! Redis and MongoDB implementations land with the rest of issue 7.
+//! The MongoDB history store and the write-behind writer land with the rest of issue 7.
 //!
 //! ```
 //! use qadf_core_types::{HistoryQuery, HistoryStore, Point3, Sample, StoredSample, Timestamp};
@@ -26,6 +27,8 @@
 mod embedded;
 pub mod keys;
 mod memory_cache;
+mod redis_cache;
 
 pub use embedded::EmbeddedStore;
 pub use memory_cache::MemoryCache;
+pub use redis_cache::RedisCache;

@@ -1,0 +1,78 @@
+//! `RedisCache`: the `Cache` trait on Redis, through a pooled, health-checked sync connection.
+//!
+//! Values are stored in bincode so they come back as the type they went in (an integer stays an
+//! integer, `"123"` stays a string, a time stays a time). A connection is checked (PING) when taken
+//! from the pool, so after a Redis restart the next call reconnects instead of failing forever.
+
+use std::time::Duration;
+
+use qadf_core_types::{BackendError, BackendErrorKind, Cache, Value};
+use redis::Commands;
+
+/// A Redis cache; every key is used as given (build keys with [`crate::keys`]).
+pub struct RedisCache {
+    pool: r2d2::Pool<redis::Client>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BackendError {
+    BackendError::new(BackendErrorKind::Unavailable, "redis", e.to_string())
+}
+
+impl RedisCache {
+    /// Connects to `redis://host:port/db` with a pool of up to 4 connections.
+    pub fn connect(url: &str, timeout: Duration) -> Result<RedisCache, BackendError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| BackendError::new(BackendErrorKind::Rejected, "redis", format!("bad URL {url}: {e}")))?;
+        let pool = r2d2::Pool::builder()
+            .max_size(4)
+            .min_idle(Some(0))
+            .connection_timeout(timeout)
+            .test_on_check_out(true)
+            .build_unchecked(client);
+        Ok(RedisCache { pool })
+    }
+
+    fn connection(&self) -> Result<r2d2::PooledConnection<redis::Client>, BackendError> {
+        self.pool.get().map_err(unavailable)
+    }
+
+    /// Writes many entries in one pipelined round trip.
+    pub fn put_many(&self, entries: &[(String, Value)], ttl: Duration) -> Result<(), BackendError> {
+        let mut pipe = redis::pipe();
+        for (key, value) in entries {
+            pipe.pset_ex(key, encode(value)?, ttl_millis(ttl)).ignore();
+        }
+        pipe.query::<()>(&mut *self.connection()?).map_err(unavailable)
+    }
+
+    /// Answers PING.
+    pub fn ping(&self) -> Result<(), BackendError> {
+        redis::cmd("PING").query::<String>(&mut *self.connection()?).map(|_| ()).map_err(unavailable)
+    }
+}
+
+fn encode(value: &Value) -> Result<Vec<u8>, BackendError> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| BackendError::new(BackendErrorKind::Rejected, "redis", e.to_string()))
+}
+
+fn ttl_millis(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+impl Cache for RedisCache {
+    fn put(&self, key: &str, value: &Value, ttl: Duration) -> Result<(), BackendError> {
+        self.connection()?.pset_ex::<_, _, ()>(key, encode(value)?, ttl_millis(ttl)).map_err(unavailable)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Value>, BackendError> {
+        let bytes: Option<Vec<u8>> = self.connection()?.get(key).map_err(unavailable)?;
+        bytes
+            .map(|b| {
+                bincode::serde::decode_from_slice(&b, bincode::config::standard())
+                    .map(|(v, _)| v)
+                    .map_err(|e| BackendError::new(BackendErrorKind::Corrupt, "redis", format!("{key}: {e}")))
+            })
+            .transpose()
+    }
+}

@@ -1,0 +1,110 @@
+//! The trait contracts, as functions any implementation's tests call.
+#![allow(dead_code)] // each test binary uses the suites it needs
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use qadf_core_types::{
+    Cache, Checkpoint, HistoryQuery, HistoryStore, OffsetStore, Point3, Sample, StoredSample, Timestamp, Value,
+};
+
+pub fn sample(i: i64) -> StoredSample {
+    let mut s = Sample::new(
+        Timestamp::from_nanos(1_795_000_000_000_000_000 + i * 1_000_003),
+        Point3::new(i as f64 * 0.1, 2.5, 0.03 * (i % 4) as f64),
+        [("temperature", 1900.0 + i as f64 * 0.25), ("melt_pool_area", 0.04)].into_iter().collect(),
+    );
+    s.build_id = if i % 2 == 0 { "build-a".into() } else { "build-b".into() };
+    s.source_id = format!("ispm-{}", i % 3);
+    s.layer = (i % 4) as u32;
+    StoredSample::from_content(s)
+}
+
+fn query(from: i64, to: i64) -> HistoryQuery {
+    HistoryQuery {
+        start: sample(from).sample.timestamp,
+        end: sample(to).sample.timestamp,
+        build_id: None,
+        source_id: None,
+        layer: None,
+        skip: 0,
+        limit: usize::MAX,
+    }
+}
+
+/// The `HistoryStore` contract.
+pub fn history_suite(store: &dyn HistoryStore) {
+    // Stored out of order, returned sorted; a replay stores nothing twice.
+    let mut all: Vec<StoredSample> = (0..100).map(sample).collect();
+    all.reverse();
+    assert_eq!(store.store_batch(&all).unwrap().inserted, 100);
+    let replay = store.store_batch(&all[..60]).unwrap();
+    assert_eq!((replay.inserted, replay.already_stored), (0, 60));
+
+    let got = store.query_stream_history(&query(10, 50)).unwrap();
+    assert_eq!(got, (10..50).map(sample).collect::<Vec<_>>(), "time-ordered, [start, end), exact round trip");
+
+    let filtered = store
+        .query_stream_history(&HistoryQuery { build_id: Some("build-a".into()), layer: Some(2), ..query(0, 100) })
+        .unwrap();
+    assert_eq!(
+        filtered.iter().map(|s| s.sample.layer).collect::<Vec<_>>(),
+        vec![2; 25],
+        "i % 4 == 2 is always build-a"
+    );
+    assert!(filtered.iter().all(|s| s.sample.build_id == "build-a"));
+    let by_source =
+        store.query_stream_history(&HistoryQuery { source_id: Some("ispm-1".into()), ..query(0, 100) }).unwrap();
+    assert_eq!(by_source.len(), 33);
+
+    let mut paged = Vec::new();
+    for page in 0.. {
+        let q = HistoryQuery { skip: page * 7, limit: 7, ..query(0, 100) };
+        let part = store.query_stream_history(&q).unwrap();
+        if part.is_empty() {
+            break;
+        }
+        paged.extend(part);
+    }
+    assert_eq!(paged, (0..100).map(sample).collect::<Vec<_>>(), "pages join up without gaps or repeats");
+
+    assert_eq!(store.delete_old_data(sample(30).sample.timestamp).unwrap(), 30);
+    let rest = store.query_stream_history(&query(0, 100)).unwrap();
+    assert_eq!(rest.first(), Some(&sample(30)));
+    assert_eq!(rest.len(), 70);
+}
+
+/// The `OffsetStore` contract.
+pub fn offset_suite(store: &dyn OffsetStore) {
+    let cp = |topic: &str, partition, next_offset| Checkpoint { topic: topic.into(), partition, next_offset };
+    assert!(store.load_offsets("g", "t").unwrap().is_empty());
+    store.store_offsets("g", &[cp("t", 1, 10), cp("t", 0, 5), cp("u", 0, 7)]).unwrap();
+    store.store_offsets("other", &[cp("t", 0, 99)]).unwrap();
+    store.store_offsets("g", &[cp("t", 1, 12)]).unwrap();
+    assert_eq!(store.load_offsets("g", "t").unwrap(), [cp("t", 0, 5), cp("t", 1, 12)]);
+    assert_eq!(store.load_offsets("g", "u").unwrap(), [cp("u", 0, 7)]);
+    assert_eq!(store.load_offsets("other", "t").unwrap(), [cp("t", 0, 99)]);
+}
+
+/// The `Cache` contract; `expire` moves time past a 1 s TTL.
+pub fn cache_suite(cache: &dyn Cache, expire: &dyn Fn()) {
+    let values = [
+        ("int", Value::Int(42)),
+        ("text that looks like a number", Value::Text("123".into())),
+        ("time", Value::Time(Timestamp::from_nanos(1_795_000_000_123_456_789))),
+        ("float", Value::Float(0.1)),
+        ("list", Value::List(vec![Value::Null, Value::Bool(true), Value::Bytes(vec![0, 255])])),
+        ("map", Value::Map(BTreeMap::from([("layer".to_owned(), Value::Int(7))]))),
+    ];
+    for (key, v) in &values {
+        cache.put(key, v, Duration::from_secs(60)).unwrap();
+    }
+    for (key, v) in &values {
+        assert_eq!(cache.get(key).unwrap().as_ref(), Some(v), "{key} comes back as the type it went in");
+    }
+    assert_eq!(cache.get("absent").unwrap(), None);
+    cache.put("short", &Value::Int(1), Duration::from_secs(1)).unwrap();
+    expire();
+    assert_eq!(cache.get("short").unwrap(), None, "expired");
+    assert_eq!(cache.get("int").unwrap(), Some(Value::Int(42)), "longer TTLs are unaffected");
+}
