@@ -4,9 +4,10 @@
 //! - [`EmbeddedStore`] (`embedded.rs`): history and offsets in one crash-safe redb file.
 //! - [`MemoryCache`] (`memory_cache.rs`): an in-process cache with expiry.
 //! - [`RedisCache`] (`redis_cache.rs`): Redis through a pooled, health-checked connection.
+//! - [`MongoStore`] (`mongo.rs`): history and offsets in MongoDB (sync driver), idempotent by id.
 //! - [`keys`] (`keys.rs`): the cache key scheme.
 //!
-//! The MongoDB history store and the write-behind writer land with the rest of issue 7.
+//! The write-behind writer lands with the rest of issue 7.
 //!
 //! ```
 //! use qadf_core_types::{HistoryQuery, HistoryStore, Point3, Sample, StoredSample, Timestamp};
@@ -27,8 +28,10 @@
 mod embedded;
 pub mod keys;
 mod memory_cache;
+mod mongo;
 mod redis_cache;
 
 pub use embedded::EmbeddedStore;
 pub use memory_cache::MemoryCache;
+pub use mongo::MongoStore;
 pub use redis_cache::RedisCache;

@@ -52,3 +52,61 @@ fn redis_pipelined_writes_and_the_key_scheme() {
     assert_eq!(keys::latest("qadf", "b7"), "qadf:b7:latest");
     cache.ping().unwrap();
 }
+
+fn mongo(name: &str) -> qadf_storage::MongoStore {
+    let addr = std::env::var("QADF_TEST_MONGODB").unwrap_or_else(|_| "127.0.0.1:17017".to_owned());
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).is_ok(),
+        "no MongoDB-protocol server at {addr}: start it with `cargo xtask services up mongodb`"
+    );
+    let config = qadf_core_types::StreamingConfig {
+        mongodb_uri: format!("mongodb://{addr}"),
+        mongodb_database: unique(name).replace('-', "_"),
+        mongodb_collection: "stream_data".into(),
+        storage_batch_size: 16, // several insert_many calls per test batch
+        ..Default::default()
+    };
+    qadf_storage::MongoStore::connect(&config, Duration::from_secs(5)).unwrap()
+}
+
+#[test]
+fn mongodb_keeps_the_history_contract() {
+    let store = mongo("history");
+    suite::history_suite(&store);
+    store.drop_all().unwrap();
+}
+
+#[test]
+fn mongodb_keeps_the_offset_contract() {
+    let store = mongo("offsets");
+    suite::offset_suite(&store);
+    store.drop_all().unwrap();
+}
+
+#[test]
+fn mongodb_indexes_and_typed_documents() {
+    use qadf_core_types::HistoryStore;
+    let store = mongo("indexes");
+    let names = store.create_time_series_index(Some(Duration::from_secs(30 * 24 * 3600))).unwrap();
+    for expected in ["timestamp_ns_1", "build_id_1_timestamp_ns_1", "source_id_1_timestamp_ns_1", "timestamp_1"] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+    store.store_batch(&[suite::sample(1)]).unwrap();
+    assert_eq!(store.count().unwrap(), 1);
+    // Read the raw document with the driver: the time is a BSON UTC datetime, ids and layers typed.
+    let addr = std::env::var("QADF_TEST_MONGODB").unwrap_or_else(|_| "127.0.0.1:17017".to_owned());
+    let raw = mongodb::sync::Client::with_uri_str(format!("mongodb://{addr}")).unwrap();
+    let (db, _) = store.names();
+    let document = raw
+        .database(db)
+        .collection::<mongodb::bson::Document>("stream_data")
+        .find_one(mongodb::bson::doc! {})
+        .run()
+        .unwrap()
+        .unwrap();
+    let expected_ms = suite::sample(1).sample.timestamp.as_nanos() / 1_000_000;
+    assert_eq!(document.get_datetime("timestamp").unwrap().timestamp_millis(), expected_ms);
+    assert_eq!(document.get_i64("layer").unwrap(), 1);
+    assert_eq!(document.get_str("_id").unwrap(), suite::sample(1).id);
+    store.drop_all().unwrap();
+}
