@@ -6,8 +6,8 @@
 //! - [`RedisCache`] (`redis_cache.rs`): Redis through a pooled, health-checked connection.
 //! - [`MongoStore`] (`mongo.rs`): history and offsets in MongoDB (sync driver), idempotent by id.
 //! - [`keys`] (`keys.rs`): the cache key scheme.
-//!
-//! The write-behind writer lands with the rest of issue 7.
+//! - [`spawn_writer`] (`writer.rs`): write-behind on a thread with a bounded queue; retries until
+//!   the backend returns, never drops a batch, stores offsets after their data.
 //!
 //! ```
 //! use qadf_core_types::{HistoryQuery, HistoryStore, Point3, Sample, StoredSample, Timestamp};
@@ -30,8 +30,10 @@ pub mod keys;
 mod memory_cache;
 mod mongo;
 mod redis_cache;
+mod writer;
 
 pub use embedded::EmbeddedStore;
 pub use memory_cache::MemoryCache;
 pub use mongo::MongoStore;
 pub use redis_cache::RedisCache;
+pub use writer::{StorageWriter, WriteDone, WriteJob, WriterStatistics, spawn_writer};

@@ -1,0 +1,187 @@
+//! `StorageWriter`: write-behind persistence on its own thread with bounded memory.
+//!
+//! The pipeline hands over batches through a bounded channel (`submit` blocks when full, so a slow
+//! or absent backend back-pressures the consumer; `try_submit` hands the batch back). The thread
+//! stores each batch, retrying transient failures with backoff until the backend returns — a
+//! batch is never dropped — then stores the offsets it covers (after the data) and reports the
+//! completion, so the caller acknowledges the source only for data that is durably stored.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
+use parking_lot::Mutex;
+use qadf_core_types::{BackendError, Checkpoint, HistoryStore, OffsetStore, StoreReport, StoredSample};
+
+/// A batch to persist and the source positions it covers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteJob {
+    /// Samples with their idempotent ids.
+    pub samples: Vec<StoredSample>,
+    /// Positions to commit once the samples are stored.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct WriteDone {
+    /// The positions now safe to acknowledge.
+    pub checkpoints: Vec<Checkpoint>,
+    /// What the store reported, or the permanent error that stopped this job.
+    pub result: Result<StoreReport, BackendError>,
+}
+
+/// Counters of a writer.
+#[derive(Debug, Default)]
+pub struct WriterStatistics {
+    /// Jobs stored.
+    pub jobs_written: AtomicU64,
+    /// Samples newly inserted.
+    pub inserted: AtomicU64,
+    /// Samples the store already had (replays).
+    pub already_stored: AtomicU64,
+    /// Failed attempts that were retried.
+    pub retries: AtomicU64,
+    /// Jobs refused permanently (reported in their `WriteDone`).
+    pub failed_jobs: AtomicU64,
+    /// The last error seen.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// The writer thread's handle.
+pub struct StorageWriter {
+    jobs: Option<Sender<WriteJob>>,
+    done: Receiver<WriteDone>,
+    stats: Arc<WriterStatistics>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts a writer storing into `history` (and offsets of `group` into `offsets`), with at most
+/// `capacity` batches waiting.
+pub fn spawn_writer(
+    history: Arc<dyn HistoryStore>,
+    offsets: Option<(Arc<dyn OffsetStore>, String)>,
+    capacity: usize,
+) -> StorageWriter {
+    let (jobs, rx) = bounded::<WriteJob>(capacity.max(1));
+    let (done_tx, done) = unbounded::<WriteDone>();
+    let stats = Arc::new(WriterStatistics::default());
+    let thread = {
+        let stats = stats.clone();
+        std::thread::Builder::new()
+            .name("qadf-storage-writer".to_owned())
+            .spawn(move || {
+                for job in rx {
+                    let result = persist(history.as_ref(), offsets.as_ref(), &job, &stats);
+                    if done_tx.send(WriteDone { checkpoints: job.checkpoints, result }).is_err() {
+                        // Nobody listens for completions any more; keep storing what was handed over.
+                    }
+                }
+            })
+            .expect("spawning the storage writer")
+    };
+    StorageWriter { jobs: Some(jobs), done, stats, thread: Some(thread) }
+}
+
+/// Retries `op` while it fails transiently, with backoff from 50 ms to 5 s.
+fn with_retry<T>(stats: &WriterStatistics, mut op: impl FnMut() -> Result<T, BackendError>) -> Result<T, BackendError> {
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match op() {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                *stats.last_error.lock() = Some(e.to_string());
+                if !e.is_transient() {
+                    return Err(e);
+                }
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                eprintln!("storage writer: {e}; retrying in {wait:?}");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn persist(
+    history: &dyn HistoryStore,
+    offsets: Option<&(Arc<dyn OffsetStore>, String)>,
+    job: &WriteJob,
+    stats: &WriterStatistics,
+) -> Result<StoreReport, BackendError> {
+    let report = match with_retry(stats, || history.store_batch(&job.samples)) {
+        Ok(r) => r,
+        Err(e) => {
+            stats.failed_jobs.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+    };
+    if let Some((store, group)) = offsets
+        && !job.checkpoints.is_empty()
+    {
+        with_retry(stats, || store.store_offsets(group, &job.checkpoints))?;
+    }
+    stats.jobs_written.fetch_add(1, Ordering::Relaxed);
+    stats.inserted.fetch_add(report.inserted, Ordering::Relaxed);
+    stats.already_stored.fetch_add(report.already_stored, Ordering::Relaxed);
+    Ok(report)
+}
+
+impl StorageWriter {
+    /// Hands a batch over, waiting while `capacity` batches are queued.
+    pub fn submit(&self, job: WriteJob) -> Result<(), WriteJob> {
+        match &self.jobs {
+            Some(tx) => tx.send(job).map_err(|e| e.into_inner()),
+            None => Err(job),
+        }
+    }
+
+    /// Hands a batch over without waiting; gives it back when the queue is full.
+    pub fn try_submit(&self, job: WriteJob) -> Result<(), WriteJob> {
+        match &self.jobs {
+            Some(tx) => tx.try_send(job).map_err(|e| match e {
+                TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
+            }),
+            None => Err(job),
+        }
+    }
+
+    /// The next completion, waiting up to `timeout`.
+    pub fn recv_done(&self, timeout: Duration) -> Option<WriteDone> {
+        self.done.recv_timeout(timeout).ok()
+    }
+
+    /// Batches waiting to be stored.
+    pub fn queued(&self) -> usize {
+        self.jobs.as_ref().map_or(0, Sender::len)
+    }
+
+    /// The counters.
+    pub fn statistics(&self) -> &WriterStatistics {
+        &self.stats
+    }
+
+    /// Stops accepting batches, stores everything already handed over, and joins the thread.
+    /// Returns the completions not yet received.
+    pub fn finish(mut self) -> Vec<WriteDone> {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.done.try_iter().collect()
+    }
+}
+
+impl Drop for StorageWriter {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

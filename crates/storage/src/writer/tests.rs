@@ -1,0 +1,116 @@
+//! Error paths of the writer, with an in-memory store that fails on demand.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use crossbeam_channel::{Receiver, bounded};
+use qadf_core_types::{BackendErrorKind, HistoryQuery, Point3, Sample, Timestamp};
+
+use super::*;
+
+/// Fails the first `transient` calls as unavailable, every call as rejected while `reject` is set,
+/// and waits for a token on `gate` when one is given; records what it stored and in which order.
+#[derive(Default)]
+struct FlakyStore {
+    transient: AtomicUsize,
+    reject: std::sync::atomic::AtomicBool,
+    gate: Option<Receiver<()>>,
+    stored: Mutex<Vec<String>>,
+    offsets: Mutex<Vec<(usize, i64)>>,
+}
+
+impl HistoryStore for FlakyStore {
+    fn store_batch(&self, samples: &[StoredSample]) -> Result<StoreReport, BackendError> {
+        if let Some(g) = &self.gate {
+            g.recv().unwrap();
+        }
+        if self.transient.load(Ordering::SeqCst) > 0 {
+            self.transient.fetch_sub(1, Ordering::SeqCst);
+            return Err(BackendError::new(BackendErrorKind::Unavailable, "test", "down"));
+        }
+        if self.reject.load(Ordering::SeqCst) {
+            return Err(BackendError::new(BackendErrorKind::Rejected, "test", "bad document"));
+        }
+        self.stored.lock().extend(samples.iter().map(|s| s.id.clone()));
+        Ok(StoreReport { inserted: samples.len() as u64, already_stored: 0 })
+    }
+    fn query_stream_history(&self, _: &HistoryQuery) -> Result<Vec<StoredSample>, BackendError> {
+        Ok(Vec::new())
+    }
+    fn delete_old_data(&self, _: Timestamp) -> Result<u64, BackendError> {
+        Ok(0)
+    }
+}
+
+impl OffsetStore for FlakyStore {
+    fn load_offsets(&self, _: &str, _: &str) -> Result<Vec<Checkpoint>, BackendError> {
+        Ok(Vec::new())
+    }
+    fn store_offsets(&self, _: &str, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
+        let stored_so_far = self.stored.lock().len();
+        self.offsets.lock().extend(checkpoints.iter().map(|c| (stored_so_far, c.next_offset)));
+        Ok(())
+    }
+}
+
+fn job(n: i64) -> WriteJob {
+    let s = Sample::new(Timestamp::from_nanos(n), Point3::origin(), [("t", 1.0)].into_iter().collect());
+    WriteJob {
+        samples: vec![StoredSample { id: format!("id-{n}"), sample: s }],
+        checkpoints: vec![Checkpoint { topic: "t".into(), partition: 0, next_offset: n + 1 }],
+    }
+}
+
+#[test]
+fn transient_failures_are_retried_until_stored_and_offsets_follow_the_data() {
+    let store = Arc::new(FlakyStore { transient: AtomicUsize::new(3), ..FlakyStore::default() });
+    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), 4);
+    for n in 0..5 {
+        writer.submit(job(n)).unwrap();
+    }
+    let done = writer.finish();
+    assert_eq!(done.len(), 5);
+    assert!(done.iter().all(|d| d.result.is_ok()));
+    assert_eq!(*store.stored.lock(), (0..5).map(|n| format!("id-{n}")).collect::<Vec<_>>(), "in order, none lost");
+    assert_eq!(
+        *store.offsets.lock(),
+        (0..5).map(|n| (n as usize + 1, n + 1)).collect::<Vec<_>>(),
+        "each offset after its data"
+    );
+}
+
+#[test]
+fn a_permanent_failure_is_reported_and_commits_nothing() {
+    let store = Arc::new(FlakyStore::default());
+    store.reject.store(true, Ordering::SeqCst);
+    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), 4);
+    writer.submit(job(0)).unwrap();
+    let done = writer.recv_done(Duration::from_secs(5)).unwrap();
+    assert_eq!(done.result.unwrap_err().kind, BackendErrorKind::Rejected);
+    assert_eq!(writer.statistics().failed_jobs.load(Ordering::Relaxed), 1);
+    store.reject.store(false, Ordering::SeqCst);
+    writer.submit(job(1)).unwrap();
+    assert!(writer.recv_done(Duration::from_secs(5)).unwrap().result.is_ok(), "later jobs go on");
+    assert_eq!(*store.offsets.lock(), [(1, 2)], "no offset for the refused batch");
+}
+
+#[test]
+fn a_stalled_backend_bounds_the_queue_and_hands_batches_back() {
+    let (open, gate) = bounded(0);
+    let store = Arc::new(FlakyStore { gate: Some(gate), ..FlakyStore::default() });
+    let writer = spawn_writer(store.clone(), None, 2);
+    let mut accepted = 0;
+    let refused = loop {
+        match writer.try_submit(job(accepted)) {
+            Ok(()) => accepted += 1,
+            Err(j) => break j,
+        }
+        assert!(accepted <= 3, "queue of 2 plus one in the store at most");
+    };
+    assert_eq!(refused, job(accepted), "the refused batch comes back whole");
+    for _ in 0..accepted {
+        open.send(()).unwrap();
+    }
+    assert_eq!(writer.finish().len(), accepted as usize);
+    assert_eq!(store.stored.lock().len(), accepted as usize);
+}

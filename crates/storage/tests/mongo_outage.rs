@@ -1,0 +1,102 @@
+//! MongoDB stopped mid-run: writes wait (bounded) and complete once it returns, nothing lost.
+//! Its own test binary (cargo runs binaries one at a time), as it restarts the shared server.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qadf_core_types::{
+    Checkpoint, HistoryStore, OffsetStore, Point3, Sample, StoredSample, StreamingConfig, Timestamp,
+};
+use qadf_storage::{MongoStore, WriteJob, spawn_writer};
+
+fn addr() -> String {
+    std::env::var("QADF_TEST_MONGODB").unwrap_or_else(|_| "127.0.0.1:17017".to_owned())
+}
+
+fn answers() -> bool {
+    std::net::TcpStream::connect_timeout(&addr().parse().unwrap(), Duration::from_millis(200)).is_ok()
+}
+
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn job(n: i64) -> WriteJob {
+    let samples = (0..10)
+        .map(|i| {
+            let s =
+                Sample::new(Timestamp::from_nanos(n * 10 + i), Point3::origin(), [("t", 1.0)].into_iter().collect());
+            StoredSample::from_origin(
+                &qadf_core_types::Origin { topic: "t".into(), partition: 0, offset: n },
+                i as usize,
+                s,
+            )
+        })
+        .collect();
+    WriteJob { samples, checkpoints: vec![Checkpoint { topic: "t".into(), partition: 0, next_offset: n + 1 }] }
+}
+
+// The restarted server must outlive this test (xtask stops it by PID), so it is never waited on.
+#[allow(clippy::zombie_processes)]
+#[test]
+fn writes_wait_for_mongodb_and_complete_when_it_returns() {
+    assert!(answers(), "no MongoDB-protocol server at {}: start it with `cargo xtask services up mongodb`", addr());
+    let dir = std::fs::canonicalize(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/services")).unwrap();
+    let config = StreamingConfig {
+        mongodb_uri: format!("mongodb://{}", addr()),
+        mongodb_database: format!("outage_{}", std::process::id()),
+        ..Default::default()
+    };
+    let store = Arc::new(MongoStore::connect(&config, Duration::from_secs(1)).unwrap());
+    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), 4);
+    writer.submit(job(0)).unwrap();
+    assert!(writer.recv_done(Duration::from_secs(10)).unwrap().result.is_ok());
+
+    let pid =
+        std::fs::read_to_string(dir.join("mongodb/pid")).expect("start it with `cargo xtask services up mongodb`");
+    Command::new("kill").arg(pid.trim()).status().unwrap();
+    wait_until("MongoDB is down", || !answers());
+    for n in 1..4 {
+        writer.submit(job(n)).unwrap(); // queued: the writer is retrying, memory stays bounded
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(writer.statistics().retries.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert!(writer.recv_done(Duration::from_millis(10)).is_none(), "nothing completes while it is down");
+
+    let log = std::fs::OpenOptions::new().append(true).create(true).open(dir.join("mongodb/log")).unwrap();
+    let port = addr().rsplit_once(':').unwrap().1.to_owned();
+    let child = Command::new(dir.join("cache/secantus-venv/bin/secantusd-py"))
+        .args(["--host", "127.0.0.1", "--port", &port, "--log-level", "WARNING", "--storage-path"])
+        .arg(dir.join("mongodb/data"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.join("mongodb/pid"), child.id().to_string()).unwrap();
+    wait_until("MongoDB is back", answers);
+
+    for _ in 1..4 {
+        let done = writer.recv_done(Duration::from_secs(60)).expect("the queued batches complete");
+        assert!(done.result.is_ok(), "{:?}", done.result);
+    }
+    let q = qadf_core_types::HistoryQuery {
+        start: Timestamp::EPOCH,
+        end: Timestamp::from_nanos(1_000),
+        build_id: None,
+        source_id: None,
+        layer: None,
+        skip: 0,
+        limit: usize::MAX,
+    };
+    assert_eq!(store.query_stream_history(&q).unwrap().len(), 40, "every sample of every batch, once");
+    assert_eq!(store.load_offsets("g", "t").unwrap()[0].next_offset, 4);
+    writer.finish();
+    store.drop_all().unwrap();
+}
