@@ -20,7 +20,8 @@ const SERVICE_FEATURES: &str = "qadf-integration-tests/services,qadf-kafka-io/se
 const USAGE: &str = "usage:
   cargo xtask services up|down|status [kafka|redis|mongodb ...]
   cargo xtask ci        format check, clippy, and every test against the real services
-  cargo xtask bench kafka [--records N]   Kafka throughput and latency against the real broker (default 1M)";
+  cargo xtask bench kafka [--records N]     Kafka throughput and latency against the real broker (default 1M)
+  cargo xtask bench storage [--records N]   MongoDB/Redis/embedded stores against their ceilings (default 20,000)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -116,8 +117,8 @@ fn ci(root: &Path) -> Result<()> {
 fn bench(root: &Path, args: &[String]) -> Result<()> {
     let (target, rest) = args.split_first().context(USAGE)?;
     let records = match rest {
-        [flag, n] if flag == "--records" => n.parse::<u64>().context("--records takes a number")?,
-        [] => 1_000_000,
+        [flag, n] if flag == "--records" => Some(n.parse::<u64>().context("--records takes a number")?),
+        [] => None,
         _ => bail!("{USAGE}"),
     };
     match target.as_str() {
@@ -125,8 +126,20 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
             Layout::new(root).up(Service::Kafka)?;
             run(cargo(root)
                 .args(["bench", "-p", "qadf-kafka-io", "--features", "services", "--bench", "kafka"])
-                .env("QADF_BENCH_RECORDS", records.to_string())
+                .env("QADF_BENCH_RECORDS", records.unwrap_or(1_000_000).to_string())
                 .env(Service::Kafka.env_var(), Service::Kafka.addr()))
+        }
+        "storage" => {
+            let layout = Layout::new(root);
+            layout.up(Service::Redis)?;
+            layout.up(Service::Mongodb)?;
+            let mut bench = cargo(root);
+            bench.args(["bench", "-p", "qadf-storage", "--features", "services", "--bench", "storage"]);
+            bench.env("QADF_BENCH_DOCS", records.unwrap_or(20_000).to_string());
+            for s in [Service::Redis, Service::Mongodb] {
+                bench.env(s.env_var(), s.addr());
+            }
+            run(&mut bench)
         }
         other => bail!("unknown benchmark `{other}`\n{USAGE}"),
     }

@@ -1,24 +1,30 @@
 //! `EmbeddedStore`: crash-safe history and offsets on local disk (redb), for zero-service runs.
 //!
 //! Tables: samples keyed by (timestamp ns, id) so time ranges are ordered scans; an id index
-//! (id → timestamp) that makes storing idempotent; offsets keyed by (group, topic, partition).
+//! (id → timestamp) that makes storing idempotent; offsets keyed by (group, topic, partition);
+//! cache entries (the live view's latest state) with their expiry.
 //! Every call is one redb transaction, committed durably before it returns.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use qadf_core_types::{
-    BackendError, BackendErrorKind, Checkpoint, HistoryQuery, HistoryStore, OffsetStore, Sample, StoreReport,
-    StoredSample, Timestamp,
+    BackendError, BackendErrorKind, Cache, Checkpoint, Clock, HistoryQuery, HistoryStore, OffsetStore, Sample,
+    StoreReport, StoredSample, SystemClock, Timestamp, Value,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 const SAMPLES: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("samples");
 const IDS: TableDefinition<&str, i64> = TableDefinition::new("sample_ids");
 const OFFSETS: TableDefinition<(&str, &str, i32), i64> = TableDefinition::new("offsets");
+/// Cache entries: key → (expiry ns, bincode `Value`).
+const CACHE: TableDefinition<&str, (i64, &[u8])> = TableDefinition::new("cache");
 
 /// History and offsets in one redb file.
 pub struct EmbeddedStore {
     db: Database,
+    clock: Arc<dyn Clock>,
 }
 
 fn err(kind: BackendErrorKind) -> impl Fn(&dyn std::fmt::Display) -> BackendError {
@@ -41,8 +47,15 @@ impl EmbeddedStore {
         tx.open_table(SAMPLES).map_err(io)?;
         tx.open_table(IDS).map_err(io)?;
         tx.open_table(OFFSETS).map_err(io)?;
+        tx.open_table(CACHE).map_err(io)?;
         tx.commit().map_err(io)?;
-        Ok(EmbeddedStore { db })
+        Ok(EmbeddedStore { db, clock: Arc::new(SystemClock) })
+    }
+
+    /// Times cache expiry with `clock` (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> EmbeddedStore {
+        self.clock = clock;
+        self
     }
 
     /// Number of stored samples.
@@ -150,5 +163,26 @@ impl OffsetStore for EmbeddedStore {
             }
         }
         tx.commit().map_err(io)
+    }
+}
+
+impl Cache for EmbeddedStore {
+    fn put(&self, key: &str, value: &Value, ttl: Duration) -> Result<(), BackendError> {
+        let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(corrupt)?;
+        let expires = (self.clock.now() + ttl).as_nanos();
+        let tx = self.db.begin_write().map_err(io)?;
+        tx.open_table(CACHE).map_err(io)?.insert(key, (expires, bytes.as_slice())).map_err(io)?;
+        tx.commit().map_err(io)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Value>, BackendError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let table = tx.open_table(CACHE).map_err(io)?;
+        let Some(entry) = table.get(key).map_err(io)? else { return Ok(None) };
+        let (expires, bytes) = entry.value();
+        if expires <= self.clock.now().as_nanos() {
+            return Ok(None);
+        }
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(v, _)| Some(v)).map_err(corrupt)
     }
 }

@@ -5,7 +5,8 @@
 //! - [`MemoryCache`] (`memory_cache.rs`): an in-process cache with expiry.
 //! - [`RedisCache`] (`redis_cache.rs`): Redis through a pooled, health-checked connection.
 //! - [`MongoStore`] (`mongo.rs`): history and offsets in MongoDB (sync driver), idempotent by id.
-//! - [`keys`] (`keys.rs`): the cache key scheme.
+//! - [`keys`] (`keys.rs`): the cache key scheme; [`LiveView`] (`live.rs`): latest state, layer slices
+//!   and alerts for dashboards; [`CacheExt`]: the upstream `cache_recent_data` / `get_cached_data`.
 //! - [`spawn_writer`] (`writer.rs`): write-behind on a thread with a bounded queue; retries until
 //!   the backend returns, never drops a batch, stores offsets after their data.
 //!
@@ -27,13 +28,15 @@
 
 mod embedded;
 pub mod keys;
+mod live;
 mod memory_cache;
 mod mongo;
 mod redis_cache;
 mod writer;
 
 pub use embedded::EmbeddedStore;
+pub use live::{CacheExt, LiveView};
 pub use memory_cache::MemoryCache;
-pub use mongo::MongoStore;
+pub use mongo::{MongoStore, StoreStatistics};
 pub use redis_cache::RedisCache;
 pub use writer::{StorageWriter, WriteDone, WriteJob, WriterStatistics, spawn_writer};

@@ -19,6 +19,19 @@ use qadf_core_types::{
 
 const DUPLICATE_KEY: i32 = 11000;
 
+/// What `MongoStore::statistics` reports.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStatistics {
+    /// Whether the server answered.
+    pub reachable: bool,
+    /// Stored samples.
+    pub documents: u64,
+    /// Index names of the sample collection.
+    pub indexes: Vec<String>,
+    /// Why it is unreachable, if it is.
+    pub error: Option<String>,
+}
+
 /// Samples and offsets in one MongoDB database.
 pub struct MongoStore {
     database: String,
@@ -75,6 +88,17 @@ impl MongoStore {
     /// Number of stored samples.
     pub fn count(&self) -> Result<u64, BackendError> {
         self.samples.count_documents(doc! {}).run().map_err(unavailable)
+    }
+
+    /// Document count, index names and whether the server answers (an unreachable server is
+    /// reported as `reachable: false`, not as an error).
+    pub fn statistics(&self) -> StoreStatistics {
+        match (self.count(), self.index_names()) {
+            (Ok(documents), Ok(indexes)) => StoreStatistics { reachable: true, documents, indexes, error: None },
+            (Err(e), _) | (_, Err(e)) => {
+                StoreStatistics { reachable: false, documents: 0, indexes: Vec::new(), error: Some(e.to_string()) }
+            }
+        }
     }
 
     /// The database and sample collection names.

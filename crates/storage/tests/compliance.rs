@@ -47,3 +47,10 @@ fn memory_cache_keeps_the_cache_contract() {
     cache_suite(&cache, &|| clock.advance(Duration::from_millis(1001)));
     assert_eq!(cache.sweep(), 0, "the expired entry was already dropped on read");
 }
+
+#[test]
+fn embedded_store_keeps_the_cache_contract() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_nanos(1_000_000_000)));
+    let store = EmbeddedStore::open(&temp_file("cache")).unwrap().with_clock(clock.clone());
+    cache_suite(&store, &|| clock.advance(Duration::from_millis(1001)));
+}

@@ -93,6 +93,8 @@ fn mongodb_indexes_and_typed_documents() {
     }
     store.store_batch(&[suite::sample(1)]).unwrap();
     assert_eq!(store.count().unwrap(), 1);
+    let stats = store.statistics();
+    assert!(stats.reachable && stats.documents == 1 && stats.indexes.len() >= 5, "{stats:?}");
     // Read the raw document with the driver: the time is a BSON UTC datetime, ids and layers typed.
     let addr = std::env::var("QADF_TEST_MONGODB").unwrap_or_else(|_| "127.0.0.1:17017".to_owned());
     let raw = mongodb::sync::Client::with_uri_str(format!("mongodb://{addr}")).unwrap();
