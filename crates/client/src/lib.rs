@@ -1,5 +1,6 @@
-//! The qadf-stream client: the simulated monitoring source and the demo that runs the pipeline on
-//! embedded defaults. (`StreamingClient`, the Kafka/storage wiring and the live view grow here.)
+//! The qadf-stream client: [`StreamingClient`] (`client.rs`: the upstream entry point and its
+//! statistics), the simulated monitoring source (`sim.rs`) and the demo (`demo.rs`). The Kafka and
+//! storage wiring, the CLI's production modes and the live view grow here.
 //!
 //! ```
 //! use qadf_client::sim::{SimConfig, Simulator};
@@ -10,5 +11,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub use client::{ClientError, StreamingClient};
+
+mod client;
 pub mod demo;
 pub mod sim;

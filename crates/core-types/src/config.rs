@@ -80,6 +80,12 @@ pub struct StreamingConfig {
     pub mongodb_collection: String,
     /// Documents per `insert_many`. Default 1000.
     pub storage_batch_size: usize,
+    /// Lower corner of the voxel grid in mm. Default `[0, 0, 0]`.
+    pub voxel_bbox_min: [f64; 3],
+    /// Upper corner of the voxel grid in mm. Default `[250, 250, 300]` (a build plate).
+    pub voxel_bbox_max: [f64; 3],
+    /// Voxel edge in mm. Default 0.1.
+    pub voxel_resolution: f64,
 }
 
 impl Default for StreamingConfig {
@@ -111,6 +117,9 @@ impl Default for StreamingConfig {
             mongodb_database: "am_qadf".to_owned(),
             mongodb_collection: "stream_data".to_owned(),
             storage_batch_size: 1000,
+            voxel_bbox_min: [0.0, 0.0, 0.0],
+            voxel_bbox_max: [250.0, 250.0, 300.0],
+            voxel_resolution: 0.1,
         }
     }
 }
@@ -241,6 +250,18 @@ impl StreamingConfig {
             "must be non-empty, without $, and not start with system.",
         );
         check(self.storage_batch_size > 0, "storage_batch_size", "must be > 0");
+        check(
+            self.voxel_resolution.is_finite() && self.voxel_resolution > 0.0,
+            "voxel_resolution",
+            "must be a positive number of mm",
+        );
+        let finite = |c: &[f64; 3]| c.iter().all(|v| v.is_finite());
+        check(finite(&self.voxel_bbox_min), "voxel_bbox_min", "must be three finite numbers");
+        check(
+            finite(&self.voxel_bbox_max) && (0..3).all(|a| self.voxel_bbox_max[a] >= self.voxel_bbox_min[a]),
+            "voxel_bbox_max",
+            "must be finite and not below voxel_bbox_min on any axis",
+        );
         if errors.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(errors)) }
     }
 }
@@ -273,6 +294,11 @@ fn parse_like(current: &toml::Value, text: &str) -> Result<toml::Value, String> 
             "false" | "0" | "no" | "off" => Ok(Value::Boolean(false)),
             _ => Err("expected true or false".to_owned()),
         },
+        Value::Array(items) if matches!(items.first(), Some(Value::Float(_) | Value::Integer(_))) => text
+            .split(',')
+            .map(|s| s.trim().parse().map(Value::Float).map_err(|_| format!("`{}` is not a number", s.trim())))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
         Value::Array(_) => Ok(Value::Array(
             text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
         )),

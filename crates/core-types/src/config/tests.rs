@@ -45,6 +45,9 @@ fn validate_names_the_offending_field() {
         ("mongodb_collection", |c| c.mongodb_collection = "system.x".into()),
         ("storage_batch_size", |c| c.storage_batch_size = 0),
         ("max_message_bytes", |c| c.max_message_bytes = 0),
+        ("voxel_resolution", |c| c.voxel_resolution = 0.0),
+        ("voxel_bbox_min", |c| c.voxel_bbox_min = [f64::NAN, 0.0, 0.0]),
+        ("voxel_bbox_max", |c| c.voxel_bbox_max = [250.0, -1.0, 300.0]),
     ];
     for (field, mutate) in cases {
         let mut c = StreamingConfig::default();
@@ -80,6 +83,7 @@ fn environment_overrides_the_file() {
         ("QADF_KAFKA_BOOTSTRAP_SERVERS", "a:1, b:2"),
         ("QADF_ENABLE_REDIS_CACHE", "false"),
         ("QADF_MESSAGE_ENCODING", "bincode"),
+        ("QADF_VOXEL_BBOX_MAX", "100, 100.5, 20"),
         ("QADF_TEST_KAFKA", "ignored: reserved for tests"),
         ("PATH", "/usr/bin"),
     ];
@@ -87,6 +91,7 @@ fn environment_overrides_the_file() {
     assert_eq!(c.kafka_topic, "from_env");
     assert_eq!(c.kafka_bootstrap_servers, ["a:1", "b:2"]);
     assert_eq!((c.enable_redis_cache, c.redis_port, c.message_encoding), (false, 7000, Encoding::Bincode));
+    assert_eq!(c.voxel_bbox_max, [100.0, 100.5, 20.0]);
 }
 
 #[test]
@@ -97,6 +102,7 @@ fn bad_environment_values_name_the_variable() {
         ("QADF_KAFKA_TOPICC", "x", "no configuration field `kafka_topicc`"),
         ("QADF_MESSAGE_ENCODING", "xml", "message_encoding"),
         ("QADF_REDIS_PORT", "70000", "redis_port"),
+        ("QADF_VOXEL_BBOX_MIN", "0, x, 0", "`x` is not a number"),
     ];
     for (var, value, expected) in cases {
         let err = StreamingConfig::default().with_env([(var, value)]).unwrap_err().to_string();
