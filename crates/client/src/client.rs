@@ -27,6 +27,15 @@ pub enum ClientError {
     /// The batch did not complete the pipeline (its partial result is inside).
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// `start_consumer` was called while a consumer runs.
+    #[error("a consumer is already running")]
+    ConsumerRunning,
+    /// `stop_consumer` was called with no consumer.
+    #[error("no consumer is running")]
+    ConsumerNotRunning,
+    /// The consumer thread panicked.
+    #[error("the consumer thread panicked")]
+    ConsumerPanicked,
     /// A processor name is already registered.
     #[error("a processor named `{0}` is already registered")]
     DuplicateProcessor(String),
@@ -72,6 +81,7 @@ pub struct StreamingClient {
     checkpoints: Mutex<Vec<(Arc<dyn QualityCheck>, CheckpointAction)>>,
     pipeline: RwLock<Arc<Pipeline>>,
     counters: Mutex<Counters>,
+    pub(crate) consumer: Mutex<Option<crate::consumer::ConsumerLoop>>,
 }
 
 impl StreamingClient {
@@ -91,6 +101,7 @@ impl StreamingClient {
             checkpoints: Mutex::default(),
             pipeline: RwLock::new(Arc::new(PipelineBuilder::new().build())),
             counters: Mutex::new(Counters::new()),
+            consumer: Mutex::new(None),
         };
         client.rebuild();
         Ok(client)
@@ -152,10 +163,15 @@ impl StreamingClient {
     }
 
     /// Runs one batch through the pipeline and updates the statistics (the upstream `process_stream_batch`).
-    pub fn process_stream_batch(&self, batch: SampleBatch) -> Result<StreamingResult, ClientError> {
+    pub fn process_stream_batch(&self, mut batch: SampleBatch) -> Result<StreamingResult, ClientError> {
+        self.process_in_place(&mut batch)
+    }
+
+    /// Like `process_stream_batch`, leaving the samples the pipeline kept in `batch`.
+    pub(crate) fn process_in_place(&self, batch: &mut SampleBatch) -> Result<StreamingResult, ClientError> {
         let pipeline = self.pipeline.read().clone();
         let started = Instant::now();
-        let outcome = pipeline.process(batch);
+        let outcome = pipeline.process_batch(batch);
         let elapsed = started.elapsed();
         let mut c = self.counters.lock();
         match &outcome {

@@ -12,7 +12,9 @@
 #![deny(missing_docs)]
 
 pub use client::{ClientError, StreamingClient};
+pub use consumer::{ConsumerReport, ConsumerSinks};
 
 mod client;
+mod consumer;
 pub mod demo;
 pub mod sim;

@@ -213,13 +213,18 @@ impl Pipeline {
 
     /// Runs every step on the batch.
     pub fn process(&self, mut batch: SampleBatch) -> Result<StreamingResult, PipelineError> {
+        self.process_batch(&mut batch)
+    }
+
+    /// Runs every step on the batch in place, leaving what the stages kept (for storage).
+    pub fn process_batch(&self, batch: &mut SampleBatch) -> Result<StreamingResult, PipelineError> {
         let started = Instant::now();
         let mut result = StreamingResult::default();
         for (step, counters) in self.steps.iter().zip(&self.metrics.steps) {
             match step {
                 Step::Stage(stage) => {
                     let t = Instant::now();
-                    let outcome = catch_unwind(AssertUnwindSafe(|| stage.process(&mut batch, &mut result)));
+                    let outcome = catch_unwind(AssertUnwindSafe(|| stage.process(batch, &mut result)));
                     counters.latency.record(t.elapsed());
                     let failure = match outcome {
                         Ok(Ok(())) => continue,
@@ -257,7 +262,7 @@ impl Pipeline {
                 }
                 Step::Checkpoint(check, action) => {
                     let t = Instant::now();
-                    let outcome = check.check(&batch);
+                    let outcome = check.check(batch);
                     counters.latency.record(t.elapsed());
                     {
                         let mut stats = self.metrics.checkpoints[check.name()].lock();

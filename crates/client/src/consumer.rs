@@ -1,0 +1,217 @@
+//! The consumer path: batches from any `MessageSource` (Kafka or in-process) go through the same
+//! `process_stream_batch` path and statistics as batches handed in directly.
+//!
+//! Per poll: decode (undecodable messages → dead letters), process, hand the kept samples to the
+//! history writer, and commit the poll's offsets only when the writer reports them stored. Every
+//! commit goes through the writer's queue, so commits stay in order. A batch the pipeline refuses
+//! goes to the dead-letter sink (then it is committed) or, without one, stops the consumer
+//! uncommitted, so a restart delivers it again: nothing is lost and nothing is silent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use qadf_core_types::{
+    Checkpoint, Codec, DeadLetter, HistoryStore, MessageSource, RawMessage, StoredSample, StreamingResult,
+};
+use qadf_kafka_io::{DeadLetterSink, checkpoints_after};
+use qadf_pipeline::decode_messages;
+use qadf_storage::{StorageWriter, WriteDone, WriteJob, spawn_writer};
+
+use crate::client::{ClientError, StreamingClient};
+
+/// Where the consumer path sends what it produced.
+#[derive(Default)]
+pub struct ConsumerSinks {
+    /// Durable history (samples are stored with content-derived ids, so replays are idempotent).
+    pub history: Option<Arc<dyn HistoryStore>>,
+    /// Where undecodable messages and refused batches go, with their reason.
+    pub dead_letters: Option<Arc<DeadLetterSink>>,
+}
+
+/// What a consumer run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsumerReport {
+    /// Polls that returned messages.
+    pub polls: u64,
+    /// Messages received.
+    pub messages: u64,
+    /// Commits made (each after its data was stored).
+    pub commits: u64,
+    /// Dead letters sent (undecodable messages, invalid samples, refused batches' messages).
+    pub dead_letters: u64,
+    /// Batches the pipeline refused.
+    pub failed_batches: u64,
+    /// Why the consumer stopped by itself, if it did.
+    pub error: Option<String>,
+}
+
+pub(crate) struct ConsumerLoop {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<ConsumerReport>,
+}
+
+struct Run {
+    client: Arc<StreamingClient>,
+    source: Box<dyn MessageSource>,
+    sinks: ConsumerSinks,
+    writer: Option<StorageWriter>,
+    codec: Codec,
+    report: ConsumerReport,
+}
+
+impl Run {
+    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), String> {
+        self.source.commit(checkpoints).map_err(|e| format!("commit failed: {e}"))?;
+        self.report.commits += 1;
+        Ok(())
+    }
+
+    fn finish_done(&mut self, done: WriteDone) -> Result<(), String> {
+        match done.result {
+            Ok(_) => self.commit(&done.checkpoints),
+            Err(e) => Err(format!("storing a batch failed permanently: {e}")),
+        }
+    }
+
+    /// Stores `samples`, then commits `checkpoints` (through the writer when there is one).
+    fn store_then_commit(&mut self, samples: Vec<StoredSample>, checkpoints: Vec<Checkpoint>) -> Result<(), String> {
+        match &self.writer {
+            Some(w) => w.submit(WriteJob { samples, checkpoints }).map_err(|_| "the storage writer stopped".to_owned()),
+            None => self.commit(&checkpoints),
+        }
+    }
+
+    /// Sends dead letters; `unseen` ones (not produced by the pipeline) also count in the client's statistics.
+    fn dead_letter(&mut self, letters: &[DeadLetter], unseen: bool) -> Result<(), String> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        if unseen {
+            self.client.record_dead_letters(letters.len() as u64);
+        }
+        match &self.sinks.dead_letters {
+            Some(dlq) => dlq.send(letters).map_err(|e| format!("dead-letter sink failed: {}", e.error))?,
+            None => {
+                for l in letters {
+                    eprintln!("dead letter (no dead-letter sink configured): {} at {:?}", l.reason, l.origin);
+                }
+            }
+        }
+        self.report.dead_letters += letters.len() as u64;
+        Ok(())
+    }
+
+    fn handle(&mut self, messages: Vec<RawMessage>, callback: &dyn Fn(&StreamingResult)) -> Result<(), String> {
+        self.report.polls += 1;
+        self.report.messages += messages.len() as u64;
+        let checkpoints = checkpoints_after(&messages);
+        let decoded = decode_messages(&self.codec, &messages);
+        self.dead_letter(&decoded.dead_letters, true)?;
+        let mut batch = decoded.batch;
+        match self.client.process_in_place(&mut batch) {
+            Ok(result) => {
+                callback(&result);
+                self.dead_letter(&result.dead_letters, false)?;
+                let samples = batch.samples.into_iter().map(StoredSample::from_content).collect();
+                self.store_then_commit(samples, checkpoints)
+            }
+            Err(e) => {
+                self.report.failed_batches += 1;
+                if self.sinks.dead_letters.is_none() {
+                    return Err(format!("stopped uncommitted: {e}"));
+                }
+                let letters: Vec<DeadLetter> = messages
+                    .iter()
+                    .map(|m| DeadLetter {
+                        reason: format!("batch refused: {e}"),
+                        origin: Some(m.origin.clone()),
+                        payload: m.payload.clone(),
+                    })
+                    .collect();
+                self.dead_letter(&letters, true)?;
+                self.store_then_commit(Vec::new(), checkpoints)
+            }
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool, callback: &dyn Fn(&StreamingResult)) -> ConsumerReport {
+        let (max, wait) = {
+            let c = self.client.config();
+            (c.max_poll_records, Duration::from_millis(c.max_batch_wait_ms))
+        };
+        let outcome: Result<(), String> = (|| {
+            while !stop.load(Ordering::SeqCst) {
+                let finished: Vec<WriteDone> = self
+                    .writer
+                    .as_ref()
+                    .map_or_else(Vec::new, |w| std::iter::from_fn(|| w.recv_done(Duration::ZERO)).collect());
+                for done in finished {
+                    self.finish_done(done)?;
+                }
+                match self.source.poll(max, wait) {
+                    Ok(messages) if messages.is_empty() => {}
+                    Ok(messages) => self.handle(messages, callback)?,
+                    Err(e) if e.is_transient() => std::thread::sleep(Duration::from_millis(100)),
+                    Err(e) => return Err(format!("source failed: {e}")),
+                }
+            }
+            Ok(())
+        })();
+        // Whatever happened: store what was handed over and commit what was stored.
+        if let Some(w) = self.writer.take() {
+            for done in w.finish() {
+                if let Err(e) = self.finish_done(done) {
+                    self.report.error.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = outcome {
+            self.report.error.get_or_insert(e);
+        }
+        self.report
+    }
+}
+
+impl StreamingClient {
+    /// Consumes `source` on a thread through the same processing path and statistics as
+    /// `process_stream_batch`, calling `callback` with each batch's result (the upstream `start_consumer`).
+    pub fn start_consumer(
+        self: &Arc<Self>,
+        source: Box<dyn MessageSource>,
+        sinks: ConsumerSinks,
+        callback: impl Fn(&StreamingResult) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        let mut slot = self.consumer.lock();
+        if slot.is_some() {
+            return Err(ClientError::ConsumerRunning);
+        }
+        let codec = Codec::new(self.config().message_encoding).with_max_message_bytes(self.config().max_message_bytes);
+        let writer = sinks.history.clone().map(|h| spawn_writer(h, None, 8));
+        let run = Run { client: self.clone(), source, sinks, writer, codec, report: ConsumerReport::default() };
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("qadf-client-consumer".to_owned())
+                .spawn(move || run.run(&stop, &callback))
+                .expect("spawning the consumer thread")
+        };
+        *slot = Some(ConsumerLoop { stop, thread });
+        Ok(())
+    }
+
+    /// Whether a consumer thread is running (it may have stopped by itself: see `stop_consumer`).
+    pub fn consumer_running(&self) -> bool {
+        self.consumer.lock().as_ref().is_some_and(|c| !c.thread.is_finished())
+    }
+
+    /// Stops the consumer: finishes the current poll, stores and commits what was processed, and
+    /// joins the thread (the upstream `stop_consumer`).
+    pub fn stop_consumer(&self) -> Result<ConsumerReport, ClientError> {
+        let running = self.consumer.lock().take().ok_or(ClientError::ConsumerNotRunning)?;
+        running.stop.store(true, Ordering::SeqCst);
+        running.thread.join().map_err(|_| ClientError::ConsumerPanicked)
+    }
+}

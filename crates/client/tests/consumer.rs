@@ -1,0 +1,130 @@
+//! The consumer path end to end on embedded defaults: in-process transport → StreamingClient →
+//! embedded history, with dead letters and offsets committed after storage.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use qadf_client::{ConsumerSinks, StreamingClient};
+use qadf_core_types::{MessageSink, MessageSource, OffsetStore, OutgoingMessage, StreamingConfig};
+use qadf_kafka_io::{DeadLetterSink, MemoryOffsetStore, in_process};
+use qadf_storage::EmbeddedStore;
+
+fn message(payload: String) -> OutgoingMessage {
+    OutgoingMessage {
+        topic: "am_qadf_monitoring".into(),
+        partition: Some(0),
+        key: None,
+        payload: payload.into_bytes(),
+        headers: vec![],
+    }
+}
+
+fn good(batch: usize) -> String {
+    let samples: Vec<String> = (0..10)
+        .map(|i| {
+            let t = 1_795_000_000_000_000_000i64 + (batch * 10 + i) as i64 * 10_000;
+            format!(r#"{{"build_id":"b1","source_id":"ispm-0","layer":0,"timestamp":{t},"position":[10.0,{},0.1],"signals":{{"temperature":1900.0}}}}"#, 10.0 + i as f64 * 0.1)
+        })
+        .collect();
+    format!("[{}]", samples.join(","))
+}
+
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
+    let dir = std::env::temp_dir().join(format!("qadf-client-consumer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let history = Arc::new(EmbeddedStore::open(&dir.join("history.redb")).unwrap());
+    let offsets = Arc::new(MemoryOffsetStore::default());
+    let config = StreamingConfig {
+        voxel_bbox_max: [50.0, 50.0, 10.0],
+        voxel_resolution: 0.5,
+        max_batch_wait_ms: 20,
+        ..Default::default()
+    };
+    let client = Arc::new(StreamingClient::new(config).unwrap());
+
+    let (sink, source) = in_process::channel(64, "g", offsets.clone());
+    let (dl_sink, mut dl_source) = in_process::channel(64, "dlq", Arc::new(MemoryOffsetStore::default()));
+    let sinks = ConsumerSinks {
+        history: Some(history.clone()),
+        dead_letters: Some(Arc::new(DeadLetterSink::new(Arc::new(dl_sink), "am_qadf_dead_letter"))),
+    };
+    let results = Arc::new(AtomicUsize::new(0));
+    let seen = results.clone();
+    client
+        .start_consumer(Box::new(source), sinks, move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+
+    let mut messages: Vec<OutgoingMessage> = (0..10).map(|b| message(good(b))).collect();
+    messages.insert(3, message("{not json".into()));
+    messages.insert(7, message(r#"{"build_id":"b1","x":1,"y":1,"z":0.1}"#.into())); // no signals
+    messages.insert(9, message(r#"{"build_id":"b1","x":900,"y":1,"z":0.1,"t":1}"#.into())); // outside the grid
+    sink.send(messages).unwrap();
+
+    wait_until("the 100 good samples are stored", || history.count().unwrap() == 100);
+    wait_until("every offset is committed", || {
+        offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 13)
+    });
+    let report = client.stop_consumer().unwrap();
+    assert_eq!(report.messages, 13);
+    assert_eq!(report.dead_letters, 3, "{report:?}");
+    assert_eq!(report.error, None);
+
+    let dead = dl_source.poll(10, Duration::from_millis(500)).unwrap();
+    let reasons: Vec<String> = dead.iter().map(|m| String::from_utf8_lossy(&m.headers[0].1).into_owned()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("invalid JSON")));
+    assert!(reasons.iter().any(|r| r.contains("no signals")));
+    assert!(reasons.iter().any(|r| r.contains("outside the voxel grid")));
+
+    let stats = client.get_stream_statistics();
+    assert_eq!(stats.messages_processed, 100, "consumed samples count in the client's own statistics");
+    assert_eq!(stats.dead_letters, 3);
+    assert_eq!(results.load(Ordering::SeqCst) as u64, stats.batches_processed);
+
+    // A replay of already-stored data stores nothing twice.
+    let (sink, source) = in_process::channel(64, "g2", offsets.clone());
+    client
+        .start_consumer(Box::new(source), ConsumerSinks { history: Some(history.clone()), dead_letters: None }, |_| {})
+        .unwrap();
+    sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
+    wait_until("the replay is committed", || {
+        offsets.load_offsets("g2", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 10)
+    });
+    client.stop_consumer().unwrap();
+    assert_eq!(history.count().unwrap(), 100);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_refused_batch_without_a_dead_letter_sink_stops_the_consumer_uncommitted() {
+    let offsets = Arc::new(MemoryOffsetStore::default());
+    let client =
+        Arc::new(StreamingClient::new(StreamingConfig { max_batch_wait_ms: 20, ..Default::default() }).unwrap());
+    client.add_quality_checkpoint(
+        Arc::new(qadf_pipeline::RangeCheck::new("limit", "temperature", 0.0, 2000.0)),
+        qadf_pipeline::CheckpointAction::DropBatch,
+    );
+    let (sink, source) = in_process::channel(8, "g", offsets.clone());
+    client.start_consumer(Box::new(source), ConsumerSinks::default(), |_| {}).unwrap();
+    sink.send(vec![message(r#"{"build_id":"b1","x":1,"y":1,"z":0.1,"temperature":2500}"#.into())]).unwrap();
+    wait_until("the consumer stops by itself", || !client.consumer_running());
+    let report = client.stop_consumer().unwrap();
+    assert!(report.error.as_deref().is_some_and(|e| e.contains("stopped uncommitted")), "{report:?}");
+    assert!(
+        offsets.load_offsets("g", "am_qadf_monitoring").unwrap().is_empty(),
+        "nothing committed: a restart delivers it again"
+    );
+}
