@@ -258,7 +258,8 @@ impl StreamingConfig {
         let finite = |c: &[f64; 3]| c.iter().all(|v| v.is_finite());
         check(finite(&self.voxel_bbox_min), "voxel_bbox_min", "must be three finite numbers");
         check(
-            finite(&self.voxel_bbox_max) && (0..3).all(|a| self.voxel_bbox_max[a] >= self.voxel_bbox_min[a]),
+            finite(&self.voxel_bbox_max)
+                && (!finite(&self.voxel_bbox_min) || (0..3).all(|a| self.voxel_bbox_max[a] >= self.voxel_bbox_min[a])),
             "voxel_bbox_max",
             "must be finite and not below voxel_bbox_min on any axis",
         );
