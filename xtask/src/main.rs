@@ -15,7 +15,8 @@ use anyhow::{Context, Result, bail};
 use services::{Layout, Service, run};
 
 /// Features that compile the tests needing real services.
-const SERVICE_FEATURES: &str = "qadf-integration-tests/services,qadf-kafka-io/services,qadf-storage/services";
+const SERVICE_FEATURES: &str =
+    "qadf-integration-tests/services,qadf-kafka-io/services,qadf-storage/services,qadf-client/services";
 
 const USAGE: &str = "usage:
   cargo xtask services up|down|status [kafka|redis|mongodb ...]

@@ -1,0 +1,174 @@
+//! The production modes of the CLI: `run` (Kafka → StreamingClient → stores), `produce-sim` (the
+//! simulator as a Kafka producer) and `query` (history as a table or JSON).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use qadf_core_types::{
+    BackendError, Cache, Codec, HistoryQuery, HistoryStore, MessageSink, OffsetStore, OutgoingMessage, SampleBatch,
+    StreamingConfig, Timestamp,
+};
+use qadf_kafka_io::{Assignment, ConsumerConfig, DeadLetterSink, KafkaConsumer, KafkaProducer};
+use qadf_storage::{EmbeddedStore, LiveView, MongoStore, RedisCache};
+
+use qadf_client::sim::{SimConfig, Simulator};
+use qadf_client::{ConsumerReport, ConsumerSinks, StreamingClient};
+
+/// The history/offset backend chosen by the configuration.
+pub enum Stores {
+    /// MongoDB (`enable_mongodb_storage = true`).
+    Mongo(Arc<MongoStore>),
+    /// The embedded redb file under a data directory.
+    Embedded(Arc<EmbeddedStore>),
+}
+
+impl Stores {
+    /// MongoDB when enabled, otherwise `<data_dir>/history.redb`.
+    pub fn open(config: &StreamingConfig, data_dir: &Path) -> Result<Stores, BackendError> {
+        if config.enable_mongodb_storage {
+            let store = MongoStore::connect(config, Duration::from_secs(10))?;
+            store.create_time_series_index(None)?;
+            Ok(Stores::Mongo(Arc::new(store)))
+        } else {
+            std::fs::create_dir_all(data_dir).map_err(|e| {
+                BackendError::new(qadf_core_types::BackendErrorKind::Unavailable, "embedded", e.to_string())
+            })?;
+            Ok(Stores::Embedded(Arc::new(EmbeddedStore::open(&data_dir.join("history.redb"))?)))
+        }
+    }
+
+    /// The history store.
+    pub fn history(&self) -> Arc<dyn HistoryStore> {
+        match self {
+            Stores::Mongo(m) => m.clone(),
+            Stores::Embedded(e) => e.clone(),
+        }
+    }
+
+    /// The offset store.
+    pub fn offsets(&self) -> Arc<dyn OffsetStore> {
+        match self {
+            Stores::Mongo(m) => m.clone(),
+            Stores::Embedded(e) => e.clone(),
+        }
+    }
+}
+
+/// Options of `run`.
+pub struct RunOptions {
+    /// This instance and how many share the topic (`None`: all partitions).
+    pub instance: Option<(u32, u32)>,
+    /// Stop after this long without a message (`None`: run until killed).
+    pub exit_when_idle: Option<Duration>,
+    /// Where the embedded store lives when MongoDB is disabled.
+    pub data_dir: std::path::PathBuf,
+}
+
+/// Consumes the configured topic until idle (or forever), storing history and committing offsets.
+pub fn run(
+    config: StreamingConfig,
+    options: RunOptions,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<ConsumerReport> {
+    let stores = Stores::open(&config, &options.data_dir)?;
+    let mut consumer_config = ConsumerConfig::from_streaming(&config);
+    if let Some((instance, instances)) = options.instance {
+        consumer_config.assignment = Assignment::InstanceOf { instance, instances };
+    }
+    let consumer = KafkaConsumer::new(consumer_config, stores.offsets())?;
+    progress(&format!("consuming {} partitions of {}", consumer.assignment().len(), config.kafka_topic));
+    let producer: Arc<dyn MessageSink> = Arc::new(KafkaProducer::new(&config.kafka_bootstrap_servers)?);
+    let dead_letters = Arc::new(DeadLetterSink::new(producer, &config.dead_letter_topic));
+    let live = if config.enable_redis_cache {
+        let url = format!("redis://{}:{}/{}", config.redis_host, config.redis_port, config.redis_db);
+        let cache: Arc<dyn Cache> = Arc::new(RedisCache::connect(&url, Duration::from_secs(2))?);
+        Some(LiveView::new(cache, &config.redis_key_prefix, Duration::from_secs(config.redis_ttl_seconds as u64)))
+    } else {
+        None
+    };
+    let client = Arc::new(StreamingClient::new(config)?);
+    let last_message = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    {
+        // A weak handle: the client owns the consumer, which owns this callback.
+        let (weak, last_message) = (Arc::downgrade(&client), last_message.clone());
+        let sinks = ConsumerSinks { history: Some(stores.history()), dead_letters: Some(dead_letters) };
+        let callback = move |result: &qadf_core_types::StreamingResult| {
+            last_message.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if let Some(view) = &live
+                && let Some(alert) = result.alerts.first()
+            {
+                // The live view is best effort: a cache outage must not stop the stream.
+                let _ = view.publish_alerts(&alert.build_id, &result.alerts);
+                if let Some(client) = weak.upgrade() {
+                    let _ = view.publish_latest(&alert.build_id, &client.get_stream_statistics());
+                }
+            }
+        };
+        client.start_consumer(Box::new(consumer), sinks, callback)?;
+    }
+    let mut last_report = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if !client.consumer_running() {
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            let s = client.get_stream_statistics();
+            progress(&format!(
+                "{} samples, {:.0} samples/s (last 10 s), {} dead letters, {} errors",
+                s.messages_processed, s.throughput_window, s.dead_letters, s.errors
+            ));
+            last_report = Instant::now();
+        }
+        if let Some(idle) = options.exit_when_idle {
+            let last = Duration::from_millis(last_message.load(Ordering::Relaxed));
+            if started.elapsed().saturating_sub(last) >= idle {
+                break;
+            }
+        }
+    }
+    Ok(client.stop_consumer()?)
+}
+
+/// Sends a simulated build to Kafka, one message per `processing_batch_size` samples, keyed by
+/// build so a build stays in one partition. Returns how many samples were sent.
+pub fn produce_sim(config: &StreamingConfig, sim: SimConfig, partitions: i32) -> anyhow::Result<u64> {
+    let producer = KafkaProducer::new(&config.kafka_bootstrap_servers)?;
+    producer.create_topic(&config.kafka_topic, partitions)?;
+    let codec = Codec::new(config.message_encoding).with_max_message_bytes(config.max_message_bytes);
+    let (layers, build) = (sim.layers, sim.build_id.clone());
+    let mut simulator = Simulator::new(sim, Timestamp::now());
+    let mut sent = 0u64;
+    for layer in 0..layers {
+        let samples = simulator.layer(layer);
+        let messages: Vec<OutgoingMessage> = samples
+            .chunks(config.processing_batch_size)
+            .map(|chunk| {
+                Ok(OutgoingMessage {
+                    topic: config.kafka_topic.clone(),
+                    partition: None,
+                    key: Some(build.as_bytes().to_vec()),
+                    payload: codec.encode(&SampleBatch::new(chunk.to_vec()))?,
+                    headers: Vec::new(),
+                })
+            })
+            .collect::<Result<_, qadf_core_types::CodecError>>()?;
+        producer
+            .send(messages)
+            .map_err(|e| anyhow::anyhow!("{} messages not acknowledged: {}", e.value.len(), e.error))?;
+        sent += samples.len() as u64;
+    }
+    Ok(sent)
+}
+
+/// Reads history from the configured store.
+pub fn query(
+    config: &StreamingConfig,
+    data_dir: &Path,
+    q: &HistoryQuery,
+) -> anyhow::Result<Vec<qadf_core_types::StoredSample>> {
+    Ok(Stores::open(config, data_dir)?.history().query_stream_history(q)?)
+}
