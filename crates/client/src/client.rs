@@ -119,7 +119,10 @@ impl StreamingClient {
 
     /// Builds a new immutable pipeline from the current processors and checkpoints.
     fn rebuild(&self) {
-        let mut builder = PipelineBuilder::new().add_stage(Arc::new(ValidateStage)).add_stage(self.voxels.clone());
+        let mut builder = PipelineBuilder::new()
+            .dedup_interval(Duration::from_millis(self.config.alert_dedup_interval_ms))
+            .add_stage(Arc::new(ValidateStage))
+            .add_stage(self.voxels.clone());
         for (_, stage) in self.processors.lock().iter() {
             builder = builder.add_stage(stage.clone());
         }

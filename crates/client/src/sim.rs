@@ -2,6 +2,42 @@
 
 use qadf_core_types::{Point3, Sample, Signals, Timestamp, signal};
 
+/// A kind of process defect the simulator can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefectKind {
+    /// Overheating (e.g. a thin feature): melt-pool temperature up by about 450 K.
+    HotSpot,
+    /// Lack of fusion along a track: temperature down by about 400 K, melt pool half the area.
+    ColdTrack,
+    /// The sensor emits nothing inside the region.
+    Dropout,
+    /// The sensor repeats one value inside the region.
+    StuckSensor,
+}
+
+/// A labelled defect: what, in which layer, where (a disc in x/y, mm).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Defect {
+    /// The kind.
+    pub kind: DefectKind,
+    /// The layer it is in.
+    pub layer: u32,
+    /// Centre (x, y) in mm.
+    pub center: [f64; 2],
+    /// Radius in mm.
+    pub radius_mm: f64,
+}
+
+impl Defect {
+    fn contains(&self, layer: u32, x: f64, y: f64) -> bool {
+        let (dx, dy) = (x - self.center[0], y - self.center[1]);
+        layer == self.layer && dx * dx + dy * dy <= self.radius_mm * self.radius_mm
+    }
+}
+
+/// The temperature a stuck sensor repeats.
+pub const STUCK_VALUE: f64 = 1234.5;
+
 /// Parameters of the simulated build.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -21,6 +57,8 @@ pub struct SimConfig {
     pub sample_rate_hz: f64,
     /// Seed of the noise generator.
     pub seed: u64,
+    /// Injected, labelled defects (ground truth for detection tests).
+    pub defects: Vec<Defect>,
 }
 
 impl Default for SimConfig {
@@ -34,6 +72,7 @@ impl Default for SimConfig {
             layer_thickness_mm: 0.03,
             sample_rate_hz: 100_000.0,
             seed: 7,
+            defects: Vec::new(),
         }
     }
 }
@@ -89,18 +128,35 @@ impl Simulator {
                 let along = p as f64 * c.point_spacing_mm;
                 let across = t as f64 * c.hatch_spacing_mm;
                 let (x, y) = if layer.is_multiple_of(2) { (along, across) } else { (across, along) };
+                let (mut temperature, mut area) = (1900.0 + 15.0 * self.rng.normal(), 0.04 + 0.002 * self.rng.normal());
+                let (px, py) = (origin + x, origin + y);
+                let mut emit = true;
+                for d in c.defects.iter().filter(|d| d.contains(layer, px, py)) {
+                    match d.kind {
+                        DefectKind::HotSpot => temperature += 450.0,
+                        DefectKind::ColdTrack => {
+                            temperature -= 400.0;
+                            area *= 0.5;
+                        }
+                        DefectKind::Dropout => emit = false,
+                        DefectKind::StuckSensor => temperature = STUCK_VALUE,
+                    }
+                }
+                self.clock = Timestamp::from_nanos(self.clock.as_nanos() + step_ns);
+                if !emit {
+                    continue;
+                }
                 let mut signals = Signals::new();
-                signals.push(signal::TEMPERATURE, 1900.0 + 15.0 * self.rng.normal());
-                signals.push(signal::MELT_POOL_AREA, 0.04 + 0.002 * self.rng.normal());
+                signals.push(signal::TEMPERATURE, temperature);
+                signals.push(signal::MELT_POOL_AREA, area);
                 out.push(Sample {
                     build_id: c.build_id.clone(),
                     source_id: "ispm-0".to_owned(),
                     layer,
                     timestamp: self.clock,
-                    position: Some(Point3::new(origin + x, origin + y, z)),
+                    position: Some(Point3::new(px, py, z)),
                     signals,
                 });
-                self.clock = Timestamp::from_nanos(self.clock.as_nanos() + step_ns);
             }
         }
         out

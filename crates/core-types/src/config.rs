@@ -86,6 +86,8 @@ pub struct StreamingConfig {
     pub voxel_bbox_max: [f64; 3],
     /// Voxel edge in mm. Default 0.1.
     pub voxel_resolution: f64,
+    /// One alert per condition per this interval of measurement time, in ms (0 keeps all). Default 1000.
+    pub alert_dedup_interval_ms: u64,
 }
 
 impl Default for StreamingConfig {
@@ -120,6 +122,7 @@ impl Default for StreamingConfig {
             voxel_bbox_min: [0.0, 0.0, 0.0],
             voxel_bbox_max: [250.0, 250.0, 300.0],
             voxel_resolution: 0.1,
+            alert_dedup_interval_ms: 1000,
         }
     }
 }
