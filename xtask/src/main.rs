@@ -101,6 +101,10 @@ fn ci(root: &Path) -> Result<()> {
                     test.env(s.env_var(), s.addr());
                 }
                 test.env("QADF_TEST_PYTHON", layout.python_clients());
+                // Restart tests stop and start services through this very binary.
+                if let Ok(me) = std::env::current_exe() {
+                    test.env("QADF_TEST_XTASK", me);
+                }
                 run(&mut test)
             })
         });

@@ -241,10 +241,8 @@ impl Layout {
                 c
             }
             Service::Mongodb => {
+                // Data survives a restart (tests use their own database names).
                 let data = dir.join("data");
-                if data.exists() {
-                    fs::remove_dir_all(&data)?;
-                }
                 fs::create_dir_all(&data)?;
                 let mut c = Command::new(self.secantusd());
                 c.args(["--host", "127.0.0.1", "--port", &service.port(), "--log-level", "WARNING"])

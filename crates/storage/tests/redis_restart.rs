@@ -1,8 +1,6 @@
 //! Redis restarted mid-run: the same `RedisCache` fails while it is down and recovers by itself.
 //! Its own test binary (cargo runs binaries one at a time), as it restarts the shared server.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{BackendErrorKind, Cache, Value};
@@ -27,34 +25,31 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
 #[test]
 fn the_cache_recovers_after_redis_restarts() {
     assert!(answers(), "no Redis at {}: start it with `cargo xtask services up redis`", addr());
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/services/redis");
     let cache = RedisCache::connect(&format!("redis://{}/0", addr()), Duration::from_millis(500)).unwrap();
     cache.put("qadf:restart:before", &Value::Int(1), Duration::from_secs(60)).unwrap();
 
-    let pid = std::fs::read_to_string(dir.join("pid"))
-        .expect("Redis PID file: start it with `cargo xtask services up redis`");
-    Command::new("kill").arg(pid.trim()).status().unwrap();
-    wait_until("Redis is down", || !answers());
+    xtask_services("down", "redis");
+    assert!(!answers());
     let err = cache.put("qadf:restart:during", &Value::Int(2), Duration::from_secs(60)).unwrap_err();
     assert_eq!(err.kind, BackendErrorKind::Unavailable, "{err}");
-
-    let port = addr().rsplit_once(':').unwrap().1.to_owned();
-    let dir = std::fs::canonicalize(&dir).unwrap();
-    let status = Command::new("redis-server")
-        .args(["--daemonize", "yes", "--bind", "127.0.0.1", "--port", &port, "--save", "", "--appendonly", "no"])
-        .arg("--pidfile")
-        .arg(dir.join("pid"))
-        .arg("--logfile")
-        .arg(dir.join("log"))
-        .arg("--dir")
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    xtask_services("up", "redis");
     wait_until("Redis is back", answers);
 
     // The pool checks connections on checkout: the next call reconnects instead of failing.
     cache.put("qadf:restart:after", &Value::Text("ok".into()), Duration::from_secs(60)).unwrap();
     assert_eq!(cache.get("qadf:restart:after").unwrap(), Some(Value::Text("ok".into())));
     assert_eq!(cache.get("qadf:restart:before").unwrap(), None, "Redis keeps nothing on disk here");
+}
+
+/// Runs `xtask services <verb> <service>` (the binary that started the services; its path comes
+/// from `QADF_TEST_XTASK`, set by `cargo xtask ci`, else `target/debug/xtask`).
+fn xtask_services(verb: &str, service: &str) {
+    let xtask = std::env::var("QADF_TEST_XTASK")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/xtask"));
+    let status = std::process::Command::new(&xtask)
+        .args(["services", verb, service])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask services up`)", xtask.display()));
+    assert!(status.success(), "xtask services {verb} {service} failed");
 }
