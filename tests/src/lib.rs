@@ -60,3 +60,36 @@ pub fn unique_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{prefix}_{}_{nanos}", std::process::id())
 }
+
+/// Whether something accepts TCP connections at `addr` within 200 ms.
+pub fn answers(addr: &str) -> bool {
+    addr.parse::<SocketAddr>().is_ok_and(|sock| TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok())
+}
+
+/// Polls `condition` every 50 ms for up to 30 s.
+///
+/// # Panics
+/// When it does not hold in time, naming `what`.
+pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `xtask services <verb> <service>` with the binary that started the services (its path
+/// comes from `QADF_TEST_XTASK`, set by `cargo xtask ci`, else `target/debug/xtask`).
+///
+/// # Panics
+/// When the command cannot run or fails.
+pub fn xtask_services(verb: &str, service: &str) {
+    let xtask = std::env::var("QADF_TEST_XTASK")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/xtask"));
+    let status = std::process::Command::new(&xtask)
+        .args(["services", verb, service])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask services up`)", xtask.display()));
+    assert!(status.success(), "xtask services {verb} {service} failed");
+}

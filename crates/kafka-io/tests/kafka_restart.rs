@@ -5,22 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{MessageSink, OffsetReset, OutgoingMessage};
+use qadf_integration_tests::{answers, wait_until, xtask_services};
 use qadf_kafka_io::*;
 
 fn addr() -> String {
     std::env::var("QADF_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".to_owned())
-}
-
-fn answers(addr: &str) -> bool {
-    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200)).is_ok()
-}
-
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Stops the broker and starts it again through xtask, running `between` while it is down.
@@ -30,19 +19,6 @@ fn restart_broker(between: impl FnOnce()) {
     between();
     xtask_services("up", "kafka");
     wait_until("the broker is back", || answers(&addr()));
-}
-
-/// Runs `xtask services <verb> <service>` (the binary that started the services; its path comes
-/// from `QADF_TEST_XTASK`, set by `cargo xtask ci`, else `target/debug/xtask`).
-fn xtask_services(verb: &str, service: &str) {
-    let xtask = std::env::var("QADF_TEST_XTASK")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/xtask"));
-    let status = std::process::Command::new(&xtask)
-        .args(["services", verb, service])
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask services up`)", xtask.display()));
-    assert!(status.success(), "xtask services {verb} {service} failed");
 }
 
 fn message(topic: &str, i: usize) -> OutgoingMessage {

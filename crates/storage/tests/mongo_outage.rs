@@ -2,11 +2,12 @@
 //! Its own test binary (cargo runs binaries one at a time), as it restarts the shared server.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use qadf_core_types::{
     Checkpoint, HistoryStore, OffsetStore, Point3, Sample, StoredSample, StreamingConfig, Timestamp,
 };
+use qadf_integration_tests::{wait_until, xtask_services};
 use qadf_storage::{MongoStore, WriteJob, spawn_writer};
 
 fn addr() -> String {
@@ -14,15 +15,7 @@ fn addr() -> String {
 }
 
 fn answers() -> bool {
-    std::net::TcpStream::connect_timeout(&addr().parse().unwrap(), Duration::from_millis(200)).is_ok()
-}
-
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    qadf_integration_tests::answers(&addr())
 }
 
 fn job(n: i64) -> WriteJob {
@@ -82,17 +75,4 @@ fn writes_wait_for_mongodb_and_complete_when_it_returns() {
     assert_eq!(store.load_offsets("g", "t").unwrap()[0].next_offset, 4);
     writer.finish();
     store.drop_all().unwrap();
-}
-
-/// Runs `xtask services <verb> <service>` (the binary that started the services; its path comes
-/// from `QADF_TEST_XTASK`, set by `cargo xtask ci`, else `target/debug/xtask`).
-fn xtask_services(verb: &str, service: &str) {
-    let xtask = std::env::var("QADF_TEST_XTASK")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/xtask"));
-    let status = std::process::Command::new(&xtask)
-        .args(["services", verb, service])
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask services up`)", xtask.display()));
-    assert!(status.success(), "xtask services {verb} {service} failed");
 }

@@ -1,9 +1,10 @@
 //! Redis restarted mid-run: the same `RedisCache` fails while it is down and recovers by itself.
 //! Its own test binary (cargo runs binaries one at a time), as it restarts the shared server.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use qadf_core_types::{BackendErrorKind, Cache, Value};
+use qadf_integration_tests::{wait_until, xtask_services};
 use qadf_storage::RedisCache;
 
 fn addr() -> String {
@@ -11,15 +12,7 @@ fn addr() -> String {
 }
 
 fn answers() -> bool {
-    std::net::TcpStream::connect_timeout(&addr().parse().unwrap(), Duration::from_millis(200)).is_ok()
-}
-
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    qadf_integration_tests::answers(&addr())
 }
 
 #[test]
@@ -39,17 +32,4 @@ fn the_cache_recovers_after_redis_restarts() {
     cache.put("qadf:restart:after", &Value::Text("ok".into()), Duration::from_secs(60)).unwrap();
     assert_eq!(cache.get("qadf:restart:after").unwrap(), Some(Value::Text("ok".into())));
     assert_eq!(cache.get("qadf:restart:before").unwrap(), None, "Redis keeps nothing on disk here");
-}
-
-/// Runs `xtask services <verb> <service>` (the binary that started the services; its path comes
-/// from `QADF_TEST_XTASK`, set by `cargo xtask ci`, else `target/debug/xtask`).
-fn xtask_services(verb: &str, service: &str) {
-    let xtask = std::env::var("QADF_TEST_XTASK")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/xtask"));
-    let status = std::process::Command::new(&xtask)
-        .args(["services", verb, service])
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask services up`)", xtask.display()));
-    assert!(status.success(), "xtask services {verb} {service} failed");
 }
