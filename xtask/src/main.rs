@@ -22,7 +22,9 @@ const USAGE: &str = "usage:
   cargo xtask services up|down|status [kafka|redis|mongodb ...]
   cargo xtask ci        format check, clippy, and every test against the real services
   cargo xtask bench kafka [--records N]     Kafka throughput and latency against the real broker (default 1M)
-  cargo xtask bench storage [--records N]   MongoDB/Redis/embedded stores against their ceilings (default 20,000)";
+  cargo xtask bench storage [--records N]   MongoDB/Redis/embedded stores against their ceilings (default 20,000)
+  cargo xtask bench e2e [--records N]       live-view WebSocket latency with 10 viewers (N batches, default 3000)
+                                            and the demo's end-to-end samples/s";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -101,6 +103,7 @@ fn ci(root: &Path) -> Result<()> {
                     test.env(s.env_var(), s.addr());
                 }
                 test.env("QADF_TEST_PYTHON", layout.python_clients());
+                test.env("QADF_TEST_CHROMIUM", services::chromium()?);
                 // Restart tests stop and start services through this very binary.
                 if let Ok(me) = std::env::current_exe() {
                     test.env("QADF_TEST_XTASK", me);
@@ -146,6 +149,9 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
             }
             run(&mut bench)
         }
+        "e2e" => run(cargo(root)
+            .args(["bench", "-p", "qadf-client", "--bench", "e2e"])
+            .env("QADF_BENCH_BATCHES", records.unwrap_or(3000).to_string())),
         other => bail!("unknown benchmark `{other}`\n{USAGE}"),
     }
 }

@@ -198,14 +198,7 @@ impl Layout {
                     SECANTUS,
                 ]))
             }
-            Service::Redis if !on_path("redis-server") => {
-                println!("installing redis-server from Debian ...");
-                if run(Command::new("apt-get").args(["install", "-y", "-q", "redis-server"])).is_err() {
-                    run(Command::new("apt-get").args(["update", "-q"]))?;
-                    run(Command::new("apt-get").args(["install", "-y", "-q", "redis-server"]))?;
-                }
-                Ok(())
-            }
+            Service::Redis if !on_path("redis-server") => apt_install("redis-server"),
             _ => Ok(()),
         }
     }
@@ -328,6 +321,25 @@ fn is_alive(pid: u32) -> bool {
 
 fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+}
+
+/// Installs a Debian package (refreshing the package lists once if the first try fails).
+fn apt_install(package: &str) -> Result<()> {
+    println!("installing {package} from Debian ...");
+    if run(Command::new("apt-get").args(["install", "-y", "-q", package])).is_err() {
+        run(Command::new("apt-get").args(["update", "-q"]))?;
+        run(Command::new("apt-get").args(["install", "-y", "-q", package]))?;
+    }
+    Ok(())
+}
+
+/// Debian's Chromium for the dashboard's browser test, installed if missing; its path.
+pub fn chromium() -> Result<PathBuf> {
+    let path = PathBuf::from("/usr/bin/chromium");
+    if !path.exists() {
+        apt_install("chromium")?;
+    }
+    Ok(path)
 }
 
 fn on_path(program: &str) -> bool {

@@ -114,7 +114,11 @@ impl Run {
             Ok(result) => {
                 callback(&result);
                 self.dead_letter(&result.dead_letters, false)?;
-                let samples = batch.samples.into_iter().map(StoredSample::from_content).collect();
+                // Ids are derived only when there is a history to store them in.
+                let samples = match self.writer {
+                    Some(_) => batch.samples.into_iter().map(StoredSample::from_content).collect(),
+                    None => Vec::new(),
+                };
                 self.store_then_commit(samples, checkpoints)
             }
             Err(e) => {

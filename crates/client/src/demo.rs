@@ -1,100 +1,305 @@
-//! The demo: a simulated build streamed through encode → decode → validate → voxel fusion →
-//! temperature buffer, on embedded defaults (no external service).
+//! The demo: a simulated build with labelled defects, sent through the in-process transport and
+//! consumed by [`StreamingClient`] exactly as production consumes Kafka (decode → validate →
+//! voxel fusion → live view → quality checkpoints → optional history → offset commit), on
+//! embedded defaults, with the live dashboard served while it runs.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use qadf_buffer::{BufferManager, BufferStatistics};
-use qadf_core_types::{Codec, Point3, SampleBatch, StreamingConfig, Timestamp, signal};
-use qadf_voxel::{IncrementalProcessor, ProcessorStatistics, VoxelGrid};
+use parking_lot::Mutex;
+use qadf_core_types::{
+    Alert, Codec, HistoryStore, MessageSink, OffsetStore, OutgoingMessage, SampleBatch, StreamingConfig, Timestamp,
+};
+use qadf_kafka_io::{MemoryOffsetStore, in_process};
+use qadf_pipeline::{CheckpointAction, GapCheck, RangeCheck};
+use qadf_storage::EmbeddedStore;
+use qadf_voxel::ProcessorStatistics;
 
-use crate::sim::{SimConfig, Simulator};
+use crate::live::{DashboardServer, FeedStatistics, LiveFeed, LiveOptions};
+use crate::sim::{Defect, DefectKind, SimConfig, Simulator};
+use crate::{ConsumerSinks, StreamingClient};
 
-/// Voxel edge of the demo's grid in mm.
-pub const DEMO_RESOLUTION_MM: f64 = 0.1;
+/// Topic name used on the in-process transport.
+const TOPIC: &str = "ispm-demo";
+/// Consumer group of the demo's offsets.
+const GROUP: &str = "qadf-demo";
+
+/// What the demo runs.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// The simulated build (defects included).
+    pub sim: SimConfig,
+    /// Samples per second to send; `None` sends as fast as the pipeline takes them.
+    pub rate: Option<f64>,
+    /// Address to serve the live dashboard on (`None`: no dashboard).
+    pub dashboard: Option<String>,
+    /// Keep history in `<dir>/history.redb` (`None`: history is not kept).
+    pub data_dir: Option<PathBuf>,
+    /// After the build, keep serving the dashboard until interrupted.
+    pub hold: bool,
+    /// Start the build only once a dashboard viewer is connected.
+    pub wait_for_viewer: bool,
+    /// Set (e.g. by Ctrl-C) to stop early; the summary still comes.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// Something to tell the operator.
+#[derive(Debug)]
+pub enum DemoEvent<'a> {
+    /// The dashboard is up at this URL.
+    Serving(String),
+    /// Waiting for the first viewer before starting the build.
+    Waiting,
+    /// A layer has been sent; the summary so far.
+    Layer(u32, &'a DemoSummary),
+    /// The build is done; the dashboard stays up until interrupted.
+    Holding,
+}
 
 /// What the demo measured.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DemoSummary {
-    /// Samples generated.
+    /// Layers sent.
+    pub layers_done: u32,
+    /// Samples the simulator generated (and sent).
     pub samples: u64,
-    /// Samples that decoded and validated.
-    pub accepted: u64,
-    /// Samples rejected, each reported on stderr with its reason.
-    pub rejected: u64,
-    /// Batches (messages) processed.
-    pub batches: u64,
-    /// Wall time in seconds.
+    /// Messages sent (one batch of samples each).
+    pub messages: u64,
+    /// Samples processed by the client.
+    pub processed: u64,
+    /// Samples and messages that went to the dead-letter path.
+    pub dead_letters: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Injected defects.
+    pub defects: usize,
+    /// Injected defects with an alert at their layer and place.
+    pub detected: usize,
+    /// Alerts away from every injected defect.
+    pub false_alarms: u64,
+    /// Wall time from the first message to the last commit, in seconds.
     pub seconds: f64,
-    /// Highest melt-pool temperature seen.
-    pub max_temperature: f64,
-    /// Voxel grid statistics.
+    /// Batch latency through the pipeline, p50 and p99, in ms.
+    pub latency_ms: (f64, f64),
+    /// The build's voxel grid.
     pub voxels: ProcessorStatistics,
-    /// Temperature buffer statistics.
-    pub buffer: BufferStatistics,
-    /// Mean temperature over the last second of build time.
-    pub recent_mean_temperature: Option<f64>,
+    /// Live feed counters.
+    pub feed: FeedStatistics,
+    /// Stopped by an interrupt before the build was done.
+    pub interrupted: bool,
+    /// Why the consumer stopped by itself, if it did.
+    pub error: Option<String>,
 }
 
-/// Runs the demo, calling `progress` after each layer.
-pub fn run(config: &StreamingConfig, sim: SimConfig, mut progress: impl FnMut(u32, &DemoSummary)) -> DemoSummary {
-    let codec = Codec::new(config.message_encoding).with_max_message_bytes(config.max_message_bytes);
-    let layers = sim.layers;
-    let height = (layers as f64 * sim.layer_thickness_mm).max(DEMO_RESOLUTION_MM);
-    let grid = VoxelGrid::new(Point3::origin(), Point3::new(250.0, 250.0, height), DEMO_RESOLUTION_MM)
-        .expect("the demo's plate is a valid grid");
-    let voxels = IncrementalProcessor::new(grid);
-    let mut temperatures: BufferManager =
-        BufferManager::new(config.window_size, config.buffer_size.max(100_000)).expect("validated config sizes");
-    let mut simulator = Simulator::new(sim, Timestamp::now());
-    let mut summary = DemoSummary { max_temperature: f64::MIN, ..DemoSummary::default() };
+impl DemoSummary {
+    /// Processed samples per second of wall time.
+    pub fn samples_per_second(&self) -> f64 {
+        self.processed as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Four labelled defects, one of each kind, spread over the build at seeded places inside the part.
+pub fn demo_defects(sim: &SimConfig) -> Vec<Defect> {
+    let kinds = [DefectKind::HotSpot, DefectKind::ColdTrack, DefectKind::StuckSensor, DefectKind::Dropout];
+    let quarter = sim.part_size_mm / 4.0;
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| {
+            let turn = (sim.seed.wrapping_mul(2654435761).wrapping_add(i as u64 * 40503) % 360) as f64;
+            let (s, c) = turn.to_radians().sin_cos();
+            Defect {
+                kind,
+                layer: ((i as u32 + 1) * sim.layers / 5).min(sim.layers.saturating_sub(1)),
+                center: [125.0 + quarter * c, 125.0 + quarter * s],
+                radius_mm: (sim.part_size_mm / 20.0).clamp(0.2, 1.0),
+            }
+        })
+        .collect()
+}
+
+/// The demo's quality checkpoints: melt-pool temperature within 1700-2150 K (hot spots, cold
+/// tracks, a stuck sensor) and no gap longer than three sample periods (sensor dropouts).
+pub fn add_quality_checkpoints(client: &StreamingClient, sample_rate_hz: f64) {
+    let range = RangeCheck::new("melt_pool_temperature", "temperature", 1700.0, 2150.0);
+    client.add_quality_checkpoint(Arc::new(range), CheckpointAction::Continue);
+    let gap = GapCheck::new("sensor_dropout", Duration::from_secs_f64(3.0 / sample_rate_hz));
+    client.add_quality_checkpoint(Arc::new(gap), CheckpointAction::Continue);
+}
+
+/// Whether `alert` is at `defect`'s layer and within half a millimetre of its disc.
+pub fn alert_matches(alert: &Alert, defect: &Defect) -> bool {
+    alert.layer == Some(defect.layer)
+        && alert.position.is_some_and(|p| {
+            ((p.x - defect.center[0]).powi(2) + (p.y - defect.center[1]).powi(2)).sqrt() <= defect.radius_mm + 0.5
+        })
+}
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The client refused the configuration.
+    #[error(transparent)]
+    Client(#[from] crate::ClientError),
+    /// The dashboard address could not be served.
+    #[error("cannot serve the dashboard on {addr}: {source} (choose another address with --dashboard)")]
+    Dashboard {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The history store could not be opened.
+    #[error("history store: {0}")]
+    Store(#[from] qadf_core_types::BackendError),
+}
+
+/// Runs the demo, telling `event` about progress.
+pub fn run(
+    config: StreamingConfig,
+    options: DemoOptions,
+    mut event: impl FnMut(DemoEvent<'_>),
+) -> Result<DemoSummary, DemoError> {
+    let sim = options.sim.clone();
+    let client = Arc::new(StreamingClient::new(config)?);
+    add_quality_checkpoints(&client, sim.sample_rate_hz);
+
+    let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::default())?);
+    feed.set_layers_total(Some(sim.layers));
+    let mut server = match &options.dashboard {
+        Some(addr) => {
+            let server = DashboardServer::start(addr.as_str(), feed.clone())
+                .map_err(|source| DemoError::Dashboard { addr: addr.clone(), source })?;
+            event(DemoEvent::Serving(server.url()));
+            Some(server)
+        }
+        None => None,
+    };
+
+    let history: Option<Arc<dyn HistoryStore>> = match &options.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                qadf_core_types::BackendError::new(
+                    qadf_core_types::BackendErrorKind::Unavailable,
+                    "embedded",
+                    e.to_string(),
+                )
+            })?;
+            Some(Arc::new(EmbeddedStore::open(&dir.join("history.redb"))?))
+        }
+        None => None,
+    };
+    let offsets = Arc::new(MemoryOffsetStore::default());
+    let (sink, source) = in_process::channel(256, GROUP, offsets.clone());
+    let alerts: Arc<Mutex<Vec<Alert>>> = Arc::default();
+    {
+        let (feed, alerts) = (feed.clone(), alerts.clone());
+        client.start_consumer(Box::new(source), ConsumerSinks { history, dead_letters: None }, move |result| {
+            feed.on_result(result);
+            if !result.alerts.is_empty() {
+                alerts.lock().extend(result.alerts.iter().cloned());
+            }
+        })?;
+    }
+
+    if options.wait_for_viewer && server.is_some() {
+        event(DemoEvent::Waiting);
+        while feed.statistics().subscribers == 0 && !options.interrupt.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let codec = Codec::new(client.config().message_encoding).with_max_message_bytes(client.config().max_message_bytes);
+    let batch_size = client.config().processing_batch_size;
+    let mut simulator = Simulator::new(sim.clone(), Timestamp::now());
+    let mut summary = DemoSummary { defects: sim.defects.len(), ..DemoSummary::default() };
     let started = Instant::now();
-    for layer in 0..layers {
-        let samples = simulator.layer(layer);
-        summary.samples += samples.len() as u64;
-        for chunk in samples.chunks(config.processing_batch_size) {
-            summary.batches += 1;
-            let decoded = codec.encode(&SampleBatch::new(chunk.to_vec())).and_then(|bytes| codec.decode(&bytes));
-            let mut batch = match decoded {
-                Ok(batch) => batch,
+    let update = |summary: &mut DemoSummary| {
+        let stats = client.get_stream_statistics();
+        summary.processed = stats.messages_processed;
+        summary.dead_letters = stats.dead_letters;
+        summary.latency_ms = (stats.latency.p50_ms.unwrap_or(0.0), stats.latency.p99_ms.unwrap_or(0.0));
+        summary.alerts = alerts.lock().len() as u64;
+        summary.seconds = started.elapsed().as_secs_f64();
+    };
+    'layers: for layer in 0..sim.layers {
+        let mut samples = simulator.layer(layer).into_iter().peekable();
+        while samples.peek().is_some() {
+            let chunk: Vec<_> = samples.by_ref().take(batch_size).collect();
+            if options.interrupt.load(Ordering::SeqCst) {
+                summary.interrupted = true;
+                break 'layers;
+            }
+            let (n, batch) = (chunk.len() as u64, SampleBatch::new(chunk));
+            let payload = match codec.encode(&batch) {
+                Ok(p) => p,
                 Err(e) => {
-                    summary.rejected += chunk.len() as u64;
-                    eprintln!("rejected a batch of {} samples in layer {layer}: {e}", chunk.len());
+                    // The simulator only makes valid samples; say so loudly if that ever changes.
+                    eprintln!("demo: could not encode {n} samples of layer {layer}: {e}");
+                    summary.dead_letters += n;
                     continue;
                 }
             };
-            batch.samples.retain(|s| match s.validate() {
-                Ok(()) => true,
-                Err(e) => {
-                    eprintln!("rejected a sample of layer {layer}: {e}");
-                    false
-                }
-            });
-            summary.rejected += (chunk.len() - batch.len()) as u64;
-            summary.accepted += batch.len() as u64;
-            if let Err(e) = voxels.process_samples(&batch) {
-                eprintln!("voxel update of layer {layer} refused: {e}");
+            let message = OutgoingMessage {
+                topic: TOPIC.to_owned(),
+                partition: Some(0),
+                key: None,
+                payload,
+                headers: Vec::new(),
+            };
+            if sink.send(vec![message]).is_err() {
+                summary.error = Some("the consumer stopped taking messages".to_owned());
+                break 'layers;
             }
-            for s in &batch.samples {
-                if let Some(t) = s.signals.get(signal::TEMPERATURE) {
-                    summary.max_temperature = summary.max_temperature.max(t);
-                    if let Err(e) = temperatures.add_value(t, s.timestamp) {
-                        eprintln!("temperature buffer refused a sample: {e}");
-                    }
+            summary.messages += 1;
+            summary.samples += n;
+            if let Some(rate) = options.rate {
+                let due = Duration::from_secs_f64(summary.samples as f64 / rate);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
                 }
             }
         }
-        summary.seconds = started.elapsed().as_secs_f64();
-        summary.voxels = voxels.get_statistics();
-        progress(layer, &summary);
+        summary.layers_done = layer + 1;
+        update(&mut summary);
+        event(DemoEvent::Layer(layer, &summary));
     }
-    summary.buffer = temperatures.get_buffer_statistics();
-    if let Some(newest) = summary.buffer.newest_timestamp {
-        let recent = temperatures.get_time_range(newest - Duration::from_secs(1), newest + Duration::from_nanos(1));
-        summary.recent_mean_temperature =
-            (!recent.is_empty()).then(|| recent.values.iter().sum::<f64>() / recent.len() as f64);
+
+    // Everything sent is processed once its offset is committed.
+    while client.consumer_running() && committed(offsets.as_ref()) < summary.messages as i64 {
+        std::thread::sleep(Duration::from_millis(1));
     }
-    summary.voxels = voxels.get_statistics();
-    summary
+    update(&mut summary);
+    let report = client.stop_consumer()?;
+    drop(sink);
+    if summary.error.is_none() {
+        summary.error = report.error;
+    }
+    if let Some(grid) = client.voxels().grid(&sim.build_id) {
+        summary.voxels = grid.get_statistics();
+    }
+    let alerts = alerts.lock().clone();
+    summary.detected = sim.defects.iter().filter(|d| alerts.iter().any(|a| alert_matches(a, d))).count();
+    summary.false_alarms = alerts.iter().filter(|a| !sim.defects.iter().any(|d| alert_matches(a, d))).count() as u64;
+
+    if options.hold && server.is_some() && !options.interrupt.load(Ordering::SeqCst) {
+        event(DemoEvent::Holding);
+        while !options.interrupt.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    feed.shutdown();
+    summary.feed = feed.statistics();
+    if let Some(server) = server.as_mut() {
+        server.shutdown();
+    }
+    Ok(summary)
+}
+
+fn committed(offsets: &dyn OffsetStore) -> i64 {
+    offsets.load_offsets(GROUP, TOPIC).ok().and_then(|c| c.first().map(|c| c.next_offset)).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -102,18 +307,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demo_accepts_every_simulated_sample_and_fuses_it() {
-        let sim = SimConfig { layers: 3, part_size_mm: 1.0, ..SimConfig::default() };
-        let mut layers_seen = Vec::new();
-        let summary = run(&StreamingConfig::default(), sim, |layer, _| layers_seen.push(layer));
-        assert_eq!(layers_seen, [0, 1, 2]);
-        assert_eq!((summary.samples, summary.accepted, summary.rejected), (300, 300, 0));
-        assert_eq!(summary.batches, 3);
-        assert!(summary.max_temperature > 1800.0 && summary.max_temperature < 2100.0);
-        assert_eq!(summary.voxels.totals.points_applied, 300);
-        assert_eq!(summary.voxels.totals.values_applied, 600, "temperature and melt-pool area");
-        assert_eq!(summary.buffer.total_added, 300);
-        let recent = summary.recent_mean_temperature.unwrap();
-        assert!((1850.0..1950.0).contains(&recent), "{recent}");
+    fn demo_processes_every_sample_and_finds_its_defects() {
+        let mut sim = SimConfig { layers: 5, part_size_mm: 4.0, ..SimConfig::default() };
+        sim.defects = demo_defects(&sim);
+        let options = DemoOptions {
+            sim,
+            rate: None,
+            dashboard: None,
+            data_dir: None,
+            hold: false,
+            wait_for_viewer: false,
+            interrupt: Arc::default(),
+        };
+        let config = StreamingConfig { alert_dedup_interval_ms: 0, ..StreamingConfig::default() };
+        let mut layers = Vec::new();
+        let summary = run(config, options, |e| {
+            if let DemoEvent::Layer(l, _) = e {
+                layers.push(l);
+            }
+        })
+        .unwrap();
+        assert_eq!(layers, [0, 1, 2, 3, 4]);
+        assert_eq!(summary.error, None);
+        assert!(summary.samples > 7_900 && summary.samples < 8_000, "{} (dropouts remove a few)", summary.samples);
+        assert_eq!(summary.processed, summary.samples, "every sample sent is processed");
+        assert_eq!(summary.dead_letters, 0);
+        assert_eq!((summary.defects, summary.detected, summary.false_alarms), (4, 4, 0), "{summary:?}");
+        assert_eq!(summary.voxels.totals.points_applied, summary.samples);
+        assert!(summary.feed.frames_sent > 0);
+    }
+
+    #[test]
+    fn defects_lie_inside_the_part_on_distinct_layers() {
+        let sim = SimConfig { layers: 20, part_size_mm: 20.0, seed: 3, ..SimConfig::default() };
+        let defects = demo_defects(&sim);
+        let layers: Vec<u32> = defects.iter().map(|d| d.layer).collect();
+        assert_eq!(layers, [4, 8, 12, 16]);
+        for d in &defects {
+            assert!(d.center.iter().all(|c| (115.0..135.0).contains(c)), "{d:?}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The qadf-stream client: [`StreamingClient`] (`client.rs`: the upstream entry point and its
-//! statistics), the simulated monitoring source (`sim.rs`) and the demo (`demo.rs`). The Kafka and
-//! storage wiring, the CLI's production modes and the live view grow here.
+//! statistics), the consumer path (`consumer.rs`), the simulated monitoring source (`sim.rs`), the
+//! demo (`demo.rs`) and the live view (`live/`: the feed, its wire format and the page server).
 //!
 //! ```
 //! use qadf_client::sim::{SimConfig, Simulator};
@@ -17,4 +17,5 @@ pub use consumer::{ConsumerReport, ConsumerSinks};
 mod client;
 mod consumer;
 pub mod demo;
+pub mod live;
 pub mod sim;

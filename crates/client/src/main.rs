@@ -3,13 +3,15 @@
 mod production;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use qadf_client::demo;
 use qadf_client::sim::SimConfig;
-use qadf_core_types::{HistoryQuery, StreamingConfig, Timestamp};
+use qadf_core_types::{Encoding, HistoryQuery, StreamingConfig, Timestamp};
 
 /// Real-time streaming quality assessment for additive manufacturing.
 #[derive(Parser)]
@@ -24,7 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Simulate a laser powder-bed-fusion build and stream it on embedded defaults (no services).
+    /// Simulate a laser powder-bed-fusion build with labelled defects and stream it through the full
+    /// pipeline on embedded defaults (no services), serving the live dashboard.
     Demo {
         /// Layers to build.
         #[arg(long, default_value_t = 20)]
@@ -32,9 +35,30 @@ enum Command {
         /// Side of the simulated square part in mm.
         #[arg(long, default_value_t = 20.0)]
         part_size: f64,
-        /// Seed of the simulator.
+        /// Seed of the simulator (noise and defect places).
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Samples per second to send (a real monitor: 100,000); 0 sends as fast as possible.
+        #[arg(long, default_value_t = 100_000.0)]
+        rate: f64,
+        /// Address of the live dashboard (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        dashboard: String,
+        /// Do not serve the dashboard.
+        #[arg(long)]
+        no_dashboard: bool,
+        /// After the build, keep serving the dashboard until Ctrl-C.
+        #[arg(long)]
+        hold: bool,
+        /// Start the build only when the first dashboard viewer connects.
+        #[arg(long)]
+        wait_for_viewer: bool,
+        /// Keep the history in <DIR>/history.redb (default: history is not kept).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Message encoding on the (in-process) wire: json or bincode (overrides the configuration).
+        #[arg(long)]
+        encoding: Option<String>,
     },
     /// Production mode: consume Kafka, process, store history and commit offsets after storage.
     Run {
@@ -183,42 +207,109 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Demo { layers, part_size, seed } => {
-            let sim = SimConfig { layers, part_size_mm: part_size, seed, ..SimConfig::default() };
-            println!(
-                "simulating {layers} layers of a {part_size} mm part (seed {seed}), {:?} messages",
-                config.message_encoding
+        Command::Demo {
+            layers,
+            part_size,
+            seed,
+            rate,
+            dashboard,
+            no_dashboard,
+            hold,
+            wait_for_viewer,
+            data_dir,
+            encoding,
+        } => {
+            if let Some(e) = encoding {
+                config.message_encoding = match e.as_str() {
+                    "json" => Encoding::Json,
+                    "bincode" => Encoding::Bincode,
+                    other => anyhow::bail!("--encoding: `{other}` is not an encoding; use json or bincode"),
+                };
+            }
+            anyhow::ensure!(
+                rate.is_finite() && rate >= 0.0,
+                "--rate: must be a number of samples/s >= 0 (0: no limit)"
             );
-            let summary = demo::run(&config, sim, |layer, s| {
+            let mut sim = SimConfig { layers, part_size_mm: part_size, seed, ..SimConfig::default() };
+            sim.defects = demo::demo_defects(&sim);
+            let interrupt = Arc::new(AtomicBool::new(false));
+            {
+                let interrupt = interrupt.clone();
+                ctrlc::set_handler(move || {
+                    if interrupt.swap(true, Ordering::SeqCst) {
+                        std::process::exit(130);
+                    }
+                    eprintln!("interrupted: finishing what was sent (Ctrl-C again to quit at once)");
+                })
+                .context("installing the Ctrl-C handler")?;
+            }
+            println!(
+                "simulating {layers} layers of a {part_size} mm part (seed {seed}) at {}, {:?} messages of {} samples",
+                if rate > 0.0 { format!("{rate} samples/s") } else { "full speed".to_owned() },
+                config.message_encoding,
+                config.processing_batch_size
+            );
+            for d in &sim.defects {
                 println!(
-                    "layer {:>4} done: {:>10} samples, {:>10.0} samples/s, {:>8} voxel blocks, {:>7.1} MiB grid",
-                    layer,
-                    s.samples,
-                    s.samples as f64 / s.seconds.max(1e-9),
-                    s.voxels.blocks_allocated,
-                    s.voxels.bytes_used as f64 / 1048576.0
+                    "  injected {:?} in layer {} at ({:.1}, {:.1}) mm, radius {:.1} mm",
+                    d.kind, d.layer, d.center[0], d.center[1], d.radius_mm
                 );
-            });
+            }
+            let options = demo::DemoOptions {
+                sim,
+                rate: (rate > 0.0).then_some(rate),
+                dashboard: (!no_dashboard).then_some(dashboard),
+                data_dir,
+                hold,
+                wait_for_viewer,
+                interrupt,
+            };
+            let summary = demo::run(config, options, |event| match event {
+                demo::DemoEvent::Serving(url) => println!("live dashboard: {url}"),
+                demo::DemoEvent::Waiting => println!("waiting for a dashboard viewer before starting the build"),
+                demo::DemoEvent::Layer(layer, s) => println!(
+                    "layer {:>4}/{layers} sent: {:>9} samples, {:>9} processed, {:>9.0} samples/s, {:>3} alerts, batch p99 {:.3} ms",
+                    layer + 1,
+                    s.samples,
+                    s.processed,
+                    s.samples_per_second(),
+                    s.alerts,
+                    s.latency_ms.1
+                ),
+                demo::DemoEvent::Holding => println!("build done; the dashboard stays up until Ctrl-C"),
+            })?;
             println!(
-                "done: {} samples in {} batches, {} accepted, {} rejected, {:.2} s ({:.0} samples/s), max temperature {:.1} K",
+                "{}: {} of {} layers, {} samples sent in {} messages, {} processed in {:.2} s ({:.0} samples/s), {} dead letters",
+                if summary.interrupted { "interrupted" } else { "done" },
+                summary.layers_done,
+                layers,
                 summary.samples,
-                summary.batches,
-                summary.accepted,
-                summary.rejected,
+                summary.messages,
+                summary.processed,
                 summary.seconds,
-                summary.samples as f64 / summary.seconds.max(1e-9),
-                summary.max_temperature
+                summary.samples_per_second(),
+                summary.dead_letters
             );
             println!(
-                "voxels: {} values in {} blocks ({} out of bounds); temperature buffer: {} held, mean of the last second {:.1} K",
+                "quality: {} alerts; {} of {} injected defects detected, {} alerts elsewhere; batch latency p50 {:.3} ms, p99 {:.3} ms",
+                summary.alerts,
+                summary.detected,
+                summary.defects,
+                summary.false_alarms,
+                summary.latency_ms.0,
+                summary.latency_ms.1
+            );
+            println!(
+                "voxels: {} values in {} blocks ({:.1} MiB, {} out of bounds); live view: {} frames, {} dropped for slow viewers",
                 summary.voxels.totals.values_applied,
                 summary.voxels.blocks_allocated,
+                summary.voxels.bytes_used as f64 / 1048576.0,
                 summary.voxels.totals.rejected_out_of_bounds,
-                summary.buffer.current_size,
-                summary.recent_mean_temperature.unwrap_or(f64::NAN)
+                summary.feed.frames_sent,
+                summary.feed.frames_dropped
             );
-            if summary.rejected > 0 {
-                anyhow::bail!("{} samples were rejected", summary.rejected);
+            if let Some(e) = summary.error {
+                anyhow::bail!("the consumer stopped: {e}");
             }
             Ok(())
         }

@@ -125,8 +125,9 @@ impl Simulator {
         let mut out = Vec::with_capacity(tracks * points);
         for t in 0..tracks {
             for p in 0..points {
-                let along = p as f64 * c.point_spacing_mm;
-                let across = t as f64 * c.hatch_spacing_mm;
+                // Samples sit mid-way between grid lines, as a scan is never aligned with the voxels.
+                let along = (p as f64 + 0.5) * c.point_spacing_mm;
+                let across = (t as f64 + 0.5) * c.hatch_spacing_mm;
                 let (x, y) = if layer.is_multiple_of(2) { (along, across) } else { (across, along) };
                 let (mut temperature, mut area) = (1900.0 + 15.0 * self.rng.normal(), 0.04 + 0.002 * self.rng.normal());
                 let (px, py) = (origin + x, origin + y);

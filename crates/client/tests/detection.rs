@@ -1,11 +1,10 @@
-//! Injected, labelled defects produce alerts at the right layer and place; clean layers produce none.
-
-use std::sync::Arc;
+//! Injected, labelled defects produce alerts at the right layer and place; clean layers produce none,
+//! over several seeds and batch sizes.
 
 use qadf_client::StreamingClient;
+use qadf_client::demo::alert_matches;
 use qadf_client::sim::{Defect, DefectKind, STUCK_VALUE, SimConfig, Simulator};
 use qadf_core_types::{Alert, SampleBatch, StreamingConfig, Timestamp};
-use qadf_pipeline::{CheckpointAction, RangeCheck, RateCheck};
 
 #[test]
 fn injected_defects_are_detected_where_they_are_and_clean_layers_stay_quiet() {
@@ -19,9 +18,7 @@ fn injected_defects_are_detected_where_they_are_and_clean_layers_stay_quiet() {
     let sim = SimConfig { layers: 6, part_size_mm: 4.0, defects: defects.clone(), ..SimConfig::default() };
     let config = StreamingConfig { alert_dedup_interval_ms: 0, ..StreamingConfig::default() };
     let client = StreamingClient::new(config).unwrap();
-    let range = RangeCheck::new("melt_pool_temperature", "temperature", 1700.0, 2150.0);
-    client.add_quality_checkpoint(Arc::new(range), CheckpointAction::Continue);
-    client.add_quality_checkpoint(Arc::new(RateCheck::new("sample_rate", 97_000.0)), CheckpointAction::Continue);
+    qadf_client::demo::add_quality_checkpoints(&client, sim.sample_rate_hz);
 
     let mut simulator = Simulator::new(sim.clone(), Timestamp::now());
     let mut alerts: Vec<Alert> = Vec::new();
@@ -31,14 +28,8 @@ fn injected_defects_are_detected_where_they_are_and_clean_layers_stay_quiet() {
         }
     }
 
-    let near = |a: &Alert, d: &Defect| {
-        a.position
-            .is_some_and(|p| ((p.x - d.center[0]).powi(2) + (p.y - d.center[1]).powi(2)).sqrt() <= d.radius_mm + 0.5)
-    };
-    let detected: Vec<bool> =
-        defects.iter().map(|d| alerts.iter().any(|a| a.layer == Some(d.layer) && near(a, d))).collect();
-    let false_alarms =
-        alerts.iter().filter(|a| !defects.iter().any(|d| a.layer == Some(d.layer) && near(a, d))).count();
+    let detected: Vec<bool> = defects.iter().map(|d| alerts.iter().any(|a| alert_matches(a, d))).collect();
+    let false_alarms = alerts.iter().filter(|a| !defects.iter().any(|d| alert_matches(a, d))).count();
     eprintln!(
         "detected {detected:?} of {} defects, {false_alarms} false alarms out of {} alerts",
         defects.len(),
@@ -47,4 +38,33 @@ fn injected_defects_are_detected_where_they_are_and_clean_layers_stay_quiet() {
     assert_eq!(detected, [true; 4], "every injected defect raises an alert at its layer and place");
     assert_eq!(false_alarms, 0, "clean regions and layers stay quiet");
     assert!(alerts.iter().any(|a| a.value == STUCK_VALUE), "the stuck sensor's value is in its alert");
+}
+
+#[test]
+fn detection_rate_over_seeds_and_batch_sizes_with_default_deduplication() {
+    let (mut injected, mut detected, mut false_alarms, mut alerts_total) = (0, 0, 0, 0);
+    for seed in 1..=8u64 {
+        let batch = [1, 100, 1000][seed as usize % 3];
+        let mut sim = SimConfig { layers: 10, part_size_mm: 5.0, seed, ..SimConfig::default() };
+        sim.defects = qadf_client::demo::demo_defects(&sim);
+        let client = StreamingClient::new(StreamingConfig::default()).unwrap();
+        qadf_client::demo::add_quality_checkpoints(&client, sim.sample_rate_hz);
+        let mut simulator = Simulator::new(sim.clone(), Timestamp::now());
+        let mut alerts: Vec<Alert> = Vec::new();
+        for layer in 0..sim.layers {
+            for chunk in simulator.layer(layer).chunks(batch) {
+                alerts.extend(client.process_stream_batch(SampleBatch::new(chunk.to_vec())).unwrap().alerts);
+            }
+        }
+        injected += sim.defects.len();
+        detected += sim.defects.iter().filter(|d| alerts.iter().any(|a| alert_matches(a, d))).count();
+        false_alarms += alerts.iter().filter(|a| !sim.defects.iter().any(|d| alert_matches(a, d))).count();
+        alerts_total += alerts.len();
+    }
+    eprintln!(
+        "8 seeds: {detected} of {injected} defects detected, {false_alarms} false alarms in {alerts_total} alerts"
+    );
+    assert_eq!((detected, injected), (32, 32), "detection rate 100%");
+    assert_eq!(false_alarms, 0);
+    assert!(alerts_total <= 8 * 4 * 3, "de-duplication keeps the record short: {alerts_total} alerts");
 }

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use parking_lot::Mutex;
 use qadf_core_types::{
     BackendError, BackendErrorKind, Checkpoint, MessageSink, MessageSource, OffsetStore, Origin, OutgoingMessage,
@@ -31,7 +31,8 @@ impl MessageSink for InProcessSink {
     fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), SendError<Vec<OutgoingMessage>>> {
         let mut messages = messages.into_iter();
         while let Some(m) = messages.next() {
-            let partition = m.partition.unwrap_or(0);
+            let chosen = m.partition;
+            let partition = chosen.unwrap_or(0);
             let offset = {
                 let mut next = self.next_offsets.lock();
                 let e = next.entry((m.topic.clone(), partition)).or_insert(0);
@@ -39,14 +40,22 @@ impl MessageSink for InProcessSink {
                 *e - 1
             };
             let raw = RawMessage {
-                origin: Origin { topic: m.topic.clone(), partition, offset },
-                key: m.key.clone(),
-                payload: m.payload.clone(),
-                headers: m.headers.clone(),
+                origin: Origin { topic: m.topic, partition, offset },
+                key: m.key,
+                payload: m.payload,
+                headers: m.headers,
                 timestamp: Timestamp::now(),
             };
-            if self.tx.send(raw).is_err() {
-                let mut rest = vec![m];
+            if let Err(returned) = self.tx.send(raw) {
+                let raw = returned.into_inner();
+                let back = OutgoingMessage {
+                    topic: raw.origin.topic,
+                    partition: chosen,
+                    key: raw.key,
+                    payload: raw.payload,
+                    headers: raw.headers,
+                };
+                let mut rest = vec![back];
                 rest.extend(messages);
                 return Err(SendError {
                     value: rest,
@@ -67,19 +76,22 @@ pub struct InProcessSource {
 
 impl MessageSource for InProcessSource {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, BackendError> {
-        let deadline = Instant::now() + timeout;
-        let mut out = Vec::new();
-        while out.len() < max {
-            match self.rx.recv_deadline(deadline) {
-                Ok(m) => out.push(m),
-                Err(_) if !out.is_empty() || Instant::now() >= deadline => break,
-                Err(_) => {
-                    return Err(BackendError::new(BackendErrorKind::Closed, "in-process", "every sink was dropped"));
-                }
-            }
-            out.extend(self.rx.try_iter().take(max - out.len()));
+        if max == 0 {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        // Like a Kafka fetch with fetch.min.bytes = 1: wait up to `timeout` for the first message,
+        // then return it with whatever else is already queued.
+        match self.rx.recv_timeout(timeout) {
+            Ok(first) => {
+                let mut out = vec![first];
+                out.extend(self.rx.try_iter().take(max.saturating_sub(1)));
+                Ok(out)
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(Vec::new()),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(BackendError::new(BackendErrorKind::Closed, "in-process", "every sink was dropped"))
+            }
+        }
     }
 
     fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {

@@ -161,6 +161,63 @@ impl QualityCheck for RateCheck {
     }
 }
 
+/// No gap between consecutive samples of a build and source within one layer may exceed `max_gap`
+/// (catches sensor dropouts whatever the batch size; the gap before a new layer, the recoat, is
+/// allowed). The last sample of each stream is remembered across batches.
+#[derive(Debug)]
+pub struct GapCheck {
+    name: String,
+    max_gap_ns: i64,
+    last: Mutex<HashMap<(String, String), (u32, i64)>>,
+}
+
+impl GapCheck {
+    /// A check that flags gaps longer than `max_gap`.
+    pub fn new(name: impl Into<String>, max_gap: std::time::Duration) -> GapCheck {
+        let max_gap_ns = i64::try_from(max_gap.as_nanos()).unwrap_or(i64::MAX);
+        GapCheck { name: name.into(), max_gap_ns, last: Mutex::default() }
+    }
+}
+
+impl QualityCheck for GapCheck {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self, batch: &SampleBatch) -> CheckOutcome {
+        let mut out = CheckOutcome::default();
+        let mut last = self.last.lock();
+        for run in batch.samples.chunk_by(|a, b| a.build_id == b.build_id && a.source_id == b.source_id) {
+            let key = (run[0].build_id.clone(), run[0].source_id.clone());
+            let mut previous = last.get(&key).copied();
+            for s in run {
+                let t = s.timestamp.as_nanos();
+                if let Some((layer, before)) = previous
+                    && layer == s.layer
+                {
+                    let gap = t.saturating_sub(before);
+                    if gap <= self.max_gap_ns {
+                        out.passed += 1;
+                    } else {
+                        out.failed += 1;
+                        let (gap_ms, max_ms) = (gap as f64 / 1e6, self.max_gap_ns as f64 / 1e6);
+                        let message =
+                            format!("no sample from {} for {gap_ms:.3} ms (at most {max_ms:.3} ms)", s.source_id);
+                        let mut a = alert(&self.name, Severity::Warning, s, "gap_ms", gap_ms, max_ms, message);
+                        a.signal = None;
+                        out.alerts.push(a);
+                    }
+                }
+                previous = Some((s.layer, t));
+            }
+            if let Some(p) = previous {
+                last.insert(key, p);
+            }
+        }
+        out
+    }
+}
+
 /// Each sample's `signal` must be within `k` standard deviations of the preceding `window` samples
 /// of its build and source (a rolling z-score over a sliding window).
 ///

@@ -1,7 +1,8 @@
 //! Alert de-duplication: one alert per condition per interval, not one per sample.
 //!
-//! A condition is (checkpoint, build, signal). Intervals are measured in the alerts' own
-//! timestamps (measurement time), so replaying a stream gives the same alerts.
+//! A condition is (checkpoint, build, layer, signal): a defect in a new layer is a new entry in
+//! the part's quality record, however soon it follows the last one. Intervals are measured in the
+//! alerts' own timestamps (measurement time), so replaying a stream gives the same alerts.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,8 +10,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use qadf_core_types::{Alert, Timestamp};
 
-/// A condition: (checkpoint, build, signal).
-type Condition = (String, String, Option<String>);
+/// A condition: (checkpoint, build, layer, signal).
+type Condition = (String, String, Option<u32>, Option<String>);
 
 /// Keeps the first alert of each condition per interval and counts the rest.
 #[derive(Debug)]
@@ -33,7 +34,7 @@ impl AlertDeduplicator {
         let before = alerts.len();
         let mut last = self.last_emitted.lock();
         alerts.retain(|a| {
-            let key = (a.checkpoint.clone(), a.build_id.clone(), a.signal.clone());
+            let key = (a.checkpoint.clone(), a.build_id.clone(), a.layer, a.signal.clone());
             match last.get(&key) {
                 Some(&t) if a.timestamp >= t && a.timestamp < t + self.interval => false,
                 _ => {
@@ -76,5 +77,9 @@ mod tests {
         let mut second = vec![alert("hot", "t", 99), alert("hot", "t", 100), alert("hot", "t", 150)];
         assert_eq!(d.filter(&mut second), 2);
         assert_eq!(second[0].timestamp, Timestamp::from_nanos(100_000_000), "a new interval starts at 100 ms");
+        let mut next_layer = vec![alert("hot", "t", 160), alert("hot", "t", 170)];
+        next_layer[1].layer = Some(1);
+        assert_eq!(d.filter(&mut next_layer), 1, "the same condition in a new layer is kept");
+        assert_eq!(next_layer[0].layer, Some(1));
     }
 }

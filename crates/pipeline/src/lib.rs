@@ -35,7 +35,7 @@ mod pipeline;
 mod stages;
 
 pub use checkpoint::{
-    CheckOutcome, CheckpointAction, FnCheck, HotSpotCheck, QualityCheck, RangeCheck, RateCheck, ZScoreCheck,
+    CheckOutcome, CheckpointAction, FnCheck, GapCheck, HotSpotCheck, QualityCheck, RangeCheck, RateCheck, ZScoreCheck,
 };
 pub use decode::{Decoded, decode_messages};
 pub use dedup::AlertDeduplicator;

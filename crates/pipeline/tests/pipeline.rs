@@ -283,6 +283,27 @@ fn rate_zscore_and_hot_spot_checks_on_known_inputs() {
 }
 
 #[test]
+fn gap_check_finds_a_dropout_whatever_the_batching_and_allows_the_recoat() {
+    // 100 kHz (10 µs apart) with samples 300..320 missing; layer 1 starts at sample 1000.
+    let samples: Vec<Sample> = (0..1500).filter(|i| !(300..320).contains(i)).map(|i| sample(i, 1900.0)).collect();
+    for size in [7, 100, 1500] {
+        let gap = GapCheck::new("gap", Duration::from_micros(30));
+        let outcomes: Vec<CheckOutcome> = samples.chunks(size).map(|c| gap.check(&c.to_vec().into())).collect();
+        let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
+        let passed: u64 = outcomes.iter().map(|o| o.passed).sum();
+        let alerts: Vec<_> = outcomes.into_iter().flat_map(|o| o.alerts).collect();
+        assert_eq!(failed, 1, "batches of {size}: one gap of 210 µs");
+        assert_eq!(passed, samples.len() as u64 - 2 - failed, "the first sample and the new layer's are not compared");
+        assert_eq!(alerts[0].timestamp, Timestamp::from_nanos(320 * 10_000), "at the sample after the gap");
+        assert!((alerts[0].value - 0.21).abs() < 1e-9 && alerts[0].layer == Some(0), "{:?}", alerts[0]);
+    }
+    // A longer pause between layers (the recoat) is not a dropout.
+    let gap = GapCheck::new("gap", Duration::from_micros(30));
+    let recoat: SampleBatch = vec![sample(998, 1900.0), sample(999, 1900.0), sample(5000, 1900.0)].into();
+    assert_eq!(gap.check(&recoat).failed, 0, "sample 5000 is in layer 5");
+}
+
+#[test]
 fn metrics_serialize_without_infinities() {
     let pipeline = create_processing_pipeline(vec![stage("a", |_, _| Ok(()))]);
     let empty = serde_json::to_string(&pipeline.metrics()).unwrap();

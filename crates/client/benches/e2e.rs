@@ -1,0 +1,193 @@
+//! End-to-end figures of the client (`cargo xtask bench e2e`):
+//!
+//! 1. Live-view latency: sample batch handed to `process_stream_batch` → a WebSocket frame that
+//!    reflects it received by each of 10 connected clients (p50/p99/max over every batch × client).
+//! 2. The demo on embedded defaults at full speed: sustained samples/s end to end.
+//!
+//! `QADF_BENCH_BATCHES` (default 3000) sets how many batches the latency run sends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use qadf_client::StreamingClient;
+use qadf_client::demo::{self, DemoOptions};
+use qadf_client::live::{DashboardServer, LiveFeed, LiveOptions};
+use qadf_client::sim::{SimConfig, Simulator};
+use qadf_core_types::{Codec, Encoding, MessageSink, OutgoingMessage, SampleBatch, StreamingConfig, Timestamp};
+use serde::Deserialize;
+
+const CLIENTS: usize = 10;
+
+#[derive(Deserialize)]
+struct FrameHead {
+    newest_sample_ns: Option<i64>,
+}
+
+/// Frames a client received: (newest sample time in the frame, when it arrived).
+type Received = Vec<(i64, Instant)>;
+
+fn viewer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Received> {
+    std::thread::spawn(move || {
+        let (mut ws, _) = tungstenite::connect(url.as_str()).expect("connecting a viewer");
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+            s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            s.set_nodelay(true).unwrap();
+        }
+        let mut got = Received::new();
+        while !stop.load(Ordering::SeqCst) {
+            match ws.read() {
+                Ok(tungstenite::Message::Text(text)) => {
+                    let at = Instant::now();
+                    let head: FrameHead = serde_json::from_str(&text).expect("a valid frame");
+                    if let Some(ns) = head.newest_sample_ns {
+                        got.push((ns, at));
+                    }
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => panic!("viewer: {e}"),
+            }
+        }
+        got
+    })
+}
+
+/// Latency to 10 viewers; `via_consumer` sends bincode messages through the in-process transport
+/// and `start_consumer` (the demo's path) instead of calling `process_stream_batch`.
+fn websocket_latency(batches: usize, via_consumer: bool) {
+    let config = StreamingConfig { message_encoding: Encoding::Bincode, ..StreamingConfig::default() };
+    let client = Arc::new(StreamingClient::new(config).unwrap());
+    let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::default()).unwrap());
+    let server = DashboardServer::start("127.0.0.1:0", feed.clone()).unwrap();
+    let url = format!("ws://{}/ws", server.local_addr());
+    let stop = Arc::new(AtomicBool::new(false));
+    let viewers: Vec<_> = (0..CLIENTS).map(|_| viewer(url.clone(), stop.clone())).collect();
+    let sink = via_consumer.then(|| {
+        let offsets = Arc::new(qadf_kafka_io::MemoryOffsetStore::default());
+        let (sink, source) = qadf_kafka_io::in_process::channel(256, "bench", offsets);
+        let f = feed.clone();
+        client.start_consumer(Box::new(source), Default::default(), move |r| f.on_result(r)).unwrap();
+        sink
+    });
+    let codec = Codec::new(Encoding::Bincode);
+    while feed.statistics().subscribers < CLIENTS {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // A monitor at 100 kHz sends a 100-sample batch every millisecond.
+    let sim = SimConfig { layers: 1000, part_size_mm: 10.0, ..SimConfig::default() };
+    let mut simulator = Simulator::new(sim, Timestamp::now());
+    let mut pushed: Vec<(i64, Instant)> = Vec::with_capacity(batches);
+    let mut layer = 0;
+    let mut pending = Vec::new().into_iter();
+    let started = Instant::now();
+    for i in 0..batches {
+        let chunk: Vec<_> = pending.by_ref().take(100).collect();
+        let chunk = if chunk.is_empty() {
+            pending = simulator.layer(layer).into_iter();
+            layer += 1;
+            pending.by_ref().take(100).collect()
+        } else {
+            chunk
+        };
+        let newest = chunk.iter().map(|s| s.timestamp.as_nanos()).max().unwrap();
+        let due = started + Duration::from_millis(i as u64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t0 = Instant::now();
+        match &sink {
+            Some(sink) => {
+                let payload = codec.encode(&SampleBatch::new(chunk)).unwrap();
+                let message =
+                    OutgoingMessage { topic: "t".into(), partition: Some(0), key: None, payload, headers: Vec::new() };
+                sink.send(vec![message]).unwrap();
+            }
+            None => {
+                let result = client.process_stream_batch(SampleBatch::new(chunk)).unwrap();
+                feed.on_result(&result);
+            }
+        }
+        pushed.push((newest, t0));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    if sink.is_some() {
+        client.stop_consumer().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    let received: Vec<Received> = viewers.into_iter().map(|v| v.join().unwrap()).collect();
+    let mut h = Histogram::<u64>::new(3).unwrap();
+    let mut missing = 0;
+    for frames in &received {
+        for &(newest, t0) in &pushed {
+            // The first frame at or after the batch that reflects it.
+            match frames.iter().find(|(ns, at)| *ns >= newest && *at >= t0) {
+                Some((_, at)) => h.record(at.duration_since(t0).as_micros() as u64).unwrap(),
+                None => missing += 1,
+            }
+        }
+    }
+    let stats = feed.statistics();
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let path = if via_consumer {
+        "bincode message sent on the in-process transport -> consumer -> pipeline"
+    } else {
+        "batch handed to process_stream_batch"
+    };
+    println!("## live view latency: {path} -> WebSocket frame received, {CLIENTS} clients");
+    println!(
+        "{batches} batches of 100 samples at 1 per ms, {} (batch, client) pairs: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; \
+         {missing} pairs never reflected; {} frames published, {} dropped for slow viewers",
+        h.len(),
+        ms(0.5),
+        ms(0.99),
+        h.max() as f64 / 1000.0,
+        stats.frames_sent,
+        stats.frames_dropped
+    );
+    feed.shutdown();
+    drop(server);
+}
+
+fn demo_throughput(encoding: Encoding, layers: u32) {
+    let mut sim = SimConfig { layers, part_size_mm: 20.0, ..SimConfig::default() };
+    sim.defects = demo::demo_defects(&sim);
+    let options = DemoOptions {
+        sim,
+        rate: None,
+        dashboard: None,
+        data_dir: None,
+        hold: false,
+        wait_for_viewer: false,
+        interrupt: Arc::default(),
+    };
+    let config = StreamingConfig { message_encoding: encoding, ..StreamingConfig::default() };
+    let s = demo::run(config, options, |_| {}).unwrap();
+    println!(
+        "demo, {encoding:?}, {layers} layers: {} samples processed in {:.2} s = {:.0} samples/s; batch p99 {:.3} ms; \
+         {} of {} defects detected, {} false alarms",
+        s.processed,
+        s.seconds,
+        s.samples_per_second(),
+        s.latency_ms.1,
+        s.detected,
+        s.defects,
+        s.false_alarms
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--bench`-less arguments: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let batches = std::env::var("QADF_BENCH_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    websocket_latency(batches, false);
+    websocket_latency(batches, true);
+    println!("## demo on embedded defaults, full speed (in-process transport, no dashboard viewers)");
+    for encoding in [Encoding::Bincode, Encoding::Json] {
+        demo_throughput(encoding, 40);
+    }
+}

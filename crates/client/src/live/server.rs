@@ -1,0 +1,238 @@
+//! `DashboardServer`: the live page over HTTP and the feed over a WebSocket, on one port.
+//!
+//! One thread accepts; each connection gets a thread. The request head is peeked, not read, so
+//! `GET /ws` can be handed to tungstenite whole; anything else is answered from the binary
+//! (the page is compiled in: no CDN, works offline). Each WebSocket thread forwards the frames
+//! of its own subscription and reads the client's side without blocking (close and ping).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::RecvTimeoutError;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Error as WsError, Message, WebSocket};
+
+use crate::live::feed::LiveFeed;
+
+/// The page, served at `/`.
+pub const PAGE: &str = include_str!("dashboard.html");
+
+/// Longest request head accepted.
+const MAX_HEAD: usize = 8 * 1024;
+/// Frames a WebSocket client may have queued before it is resynchronized with a full frame.
+const QUEUE_FRAMES: usize = 64;
+/// Bytes a WebSocket client may leave unread before it is disconnected.
+const MAX_UNSENT_BYTES: usize = 64 << 20;
+
+/// Counters of the server.
+#[derive(Debug, Default)]
+struct Counters {
+    http_requests: AtomicU64,
+    websockets: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Serves the live dashboard until shut down.
+pub struct DashboardServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DashboardServer {
+    /// Binds `addr` (port 0 picks a free one) and starts serving `feed`.
+    pub fn start(addr: impl ToSocketAddrs, feed: Arc<LiveFeed>) -> io::Result<DashboardServer> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let thread = {
+            let (stop, counters) = (stop.clone(), counters.clone());
+            std::thread::Builder::new()
+                .name("qadf-live-accept".to_owned())
+                .spawn(move || accept_loop(&listener, &feed, &stop, &counters))?
+        };
+        Ok(DashboardServer { addr, stop, counters, thread: Some(thread) })
+    }
+
+    /// The address served.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The page's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// (HTTP requests answered, WebSocket sessions opened, connections that failed).
+    pub fn counters(&self) -> (u64, u64, u64) {
+        let c = &self.counters;
+        (
+            c.http_requests.load(Ordering::Relaxed),
+            c.websockets.load(Ordering::Relaxed),
+            c.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Stops accepting and tells every connection to close.
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept; failing to connect means it is gone already.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            eprintln!("dashboard: the accept thread panicked");
+        }
+    }
+}
+
+impl Drop for DashboardServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn accept_loop(listener: &TcpListener, feed: &Arc<LiveFeed>, stop: &Arc<AtomicBool>, counters: &Arc<Counters>) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("dashboard: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let (feed, stop, counters) = (feed.clone(), stop.clone(), counters.clone());
+        let spawned = std::thread::Builder::new().name("qadf-live-conn".to_owned()).spawn(move || {
+            if let Err(e) = serve(stream, &feed, &stop, &counters) {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                if e.kind() != io::ErrorKind::UnexpectedEof {
+                    eprintln!("dashboard: connection failed: {e}");
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            eprintln!("dashboard: cannot start a connection thread: {e}");
+        }
+    }
+}
+
+/// The request line's method and path, once the whole head has arrived (peeked, not consumed).
+fn peek_head(stream: &TcpStream) -> io::Result<(String, String, usize)> {
+    let mut buf = vec![0u8; MAX_HEAD];
+    let mut seen = 0;
+    loop {
+        let n = stream.peek(&mut buf)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]);
+            let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
+            let method = parts.next().unwrap_or_default().to_owned();
+            let path = parts.next().unwrap_or_default().to_owned();
+            return Ok((method, path, end + 4));
+        }
+        if n == MAX_HEAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head longer than 8 KiB"));
+        }
+        if n == seen {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        seen = n;
+    }
+}
+
+fn serve(mut stream: TcpStream, feed: &LiveFeed, stop: &AtomicBool, counters: &Counters) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_nodelay(true)?;
+    let (method, path, head_len) = peek_head(&stream)?;
+    if method == "GET" && (path == "/ws" || path.starts_with("/ws?")) {
+        counters.websockets.fetch_add(1, Ordering::Relaxed);
+        return websocket(stream, feed, stop);
+    }
+    counters.http_requests.fetch_add(1, Ordering::Relaxed);
+    io::copy(&mut (&mut stream).take(head_len as u64), &mut io::sink())?;
+    let (status, kind, body): (&str, &str, &[u8]) = match (method.as_str(), path.as_str()) {
+        ("GET", "/" | "/index.html") => ("200 OK", "text/html; charset=utf-8", PAGE.as_bytes()),
+        ("GET", "/favicon.ico") => ("204 No Content", "text/plain", b""),
+        ("GET", _) => ("404 Not Found", "text/plain; charset=utf-8", b"not found\n"),
+        _ => ("405 Method Not Allowed", "text/plain; charset=utf-8", b"only GET\n"),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
+fn ws_io(e: WsError) -> io::Error {
+    match e {
+        WsError::Io(e) => e,
+        other => io::Error::other(other),
+    }
+}
+
+fn is_closed(e: &WsError) -> bool {
+    use tungstenite::error::ProtocolError::ResetWithoutClosingHandshake;
+    // A viewer that closes its tab or is killed resets the connection: that is a normal end.
+    matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Protocol(ResetWithoutClosingHandshake))
+        || matches!(e, WsError::Io(io) if matches!(io.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe))
+}
+
+fn would_block(e: &WsError) -> bool {
+    matches!(e, WsError::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Forwards the feed to one WebSocket client until either side closes.
+fn websocket(stream: TcpStream, feed: &LiveFeed, stop: &AtomicBool) -> io::Result<()> {
+    let config = WebSocketConfig::default().max_write_buffer_size(MAX_UNSENT_BYTES).max_message_size(Some(1 << 16));
+    let mut ws: WebSocket<TcpStream> = tungstenite::accept_with_config(stream, Some(config)).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(e) => ws_io(e),
+        tungstenite::HandshakeError::Interrupted(_) => io::Error::other("WebSocket handshake interrupted"),
+    })?;
+    ws.get_mut().set_nonblocking(true)?;
+    let frames = feed.subscribe(QUEUE_FRAMES);
+    loop {
+        // The client's side: answer pings (tungstenite queues the pong), stop on close.
+        loop {
+            match ws.read() {
+                Ok(Message::Close(_)) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if would_block(&e) => break,
+                Err(e) if is_closed(&e) => return Ok(()),
+                Err(e) => return Err(ws_io(e)),
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            // Best effort: the server is going away either way.
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            return Ok(());
+        }
+        let sent = match frames.recv_timeout(Duration::from_millis(50)) {
+            Ok(text) => ws.send(Message::Text(text)),
+            Err(RecvTimeoutError::Timeout) => ws.flush(),
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        match sent {
+            Ok(()) => {}
+            Err(e) if would_block(&e) => {}
+            Err(e) if is_closed(&e) => return Ok(()),
+            Err(e) => return Err(ws_io(e)),
+        }
+    }
+}
