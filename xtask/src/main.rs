@@ -104,6 +104,8 @@ fn ci(root: &Path) -> Result<()> {
                 }
                 test.env("QADF_TEST_PYTHON", layout.python_clients());
                 test.env("QADF_TEST_CHROMIUM", services::chromium()?);
+                // The scenarios run the `qadf-stream` binary that `cargo test` builds for the client's tests.
+                test.env("QADF_TEST_QADF_STREAM", root.join("target/debug/qadf-stream"));
                 // Restart tests stop and start services through this very binary.
                 if let Ok(me) = std::env::current_exe() {
                     test.env("QADF_TEST_XTASK", me);

@@ -196,6 +196,20 @@ impl StreamingClient {
         Ok(outcome?)
     }
 
+    /// Fuses already-processed samples (e.g. history after a restart) into the voxel grids only:
+    /// no checkpoint, statistic or alert. Returns how many were applied (samples outside the grid
+    /// are not).
+    pub fn restore_voxels(&self, samples: Vec<qadf_core_types::Sample>) -> Result<u64, ClientError> {
+        let mut batch = SampleBatch::new(samples);
+        let mut result = StreamingResult::default();
+        self.voxels.process(&mut batch, &mut result).map_err(|e| PipelineError::StageFailed {
+            stage: "voxel".to_owned(),
+            message: e.to_string(),
+            partial: Box::new(result.clone()),
+        })?;
+        Ok(batch.len() as u64)
+    }
+
     /// Counts dead letters found before the pipeline (undecodable messages).
     pub fn record_dead_letters(&self, n: u64) {
         self.counters.lock().dead_letters += n;

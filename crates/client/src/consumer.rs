@@ -7,13 +7,15 @@
 //! goes to the dead-letter sink (then it is committed) or, without one, stops the consumer
 //! uncommitted, so a restart delivers it again: nothing is lost and nothing is silent.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use qadf_core_types::{
-    Checkpoint, Codec, DeadLetter, HistoryStore, MessageSource, RawMessage, StoredSample, StreamingResult,
+    Checkpoint, Codec, DeadLetter, HistoryStore, MessageSource, Origin, RawMessage, SampleBatch, StoredSample,
+    StreamingResult,
 };
 use qadf_kafka_io::{DeadLetterSink, checkpoints_after};
 use qadf_pipeline::decode_messages;
@@ -43,12 +45,15 @@ pub struct ConsumerReport {
     pub dead_letters: u64,
     /// Batches the pipeline refused.
     pub failed_batches: u64,
+    /// Samples delivered again after a restart that the history already held (not processed twice).
+    pub replayed: u64,
     /// Why the consumer stopped by itself, if it did.
     pub error: Option<String>,
 }
 
 pub(crate) struct ConsumerLoop {
     stop: Arc<AtomicBool>,
+    busy: Arc<AtomicBool>,
     thread: JoinHandle<ConsumerReport>,
 }
 
@@ -59,6 +64,10 @@ struct Run {
     writer: Option<StorageWriter>,
     codec: Codec,
     report: ConsumerReport,
+    /// Set while a poll's messages are being handled.
+    busy: Arc<AtomicBool>,
+    /// Partitions whose replay after a restart is over (see `skip_stored`).
+    replay_done: HashSet<(String, i32)>,
 }
 
 impl Run {
@@ -103,6 +112,53 @@ impl Run {
         Ok(())
     }
 
+    /// Drops samples the history already holds (stored, but not committed, before a restart), so
+    /// the voxel grids, checkpoints and statistics see each sample once.
+    ///
+    /// The writer stores each partition in order, one insert request after the other, so what a
+    /// killed run stored is a prefix of each partition. Per partition and poll, the first and the
+    /// last sample are looked up: both stored, all are; the first not stored, none is (and that
+    /// partition's replay is over); otherwise every sample of it is looked up. Assumes registered
+    /// processors do not rewrite samples' ids, and a store that applies an insert request whole.
+    fn skip_stored(&mut self, batch: &mut SampleBatch, origins: &[(Origin, usize)]) -> Result<(), String> {
+        let Some(history) = self.sinks.history.clone() else { return Ok(()) };
+        let mut runs: Vec<((String, i32), Vec<usize>)> = Vec::new();
+        for (i, (origin, _)) in origins.iter().enumerate().take(batch.samples.len()) {
+            let key = (origin.topic.clone(), origin.partition);
+            if self.replay_done.contains(&key) {
+                continue;
+            }
+            match runs.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, run)) => run.push(i),
+                None => runs.push((key, vec![i])),
+            }
+        }
+        let lookup = |indices: &[usize]| -> Result<Vec<bool>, String> {
+            let ids: Vec<String> = indices.iter().map(|&i| StoredSample::content_id(&batch.samples[i])).collect();
+            history.stored_ids(&ids).map_err(|e| format!("checking for replayed samples failed: {e}"))
+        };
+        let mut skip = vec![false; batch.samples.len()];
+        for (key, run) in runs {
+            let ends = lookup(&[run[0], run[run.len() - 1]])?;
+            let stored = match (ends[0], ends[1]) {
+                (false, _) => {
+                    self.replay_done.insert(key);
+                    continue;
+                }
+                (true, true) => vec![true; run.len()],
+                (true, false) => lookup(&run)?,
+            };
+            for (&i, was_stored) in run.iter().zip(stored) {
+                skip[i] = was_stored;
+            }
+        }
+        let replayed = skip.iter().filter(|&&s| s).count();
+        let mut flags = skip.into_iter();
+        batch.samples.retain(|_| !flags.next().unwrap_or(false));
+        self.report.replayed += replayed as u64;
+        Ok(())
+    }
+
     fn handle(&mut self, messages: Vec<RawMessage>, callback: &dyn Fn(&StreamingResult)) -> Result<(), String> {
         self.report.polls += 1;
         self.report.messages += messages.len() as u64;
@@ -110,6 +166,7 @@ impl Run {
         let decoded = decode_messages(&self.codec, &messages);
         self.dead_letter(&decoded.dead_letters, true)?;
         let mut batch = decoded.batch;
+        self.skip_stored(&mut batch, &decoded.origins)?;
         match self.client.process_in_place(&mut batch) {
             Ok(result) => {
                 callback(&result);
@@ -156,7 +213,12 @@ impl Run {
                 }
                 match self.source.poll(max, wait) {
                     Ok(messages) if messages.is_empty() => {}
-                    Ok(messages) => self.handle(messages, callback)?,
+                    Ok(messages) => {
+                        self.busy.store(true, Ordering::SeqCst);
+                        let handled = self.handle(messages, callback);
+                        self.busy.store(false, Ordering::SeqCst);
+                        handled?
+                    }
                     Err(e) if e.is_transient() => std::thread::sleep(Duration::from_millis(100)),
                     Err(e) => return Err(format!("source failed: {e}")),
                 }
@@ -193,7 +255,17 @@ impl StreamingClient {
         }
         let codec = Codec::new(self.config().message_encoding).with_max_message_bytes(self.config().max_message_bytes);
         let writer = sinks.history.clone().map(|h| spawn_writer(h, None, 8));
-        let run = Run { client: self.clone(), source, sinks, writer, codec, report: ConsumerReport::default() };
+        let run = Run {
+            client: self.clone(),
+            source,
+            sinks,
+            writer,
+            codec,
+            report: ConsumerReport::default(),
+            replay_done: HashSet::new(),
+            busy: Arc::new(AtomicBool::new(false)),
+        };
+        let busy = run.busy.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
@@ -202,13 +274,18 @@ impl StreamingClient {
                 .spawn(move || run.run(&stop, &callback))
                 .expect("spawning the consumer thread")
         };
-        *slot = Some(ConsumerLoop { stop, thread });
+        *slot = Some(ConsumerLoop { stop, busy, thread });
         Ok(())
     }
 
     /// Whether a consumer thread is running (it may have stopped by itself: see `stop_consumer`).
     pub fn consumer_running(&self) -> bool {
         self.consumer.lock().as_ref().is_some_and(|c| !c.thread.is_finished())
+    }
+
+    /// Whether the consumer is handling a poll right now (decoding, processing, storing).
+    pub fn consumer_busy(&self) -> bool {
+        self.consumer.lock().as_ref().is_some_and(|c| c.busy.load(Ordering::SeqCst))
     }
 
     /// Stops the consumer: finishes the current poll, stores and commits what was processed, and

@@ -74,6 +74,9 @@ enum Command {
         /// Directory of the embedded store (used when MongoDB storage is disabled).
         #[arg(long, default_value = "qadf-data")]
         data_dir: PathBuf,
+        /// Rebuild the voxel grids from the stored history before consuming (after a restart).
+        #[arg(long)]
+        restore_voxels: bool,
     },
     /// Send a simulated build to Kafka.
     ProduceSim {
@@ -136,11 +139,12 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let mut config = StreamingConfig::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Run { instance, instances, exit_when_idle, data_dir } => {
+        Command::Run { instance, instances, exit_when_idle, data_dir, restore_voxels } => {
             let options = production::RunOptions {
                 instance: instance.zip(instances),
                 exit_when_idle: exit_when_idle.map(Duration::from_secs_f64),
                 data_dir,
+                restore_voxels,
             };
             let report = production::run(config, options, |line| println!("{line}"))?;
             println!(

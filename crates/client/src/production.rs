@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub exit_when_idle: Option<Duration>,
     /// Where the embedded store lives when MongoDB is disabled.
     pub data_dir: std::path::PathBuf,
+    /// Rebuild the voxel grids from the whole history before consuming (after a restart).
+    pub restore_voxels: bool,
 }
 
 /// Consumes the configured topic until idle (or forever), storing history and committing offsets.
@@ -79,7 +81,10 @@ pub fn run(
     }
     let consumer = KafkaConsumer::new(consumer_config, stores.offsets())?;
     progress(&format!("consuming {} partitions of {}", consumer.assignment().len(), config.kafka_topic));
-    let producer: Arc<dyn MessageSink> = Arc::new(KafkaProducer::new(&config.kafka_bootstrap_servers)?);
+    let kafka = KafkaProducer::new(&config.kafka_bootstrap_servers)?;
+    // A dead letter must have somewhere to go before the first bad message arrives.
+    kafka.create_topic(&config.dead_letter_topic, 1)?;
+    let producer: Arc<dyn MessageSink> = Arc::new(kafka);
     let dead_letters = Arc::new(DeadLetterSink::new(producer, &config.dead_letter_topic));
     let live = if config.enable_redis_cache {
         let url = format!("redis://{}:{}/{}", config.redis_host, config.redis_port, config.redis_db);
@@ -89,6 +94,12 @@ pub fn run(
         None
     };
     let client = Arc::new(StreamingClient::new(config)?);
+    if options.restore_voxels {
+        let history = stores.history().query_stream_history(&HistoryQuery::all())?;
+        let n = history.len();
+        let applied = client.restore_voxels(history.into_iter().map(|s| s.sample).collect())?;
+        progress(&format!("restored the voxel grids from history: {applied} of {n} stored samples"));
+    }
     let last_message = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     {
@@ -123,6 +134,9 @@ pub fn run(
             ));
             last_report = Instant::now();
         }
+        if client.consumer_busy() {
+            last_message.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
         if let Some(idle) = options.exit_when_idle {
             let last = Duration::from_millis(last_message.load(Ordering::Relaxed));
             if started.elapsed().saturating_sub(last) >= idle {
@@ -130,7 +144,17 @@ pub fn run(
             }
         }
     }
-    Ok(client.stop_consumer()?)
+    let report = client.stop_consumer()?;
+    for build in client.voxels().builds() {
+        if let Some(grid) = client.voxels().grid(&build) {
+            for digest in grid.read(|g| g.signals().iter().map(|s| g.digest(s)).collect::<Vec<_>>()) {
+                let line = serde_json::json!({ "build": build, "grid": digest });
+                progress(&format!("grid {line}"));
+            }
+        }
+    }
+    progress(&format!("replayed samples skipped (already stored before a restart): {}", report.replayed));
+    Ok(report)
 }
 
 /// Sends a simulated build to Kafka, one message per `processing_batch_size` samples, keyed by

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use qadf_client::{ConsumerSinks, StreamingClient};
-use qadf_core_types::{MessageSink, MessageSource, OffsetStore, OutgoingMessage, StreamingConfig};
+use qadf_core_types::{HistoryStore, MessageSink, MessageSource, OffsetStore, OutgoingMessage, StreamingConfig};
 use qadf_kafka_io::{DeadLetterSink, MemoryOffsetStore, in_process};
 use qadf_storage::EmbeddedStore;
 
@@ -127,4 +127,48 @@ fn a_refused_batch_without_a_dead_letter_sink_stops_the_consumer_uncommitted() {
         offsets.load_offsets("g", "am_qadf_monitoring").unwrap().is_empty(),
         "nothing committed: a restart delivers it again"
     );
+}
+
+#[test]
+fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once() {
+    let dir = std::env::temp_dir().join(format!("qadf-client-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let history = Arc::new(EmbeddedStore::open(&dir.join("history.redb")).unwrap());
+    let config = StreamingConfig { voxel_bbox_max: [50.0, 50.0, 10.0], max_batch_wait_ms: 20, ..Default::default() };
+    let codec = qadf_core_types::Codec::new(qadf_core_types::Encoding::Json);
+    let batches: Vec<Vec<qadf_core_types::Sample>> =
+        (0..10).map(|b| codec.decode(good(b).as_bytes()).unwrap().samples).collect();
+
+    // The run that crashed: batches 0-5 stored, nothing committed.
+    let stored: Vec<_> =
+        batches[..6].iter().flatten().cloned().map(qadf_core_types::StoredSample::from_content).collect();
+    history.store_batch(&stored).unwrap();
+
+    // The restarted run: the grid comes back from history, then every message is delivered again.
+    let client = Arc::new(StreamingClient::new(config.clone()).unwrap());
+    let restored = history.query_stream_history(&qadf_core_types::HistoryQuery::all()).unwrap();
+    assert_eq!(client.restore_voxels(restored.into_iter().map(|s| s.sample).collect()).unwrap(), 60);
+    let offsets = Arc::new(MemoryOffsetStore::default());
+    let (sink, source) = in_process::channel(64, "g", offsets.clone());
+    let sinks = ConsumerSinks { history: Some(history.clone()), dead_letters: None };
+    client.start_consumer(Box::new(source), sinks, |_| {}).unwrap();
+    sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
+    wait_until("every offset is committed", || {
+        offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 10)
+    });
+    let report = client.stop_consumer().unwrap();
+    assert_eq!(report.replayed, 60, "{report:?}");
+    assert_eq!(client.get_stream_statistics().messages_processed, 40, "only the new samples are processed");
+    assert_eq!(history.count().unwrap(), 100);
+
+    // The same grid as one clean run over all 100 samples.
+    let clean = StreamingClient::new(config).unwrap();
+    for b in batches {
+        clean.process_stream_batch(b.into()).unwrap();
+    }
+    let digest = |c: &StreamingClient| c.voxels().grid("b1").unwrap().read(|g| g.digest("temperature"));
+    assert_eq!(digest(&client), digest(&clean));
+    assert_eq!(digest(&client).values, 100);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

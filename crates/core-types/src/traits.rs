@@ -119,8 +119,12 @@ impl StoredSample {
 
     /// Id `build/source/timestamp_ns`, for samples that did not come from a log.
     pub fn from_content(sample: Sample) -> StoredSample {
-        let id = format!("{}/{}/{}", sample.build_id, sample.source_id, sample.timestamp.as_nanos());
-        StoredSample { id, sample }
+        StoredSample { id: StoredSample::content_id(&sample), sample }
+    }
+
+    /// The id [`StoredSample::from_content`] gives `sample`.
+    pub fn content_id(sample: &Sample) -> String {
+        format!("{}/{}/{}", sample.build_id, sample.source_id, sample.timestamp.as_nanos())
     }
 }
 
@@ -160,6 +164,23 @@ pub trait HistoryStore: Send + Sync {
     fn query_stream_history(&self, query: &HistoryQuery) -> Result<Vec<StoredSample>, BackendError>;
     /// Deletes samples measured before `older_than`; returns how many.
     fn delete_old_data(&self, older_than: Timestamp) -> Result<u64, BackendError>;
+    /// For each of `ids`, whether a sample with that id is stored (same order).
+    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, BackendError>;
+}
+
+impl HistoryQuery {
+    /// Every stored sample, oldest first.
+    pub fn all() -> HistoryQuery {
+        HistoryQuery {
+            start: Timestamp::from_nanos(i64::MIN),
+            end: Timestamp::from_nanos(i64::MAX),
+            build_id: None,
+            source_id: None,
+            layer: None,
+            skip: 0,
+            limit: usize::MAX,
+        }
+    }
 }
 
 /// Durable committed offsets per consumer group (rskafka has no group API).

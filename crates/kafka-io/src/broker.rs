@@ -108,11 +108,21 @@ impl Broker {
         }
         let controller = self.client()?.controller_client().map_err(KafkaError::from)?;
         let name = topic.to_owned();
-        self.run(async move { controller.create_topic(&name, partitions, 1, 5_000).await.map_err(KafkaError::from) })?;
+        let created = self.run(async move {
+            match controller.create_topic(&name, partitions, 1, 5_000).await {
+                // Another client created it between our check and our request: that is success.
+                Err(rskafka::client::error::Error::ServerError {
+                    protocol_error: rskafka::client::error::ProtocolError::TopicAlreadyExists,
+                    ..
+                }) => Ok(false),
+                other => other.map(|()| true).map_err(KafkaError::from),
+            }
+        })?;
         // Wait until the metadata shows it, so the first produce or fetch does not race it.
         let deadline = std::time::Instant::now() + self.timeout;
         loop {
             match self.partitions(topic) {
+                Ok(p) if !created && !p.is_empty() => return Ok(()),
                 Ok(p) if p.len() == partitions as usize => return Ok(()),
                 _ if std::time::Instant::now() > deadline => return Err(KafkaError::UnknownTopic(topic.to_owned())),
                 _ => std::thread::sleep(Duration::from_millis(20)),

@@ -231,6 +231,27 @@ fn two_instances_share_four_partitions_without_overlap() {
 }
 
 #[test]
+fn instances_starting_together_may_both_create_a_topic() {
+    // Regression: two `qadf-stream run` instances creating the dead-letter topic at the same time;
+    // the one that lost the race used to fail with TopicAlreadyExists.
+    for _ in 0..3 {
+        let topic = unique("race");
+        let results: Vec<Result<(), KafkaError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let topic = topic.clone();
+                    scope.spawn(move || producer().create_topic(&topic, 2))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            r.unwrap();
+        }
+    }
+}
+
+#[test]
 fn latest_reset_skips_what_was_there_before_start() {
     let topic = unique("latest");
     let p = producer();

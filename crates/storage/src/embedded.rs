@@ -119,6 +119,12 @@ impl HistoryStore for EmbeddedStore {
         Ok(out)
     }
 
+    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let table = tx.open_table(IDS).map_err(io)?;
+        ids.iter().map(|id| table.get(id.as_str()).map(|v| v.is_some()).map_err(io)).collect()
+    }
+
     fn delete_old_data(&self, older_than: Timestamp) -> Result<u64, BackendError> {
         let tx = self.db.begin_write().map_err(io)?;
         let mut deleted = 0;

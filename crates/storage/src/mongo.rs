@@ -205,6 +205,23 @@ impl HistoryStore for MongoStore {
         cursor.map(|d| d.map_err(unavailable).and_then(|d| from_document(&d))).collect()
     }
 
+    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
+        let mut found = std::collections::HashSet::new();
+        // Small `$in` lists: some servers (SecantusDB) slow down sharply with long ones.
+        for chunk in ids.chunks(100) {
+            let cursor = self
+                .samples
+                .find(doc! { "_id": { "$in": chunk } })
+                .projection(doc! { "_id": 1 })
+                .run()
+                .map_err(unavailable)?;
+            for d in cursor {
+                found.insert(d.map_err(unavailable)?.get_str("_id").map_err(corrupt)?.to_owned());
+            }
+        }
+        Ok(ids.iter().map(|id| found.contains(id)).collect())
+    }
+
     fn delete_old_data(&self, older_than: Timestamp) -> Result<u64, BackendError> {
         let r = self
             .samples

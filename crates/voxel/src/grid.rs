@@ -20,6 +20,23 @@ pub enum OutOfBoundsPolicy {
     Fail,
 }
 
+/// A whole-grid summary of one signal (see [`VoxelGrid::digest`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GridDigest {
+    /// The signal.
+    pub signal: String,
+    /// Non-empty voxels.
+    pub voxels: u64,
+    /// Values fused.
+    pub values: u64,
+    /// Sum of every value (equal across orders up to floating-point rounding).
+    pub sum: f64,
+    /// Smallest value.
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+}
+
 /// Counts of what a grid accepted and rejected since creation or reset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateReport {
@@ -398,6 +415,20 @@ impl VoxelGrid {
                 })
             })
         })
+    }
+
+    /// A summary of `signal` over the whole grid, for comparing grids (e.g. a run with restarts
+    /// against a clean one): occupied voxels, values, and their sum, minimum and maximum.
+    pub fn digest(&self, signal: &str) -> GridDigest {
+        let mut d = GridDigest { signal: signal.to_owned(), ..GridDigest::default() };
+        for (_, c) in self.occupied(signal) {
+            d.voxels += 1;
+            d.values += c.count;
+            d.sum += c.sum;
+            d.min = Some(d.min.map_or(c.min, |m: f64| m.min(c.min)));
+            d.max = Some(d.max.map_or(c.max, |m: f64| m.max(c.max)));
+        }
+        d
     }
 
     /// Number of non-empty voxels of `signal`.

@@ -35,6 +35,6 @@ pub use block::{BLOCK_EDGE, BLOCK_VOXELS, prefetch};
 pub use cell::{Aggregation, CellStats};
 pub use error::VoxelError;
 pub use export::{BlockContent, LayerSlice};
-pub use grid::{MAX_DIM, OutOfBoundsPolicy, UpdateReport, VoxelGrid};
+pub use grid::{GridDigest, MAX_DIM, OutOfBoundsPolicy, UpdateReport, VoxelGrid};
 pub use processor::{DEFAULT_SIGNAL, IncrementalProcessor, ProcessorStatistics};
 pub use region::{Region, UpdatedRegion};

@@ -37,6 +37,18 @@ impl VoxelStage {
         }
     }
 
+    /// The builds that have a grid (empty for [`VoxelStage::new`]).
+    pub fn builds(&self) -> Vec<String> {
+        match &self.grids {
+            Grids::Shared(_) => Vec::new(),
+            Grids::PerBuild { grids, .. } => {
+                let mut builds: Vec<String> = grids.lock().keys().cloned().collect();
+                builds.sort();
+                builds
+            }
+        }
+    }
+
     fn grid_for(&self, build_id: &str) -> Arc<IncrementalProcessor> {
         match &self.grids {
             Grids::Shared(g) => g.clone(),

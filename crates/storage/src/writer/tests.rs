@@ -40,6 +40,10 @@ impl HistoryStore for FlakyStore {
     fn delete_old_data(&self, _: Timestamp) -> Result<u64, BackendError> {
         Ok(0)
     }
+    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
+        let stored = self.stored.lock();
+        Ok(ids.iter().map(|id| stored.contains(id)).collect())
+    }
 }
 
 impl OffsetStore for FlakyStore {

@@ -40,6 +40,9 @@ pub fn history_suite(store: &dyn HistoryStore) {
     assert_eq!(store.store_batch(&all).unwrap().inserted, 100);
     let replay = store.store_batch(&all[..60]).unwrap();
     assert_eq!((replay.inserted, replay.already_stored), (0, 60));
+    let ids = [sample(5).id, "never-stored".to_owned(), sample(99).id];
+    assert_eq!(store.stored_ids(&ids).unwrap(), [true, false, true], "membership in the order asked");
+    assert_eq!(store.stored_ids(&[]).unwrap(), Vec::<bool>::new());
 
     let got = store.query_stream_history(&query(10, 50)).unwrap();
     assert_eq!(got, (10..50).map(sample).collect::<Vec<_>>(), "time-ordered, [start, end), exact round trip");
