@@ -3,7 +3,7 @@
 //! position, a position outside the grid). `qadf-stream run` does not panic, stores every good
 //! sample, and sends every bad message to the dead-letter topic with its reason.
 //!
-//! CI size: 2,000 messages; `QADF_FULL=1`: 20,000.
+//! CI size: 2,000 messages; `QADF_TEST_FULL=1`: 20,000.
 
 mod scenario;
 

@@ -4,7 +4,7 @@
 //! stored exactly once (count and content checksum match the producer's), the voxel grid equals
 //! that of one clean run, and the committed offsets equal the log end.
 //!
-//! CI size: 20,000 samples; `QADF_FULL=1`: 1,000,000 (SecantusDB stores ~2,500 indexed documents/s
+//! CI size: 20,000 samples; `QADF_TEST_FULL=1`: 1,000,000 (SecantusDB stores ~2,500 indexed documents/s
 //! here, so the full run takes tens of minutes).
 
 mod scenario;

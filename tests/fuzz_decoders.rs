@@ -1,6 +1,6 @@
 //! Scenario 4, fuzzing: the decoders never panic, whatever the bytes — arbitrary ones and valid
 //! messages mutated (bytes replaced, inserted, cut). 100,000 cases each (proptest on stable Rust;
-//! `QADF_FUZZ_CASES` changes it). Whatever decodes is then validated and run through the pipeline's
+//! `QADF_TEST_FUZZ_CASES` changes it). Whatever decodes is then validated and run through the pipeline's
 //! decode step, which must not panic either.
 
 use std::sync::LazyLock;
@@ -11,7 +11,7 @@ use qadf_core_types::{Codec, Encoding, Origin, RawMessage, SampleBatch, Timestam
 use qadf_pipeline::decode_messages;
 
 fn cases() -> u32 {
-    std::env::var("QADF_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
+    std::env::var("QADF_TEST_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
 }
 
 fn codecs() -> [Codec; 2] {

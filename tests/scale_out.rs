@@ -3,7 +3,7 @@
 //! is everything, with no duplicates. With one instance stopped, its partitions wait (nothing of
 //! them is stored or committed); restarting it resumes them. See docs/SCALING.md.
 //!
-//! CI size: 40,000 + 20,000 samples; `QADF_FULL=1`: 400,000 + 200,000.
+//! CI size: 40,000 + 20,000 samples; `QADF_TEST_FULL=1`: 400,000 + 200,000.
 
 mod scenario;
 

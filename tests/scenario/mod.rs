@@ -19,9 +19,9 @@ use qadf_integration_tests::{Service, unique_name};
 use qadf_kafka_io::KafkaProducer;
 use qadf_storage::MongoStore;
 
-/// Whether the full-size scenarios were asked for (`QADF_FULL=1`, `cargo xtask scenarios --full`).
+/// Whether the full-size scenarios were asked for (`QADF_TEST_FULL=1`, `cargo xtask scenarios --full`).
 pub fn full() -> bool {
-    std::env::var("QADF_FULL").is_ok_and(|v| v == "1")
+    std::env::var("QADF_TEST_FULL").is_ok_and(|v| v == "1")
 }
 
 /// The `qadf-stream` binary (`QADF_TEST_QADF_STREAM`, set by `cargo xtask ci`, else `target/debug`).

@@ -3,7 +3,10 @@
 //!
 //! Per poll: decode (undecodable messages → dead letters), process, hand the kept samples to the
 //! history writer, and commit the poll's offsets only when the writer reports them stored. Every
-//! commit goes through the writer's queue, so commits stay in order. A batch the pipeline refuses
+//! commit goes through the writer's queue, so commits stay in order. Stored positions are
+//! committed together: at most every `auto_commit_interval_ms` while messages keep coming (every
+//! poll with auto-commit off), at once when the source goes idle, and at stop. After a restart,
+//! samples stored but not yet committed are recognised and not processed twice (`skip_stored`). A batch the pipeline refuses
 //! goes to the dead-letter sink (then it is committed) or, without one, stops the consumer
 //! uncommitted, so a restart delivers it again: nothing is lost and nothing is silent.
 
@@ -11,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qadf_core_types::{
     Checkpoint, Codec, DeadLetter, HistoryStore, MessageSource, Origin, RawMessage, SampleBatch, StoredSample,
@@ -68,6 +71,12 @@ struct Run {
     busy: Arc<AtomicBool>,
     /// Partitions whose replay after a restart is over (see `skip_stored`).
     replay_done: HashSet<(String, i32)>,
+    /// Stored positions not yet committed (the latest per partition).
+    pending: Vec<Checkpoint>,
+    /// When `pending` was last committed.
+    last_commit: Instant,
+    /// Commit at most this often while messages keep coming (`auto_commit_interval_ms`).
+    commit_interval: Duration,
 }
 
 impl Run {
@@ -77,18 +86,47 @@ impl Run {
         Ok(())
     }
 
-    fn finish_done(&mut self, done: WriteDone) -> Result<(), String> {
-        match done.result {
-            Ok(_) => self.commit(&done.checkpoints),
-            Err(e) => Err(format!("storing a batch failed permanently: {e}")),
+    /// Queues stored positions for the next commit, keeping the latest per partition.
+    fn stage_commit(&mut self, checkpoints: Vec<Checkpoint>) {
+        for c in checkpoints {
+            match self.pending.iter_mut().find(|l| l.topic == c.topic && l.partition == c.partition) {
+                Some(l) => *l = c,
+                None => self.pending.push(c),
+            }
         }
+    }
+
+    /// Commits the queued positions when `force`d or when the interval has passed (one durable
+    /// write per interval however many polls were stored).
+    fn flush_commits(&mut self, force: bool) -> Result<(), String> {
+        if self.pending.is_empty() || !(force || self.last_commit.elapsed() >= self.commit_interval) {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.commit(&pending)?;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Queues the positions of every stored job up to the first failed one.
+    fn finish_done(&mut self, done: Vec<WriteDone>) -> Result<(), String> {
+        for d in done {
+            if let Err(e) = d.result {
+                return Err(format!("storing a batch failed permanently: {e}"));
+            }
+            self.stage_commit(d.checkpoints);
+        }
+        Ok(())
     }
 
     /// Stores `samples`, then commits `checkpoints` (through the writer when there is one).
     fn store_then_commit(&mut self, samples: Vec<StoredSample>, checkpoints: Vec<Checkpoint>) -> Result<(), String> {
         match &self.writer {
             Some(w) => w.submit(WriteJob { samples, checkpoints }).map_err(|_| "the storage writer stopped".to_owned()),
-            None => self.commit(&checkpoints),
+            None => {
+                self.stage_commit(checkpoints);
+                Ok(())
+            }
         }
     }
 
@@ -208,11 +246,10 @@ impl Run {
                     .writer
                     .as_ref()
                     .map_or_else(Vec::new, |w| std::iter::from_fn(|| w.recv_done(Duration::ZERO)).collect());
-                for done in finished {
-                    self.finish_done(done)?;
-                }
+                self.finish_done(finished)?;
+                self.flush_commits(false)?;
                 match self.source.poll(max, wait) {
-                    Ok(messages) if messages.is_empty() => {}
+                    Ok(messages) if messages.is_empty() => self.flush_commits(true)?,
                     Ok(messages) => {
                         self.busy.store(true, Ordering::SeqCst);
                         let handled = self.handle(messages, callback);
@@ -226,12 +263,13 @@ impl Run {
             Ok(())
         })();
         // Whatever happened: store what was handed over and commit what was stored.
-        if let Some(w) = self.writer.take() {
-            for done in w.finish() {
-                if let Err(e) = self.finish_done(done) {
-                    self.report.error.get_or_insert(e);
-                }
-            }
+        if let Some(w) = self.writer.take()
+            && let Err(e) = self.finish_done(w.finish())
+        {
+            self.report.error.get_or_insert(e);
+        }
+        if let Err(e) = self.flush_commits(true) {
+            self.report.error.get_or_insert(e);
         }
         if let Err(e) = outcome {
             self.report.error.get_or_insert(e);
@@ -264,6 +302,13 @@ impl StreamingClient {
             report: ConsumerReport::default(),
             replay_done: HashSet::new(),
             busy: Arc::new(AtomicBool::new(false)),
+            pending: Vec::new(),
+            last_commit: Instant::now(),
+            commit_interval: if self.config().enable_auto_commit {
+                Duration::from_millis(self.config().auto_commit_interval_ms)
+            } else {
+                Duration::ZERO
+            },
         };
         let busy = run.busy.clone();
         let stop = Arc::new(AtomicBool::new(false));

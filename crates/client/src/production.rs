@@ -129,8 +129,12 @@ pub fn run(
         if last_report.elapsed() >= Duration::from_secs(2) {
             let s = client.get_stream_statistics();
             progress(&format!(
-                "{} samples, {:.0} samples/s (last 10 s), {} dead letters, {} errors",
-                s.messages_processed, s.throughput_window, s.dead_letters, s.errors
+                "{} samples, {:.0} samples/s (last 10 s), batch p99 {:.3} ms, {} dead letters, {} errors",
+                s.messages_processed,
+                s.throughput_window,
+                s.latency.p99_ms.unwrap_or(0.0),
+                s.dead_letters,
+                s.errors
             ));
             last_report = Instant::now();
         }

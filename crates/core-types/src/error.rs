@@ -162,7 +162,7 @@ pub enum BackendErrorKind {
 }
 
 /// A backend failure, with the backend's name and its own message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{backend} {kind:?}: {message}")]
 pub struct BackendError {
     /// The class of failure.

@@ -22,6 +22,8 @@ use crate::error::KafkaError;
 
 /// Shortest fetch wait: Tansu answers a fetch with `max_wait_ms = 0` with no topic at all.
 const MIN_FETCH_WAIT_MS: i32 = 1;
+/// Longest wait of one fetch for new records (a poll waits in such slices until its timeout).
+const WAIT_SLICE: Duration = Duration::from_millis(5);
 
 /// Which partitions this consumer reads (rskafka has no group coordination: assignment is static).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +134,12 @@ pub struct ConsumerStatistics {
     pub offset_resets: u64,
     /// Commits written to the offset store.
     pub commits: u64,
+    /// Fetches that asked the broker to wait for data (sent only when a round found nothing).
+    pub waiting_fetches: u64,
+    /// Fetches sent.
+    pub fetches: u64,
+    /// Records a fetch returned again from below the position (brokers answer from a batch start).
+    pub records_refetched: u64,
 }
 
 struct PartitionState {
@@ -248,7 +256,10 @@ impl KafkaConsumer {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         let n = self.partitions.len();
+        let mut waiter = self.next;
         loop {
+            // Rounds that do not wait: buffered records first, then a fetch of every partition
+            // that asks the broker for what it has now, as long as rounds bring something.
             let mut fetched_any = false;
             for step in 0..n {
                 let i = (self.next + step) % n;
@@ -262,33 +273,59 @@ impl KafkaConsumer {
                     fetched_any = true;
                     continue;
                 }
-                let wait = if out.is_empty() {
-                    deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(50))
-                } else {
-                    Duration::ZERO
-                };
-                match self.fetch(i, wait) {
-                    Ok(messages) => {
-                        self.failures_in_a_row = 0;
-                        fetched_any |= !messages.is_empty();
-                        let room = max - out.len();
-                        let mut messages = messages.into_iter();
-                        out.extend(messages.by_ref().take(room));
-                        self.partitions[i].buffered.extend(messages);
-                    }
-                    Err(e) => self.recover(i, e)?,
-                }
+                fetched_any |= self.fetch_into(i, Duration::ZERO, max, &mut out)?;
             }
             self.next = (self.next + 1) % n.max(1);
-            if out.len() >= max || Instant::now() >= deadline || (!out.is_empty() && !fetched_any) {
+            if out.len() >= max || (!out.is_empty() && !fetched_any) {
                 break;
             }
-            if n == 0 || self.partitions.iter().all(|p| p.paused) {
-                std::thread::sleep(deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(10)));
+            if fetched_any {
+                continue;
             }
+            // Nothing at hand: wait for data on one partition (rotating), in short slices until
+            // the deadline. Some brokers (Tansu) hold a fetch for its whole `max_wait` even when
+            // records arrive meanwhile, so a long wait on one partition would starve the others.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let active: Vec<usize> = (0..n).filter(|&i| !self.partitions[i].paused).collect();
+            if active.is_empty() {
+                std::thread::sleep(left.min(Duration::from_millis(10)));
+                continue;
+            }
+            waiter = active[waiter % active.len()];
+            self.stats.waiting_fetches += 1;
+            self.fetch_into(waiter, left.min(WAIT_SLICE), max, &mut out)?;
+            waiter += 1;
         }
         self.stats.messages += out.len() as u64;
         Ok(out)
+    }
+
+    /// Fetches partition `i` into `out` (up to `max`, the rest buffered); whether records came.
+    fn fetch_into(
+        &mut self,
+        i: usize,
+        wait: Duration,
+        max: usize,
+        out: &mut Vec<RawMessage>,
+    ) -> Result<bool, KafkaError> {
+        match self.fetch(i, wait) {
+            Ok(messages) => {
+                self.failures_in_a_row = 0;
+                let got = !messages.is_empty();
+                let room = max.saturating_sub(out.len());
+                let mut messages = messages.into_iter();
+                out.extend(messages.by_ref().take(room));
+                self.partitions[i].buffered.extend(messages);
+                Ok(got)
+            }
+            Err(e) => {
+                self.recover(i, e)?;
+                Ok(false)
+            }
+        }
     }
 
     fn fetch(&mut self, i: usize, wait: Duration) -> Result<Vec<RawMessage>, KafkaError> {
@@ -299,6 +336,8 @@ impl KafkaConsumer {
         let (records, hw) = self.broker.run(async move {
             client.fetch_records(position, 1..max_bytes, wait_ms).await.map_err(KafkaError::from)
         })?;
+        self.stats.fetches += 1;
+        self.stats.records_refetched += records.iter().filter(|r| r.offset < position).count() as u64;
         let p = &mut self.partitions[i];
         p.high_watermark = Some(hw);
         if hw < position {

@@ -231,6 +231,30 @@ fn two_instances_share_four_partitions_without_overlap() {
 }
 
 #[test]
+fn a_caught_up_partition_does_not_hold_back_records_buffered_from_another() {
+    // Regression (found by the soak scenario): with partition 0 full and partition 1 empty, every
+    // small poll used to wait `max_wait` on partition 1 before serving partition 0's buffer.
+    let topic = unique("buffered");
+    let p = producer();
+    p.create_topic(&topic, 2).unwrap();
+    let messages: Vec<OutgoingMessage> =
+        (0..200).map(|i| OutgoingMessage { partition: Some(0), ..message(&topic, None, format!("m{i}")) }).collect();
+    p.send(messages).unwrap();
+    let mut consumer =
+        KafkaConsumer::new(config(&topic, "g", Assignment::All), Arc::new(MemoryOffsetStore::default())).unwrap();
+    let got = consume(&mut consumer, 1); // the first fetch of each partition may wait
+    let waited_at_start = consumer.statistics().waiting_fetches;
+    let mut delivered = got.len();
+    while delivered < 200 {
+        let batch = consumer.poll_messages(5, Duration::from_secs(2)).unwrap();
+        assert!(!batch.is_empty(), "records are at hand, so a poll returns some");
+        delivered += batch.len();
+    }
+    let waited = consumer.statistics().waiting_fetches - waited_at_start;
+    assert!(waited <= 1, "{waited} fetches waited for data while records were buffered or behind");
+}
+
+#[test]
 fn instances_starting_together_may_both_create_a_topic() {
     // Regression: two `qadf-stream run` instances creating the dead-letter topic at the same time;
     // the one that lost the race used to fail with TopicAlreadyExists.

@@ -39,10 +39,14 @@ fn corrupt(e: impl std::fmt::Display) -> BackendError {
     err(BackendErrorKind::Corrupt)(&e)
 }
 
+/// Page cache of the embedded store: bounded, so a long stream does not grow the process (redb's
+/// default is 1 GiB).
+pub const CACHE_BYTES: usize = 16 << 20;
+
 impl EmbeddedStore {
-    /// Opens (or creates) the store file at `path`.
+    /// Opens (or creates) the store file at `path`, with a page cache of [`CACHE_BYTES`].
     pub fn open(path: &Path) -> Result<EmbeddedStore, BackendError> {
-        let db = Database::create(path).map_err(io)?;
+        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(path).map_err(io)?;
         let tx = db.begin_write().map_err(io)?;
         tx.open_table(SAMPLES).map_err(io)?;
         tx.open_table(IDS).map_err(io)?;

@@ -5,6 +5,11 @@
 //! stores each batch, retrying transient failures with backoff until the backend returns — a
 //! batch is never dropped — then stores the offsets it covers (after the data) and reports the
 //! completion, so the caller acknowledges the source only for data that is durably stored.
+//!
+//! Group commit: jobs that queued up while the previous write ran are stored together in one
+//! `store_batch` call (one durable transaction or request series), up to [`GROUP_SAMPLES`]
+//! samples, so a store with a costly commit keeps up with many small polls. Each job still gets
+//! its own completion, in order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +34,8 @@ pub struct WriteJob {
 pub struct WriteDone {
     /// The positions now safe to acknowledge.
     pub checkpoints: Vec<Checkpoint>,
-    /// What the store reported, or the permanent error that stopped this job.
+    /// What the store reported for the group commit that held this job, or the permanent error
+    /// that stopped it.
     pub result: Result<StoreReport, BackendError>,
 }
 
@@ -73,10 +79,19 @@ pub fn spawn_writer(
         std::thread::Builder::new()
             .name("qadf-storage-writer".to_owned())
             .spawn(move || {
-                for job in rx {
-                    let result = persist(history.as_ref(), offsets.as_ref(), &job, &stats);
-                    if done_tx.send(WriteDone { checkpoints: job.checkpoints, result }).is_err() {
-                        // Nobody listens for completions any more; keep storing what was handed over.
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    let mut samples = group[0].samples.len();
+                    while samples < GROUP_SAMPLES
+                        && let Ok(next) = rx.try_recv()
+                    {
+                        samples += next.samples.len();
+                        group.push(next);
+                    }
+                    let result = persist_group(history.as_ref(), offsets.as_ref(), &group, &stats);
+                    for job in group {
+                        // Nobody may listen for completions any more; keep storing what was handed over.
+                        let _ = done_tx.send(WriteDone { checkpoints: job.checkpoints, result: result.clone() });
                     }
                 }
             })
@@ -105,25 +120,38 @@ fn with_retry<T>(stats: &WriterStatistics, mut op: impl FnMut() -> Result<T, Bac
     }
 }
 
-fn persist(
+/// Most samples stored in one group commit.
+pub const GROUP_SAMPLES: usize = 50_000;
+
+/// Stores the jobs' samples in one call, then the last positions they cover.
+fn persist_group(
     history: &dyn HistoryStore,
     offsets: Option<&(Arc<dyn OffsetStore>, String)>,
-    job: &WriteJob,
+    group: &[WriteJob],
     stats: &WriterStatistics,
 ) -> Result<StoreReport, BackendError> {
-    let report = match with_retry(stats, || history.store_batch(&job.samples)) {
+    let joined;
+    let samples: &[StoredSample] = if group.len() == 1 {
+        &group[0].samples
+    } else {
+        joined = group.iter().flat_map(|j| j.samples.iter().cloned()).collect::<Vec<_>>();
+        &joined
+    };
+    let checkpoints: Vec<Checkpoint> = group.iter().flat_map(|j| j.checkpoints.iter().cloned()).collect();
+    let report = match with_retry(stats, || history.store_batch(samples)) {
         Ok(r) => r,
         Err(e) => {
             stats.failed_jobs.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
     };
-    if let Some((store, group)) = offsets
-        && !job.checkpoints.is_empty()
+    if let Some((store, consumer_group)) = offsets
+        && !checkpoints.is_empty()
     {
-        with_retry(stats, || store.store_offsets(group, &job.checkpoints))?;
+        // Later checkpoints of a partition overwrite earlier ones (the store's contract).
+        with_retry(stats, || store.store_offsets(consumer_group, &checkpoints))?;
     }
-    stats.jobs_written.fetch_add(1, Ordering::Relaxed);
+    stats.jobs_written.fetch_add(group.len() as u64, Ordering::Relaxed);
     stats.inserted.fetch_add(report.inserted, Ordering::Relaxed);
     stats.already_stored.fetch_add(report.already_stored, Ordering::Relaxed);
     Ok(report)
