@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask services up|down|status [kafka|redis|mongodb ...]`: the real test services.
 //! - `cargo xtask ci`: the whole test suite (format, lints, unit and real-service integration tests).
+//! - `cargo xtask scenarios [--full]`: the end-to-end scenarios (crash, scale-out, bad input, soak).
 
 mod ping;
 mod services;
@@ -21,6 +22,7 @@ const SERVICE_FEATURES: &str =
 const USAGE: &str = "usage:
   cargo xtask services up|down|status [kafka|redis|mongodb ...]
   cargo xtask ci        format check, clippy, and every test against the real services
+  cargo xtask scenarios [--full]            the end-to-end scenarios of tests/ (full sizes with --full)
   cargo xtask bench kafka [--records N]     Kafka throughput and latency against the real broker (default 1M)
   cargo xtask bench storage [--records N]   MongoDB/Redis/embedded stores against their ceilings (default 20,000)
   cargo xtask bench e2e [--records N]       live-view WebSocket latency with 10 viewers (N batches, default 3000)
@@ -33,6 +35,7 @@ fn main() -> Result<()> {
         Some("services") => services_command(&root, &args[1..]),
         Some("ci") => ci(&root),
         Some("bench") => bench(&root, &args[1..]),
+        Some("scenarios") => scenarios(&root, &args[1..]),
         _ => {
             eprintln!("{USAGE}");
             bail!("unknown or missing command");
@@ -104,8 +107,7 @@ fn ci(root: &Path) -> Result<()> {
                 }
                 test.env("QADF_TEST_PYTHON", layout.python_clients());
                 test.env("QADF_TEST_CHROMIUM", services::chromium()?);
-                // The scenarios run the `qadf-stream` binary that `cargo test` builds for the client's tests.
-                test.env("QADF_TEST_QADF_STREAM", root.join("target/debug/qadf-stream"));
+                test.env("QADF_TEST_QADF_STREAM", release_binary(root)?);
                 // Restart tests stop and start services through this very binary.
                 if let Ok(me) = std::env::current_exe() {
                     test.env("QADF_TEST_XTASK", me);
@@ -121,6 +123,39 @@ fn ci(root: &Path) -> Result<()> {
     result?;
     println!("ci passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Builds the release `qadf-stream` the end-to-end scenarios run (the soak needs its speed).
+fn release_binary(root: &Path) -> Result<PathBuf> {
+    step("cargo build --release -p qadf-client", || {
+        run(cargo(root).args(["build", "--release", "-p", "qadf-client", "--bin", "qadf-stream"]))
+    })?;
+    Ok(root.join("target/release/qadf-stream"))
+}
+
+/// The end-to-end scenarios of `tests/` against the real services; `--full` runs their full sizes.
+fn scenarios(root: &Path, args: &[String]) -> Result<()> {
+    let full = match args {
+        [] => false,
+        [flag] if flag == "--full" => true,
+        _ => bail!("{USAGE}"),
+    };
+    let layout = Layout::new(root);
+    Service::ALL.into_iter().try_for_each(|s| layout.up(s))?;
+    let binary = release_binary(root)?;
+    let mut test = cargo(root);
+    test.args(["test", "-p", "qadf-integration-tests", "--features", "services", "--", "--nocapture"]);
+    for s in Service::ALL {
+        test.env(s.env_var(), s.addr());
+    }
+    test.env("QADF_TEST_QADF_STREAM", binary);
+    if let Ok(me) = std::env::current_exe() {
+        test.env("QADF_TEST_XTASK", me);
+    }
+    if full {
+        test.env("QADF_TEST_FULL", "1");
+    }
+    run(&mut test)
 }
 
 /// Benchmarks that need a real service: starts it, runs the bench binary, leaves the service up.
