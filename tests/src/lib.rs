@@ -37,6 +37,11 @@ impl Service {
         }
     }
 
+    /// The service's `host:port`, without checking it (for tests that stop and start it).
+    pub fn addr_unchecked(self) -> String {
+        std::env::var(self.env_var()).unwrap_or_else(|_| self.default_addr().to_owned())
+    }
+
     /// The service's `host:port`, after checking that it accepts connections.
     ///
     /// # Panics

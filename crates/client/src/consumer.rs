@@ -173,7 +173,19 @@ impl Run {
         }
         let lookup = |indices: &[usize]| -> Result<Vec<bool>, String> {
             let ids: Vec<String> = indices.iter().map(|&i| StoredSample::content_id(&batch.samples[i])).collect();
-            history.stored_ids(&ids).map_err(|e| format!("checking for replayed samples failed: {e}"))
+            // Like the writer: wait for a store that is down (the consumer holds still meanwhile).
+            let mut wait = Duration::from_millis(50);
+            loop {
+                match history.stored_ids(&ids) {
+                    Ok(stored) => return Ok(stored),
+                    Err(e) if e.is_transient() => {
+                        eprintln!("checking for replayed samples: {e}; retrying in {wait:?}");
+                        std::thread::sleep(wait);
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                    Err(e) => return Err(format!("checking for replayed samples failed: {e}")),
+                }
+            }
         };
         let mut skip = vec![false; batch.samples.len()];
         for (key, run) in runs {

@@ -77,6 +77,9 @@ enum Command {
         /// Rebuild the voxel grids from the stored history before consuming (after a restart).
         #[arg(long)]
         restore_voxels: bool,
+        /// Sampling rate of the monitors in Hz (a gap over three periods raises a dropout alert).
+        #[arg(long, default_value_t = 100_000.0)]
+        sample_rate_hz: f64,
     },
     /// Send a simulated build to Kafka.
     ProduceSim {
@@ -139,12 +142,14 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let mut config = StreamingConfig::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Run { instance, instances, exit_when_idle, data_dir, restore_voxels } => {
+        Command::Run { instance, instances, exit_when_idle, data_dir, restore_voxels, sample_rate_hz } => {
+            anyhow::ensure!(sample_rate_hz.is_finite() && sample_rate_hz > 0.0, "--sample-rate-hz: must be > 0");
             let options = production::RunOptions {
                 instance: instance.zip(instances),
                 exit_when_idle: exit_when_idle.map(Duration::from_secs_f64),
                 data_dir,
                 restore_voxels,
+                sample_rate_hz,
             };
             let report = production::run(config, options, |line| println!("{line}"))?;
             println!(

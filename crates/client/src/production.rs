@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub data_dir: std::path::PathBuf,
     /// Rebuild the voxel grids from the whole history before consuming (after a restart).
     pub restore_voxels: bool,
+    /// The monitors' sampling rate, for the dropout (gap) check.
+    pub sample_rate_hz: f64,
 }
 
 /// Consumes the configured topic until idle (or forever), storing history and committing offsets.
@@ -94,6 +96,8 @@ pub fn run(
         None
     };
     let client = Arc::new(StreamingClient::new(config)?);
+    // The melt-pool checks of the demo: temperature 1700-2150 K and no gap over three sample periods.
+    qadf_client::demo::add_quality_checkpoints(&client, options.sample_rate_hz);
     if options.restore_voxels {
         let history = stores.history().query_stream_history(&HistoryQuery::all())?;
         let n = history.len();

@@ -179,7 +179,17 @@ impl KafkaConsumer {
                 .into_iter()
                 .map(|c| (c.partition, c.next_offset))
                 .collect();
-            for p in broker.partitions(topic)?.into_iter().filter(|&p| config.assignment.takes(p)) {
+            // A topic created a moment ago may not be in every broker answer yet (Tansu).
+            let deadline = Instant::now() + config.request_timeout;
+            let ids = loop {
+                match broker.partitions(topic) {
+                    Err(KafkaError::UnknownTopic(_)) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    other => break other?,
+                }
+            };
+            for p in ids.into_iter().filter(|&p| config.assignment.takes(p)) {
                 partitions.push(PartitionState {
                     topic: topic.clone(),
                     partition: p,

@@ -1,0 +1,141 @@
+//! Scenario 2 — outages under `qadf-stream run`: the broker restarts mid-stream (the remainder is
+//! produced again once it is back), MongoDB is stopped while history is being written, and Redis
+//! restarts (losing everything) under the live view. Everything acknowledged is stored exactly once
+//! at the end, the live view comes back, and `run` needs no restart.
+//!
+//! Its own test binary (cargo runs test binaries one at a time), as it stops shared services; the
+//! two tests take a lock so they do not overlap each other. MongoDB is down 10 s in CI, 30 s with
+//! `QADF_TEST_FULL=1`.
+
+mod scenario;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use qadf_integration_tests::{Service, answers, wait_until, xtask_services};
+use scenario::{Scenario, build, checksum, produce, stored};
+
+static SERVICES: Mutex<()> = Mutex::new(());
+
+fn wait_for_count(store: &qadf_storage::MongoStore, n: u64, run: &mut scenario::RunningChild, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while store.count().unwrap_or(0) < n {
+        assert!(run.child.try_wait().unwrap().is_none(), "{what}: run exited\n{}", run.lines().join("\n"));
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} of {n} stored\n{}",
+            store.count().unwrap_or(0),
+            run.lines().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_broker_restart_mid_stream_loses_nothing_acknowledged() {
+    let _guard = SERVICES.lock().unwrap_or_else(|e| e.into_inner());
+    let first = build(1, 10.0, "outage-a");
+    let second = build(1, 7.0, "outage-b");
+    let s = Scenario::new("brokerout");
+    produce(&s.topic, 2, &first);
+    let store = s.store();
+    let mut run = s.spawn_run(&["--exit-when-idle", "60"]);
+    wait_for_count(&store, first.len() as u64, &mut run, "before the restart");
+
+    xtask_services("down", "kafka");
+    assert!(!answers(&Service::Kafka.addr_unchecked()));
+    std::thread::sleep(Duration::from_secs(2));
+    xtask_services("up", "kafka");
+    wait_until("the broker is back", || answers(&Service::Kafka.addr_unchecked()));
+
+    // The remainder, produced again once the broker is back (Tansu may have lost its log).
+    produce(&s.topic, 2, &second);
+    wait_for_count(&store, (first.len() + second.len()) as u64, &mut run, "after the restart");
+    let held = stored(&store);
+    assert_eq!(held.len(), first.len() + second.len(), "nothing lost, nothing twice");
+    assert_eq!(checksum(&held), checksum(first.iter().chain(&second)));
+    let lines = run.lines();
+    assert!(lines.iter().all(|l| !l.starts_with("stopped")), "run kept going:\n{}", lines.join("\n"));
+    drop(run);
+    store.drop_all().unwrap();
+}
+
+#[test]
+fn writes_wait_while_mongodb_is_down_and_complete_when_it_returns() {
+    let _guard = SERVICES.lock().unwrap_or_else(|e| e.into_inner());
+    let down_for = Duration::from_secs(if scenario::full() { 30 } else { 10 });
+    let samples = build(2, 10.0, "mongo-out");
+    let s = Scenario::new("mongoout");
+    let store = s.store();
+    let mut run = s.spawn_run(&["--exit-when-idle", "60"]);
+    std::thread::sleep(Duration::from_secs(1));
+    produce(&s.topic, 2, &samples);
+    wait_for_count(&store, 2_000, &mut run, "before the outage");
+
+    xtask_services("down", "mongodb");
+    let pid = run.child.id();
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .expect("qadf-stream is still running")
+    };
+    let before = rss();
+    std::thread::sleep(down_for);
+    let during = rss();
+    eprintln!("RSS of run: {before} KiB when MongoDB stopped, {during} KiB {down_for:?} later");
+    assert!(during < before + 64 * 1024, "memory stays bounded while writes wait: {before} -> {during} KiB");
+    xtask_services("up", "mongodb");
+    wait_until("MongoDB is back", || answers(&Service::Mongodb.addr_unchecked()));
+
+    wait_for_count(&store, samples.len() as u64, &mut run, "after the outage");
+    let held = stored(&store);
+    assert_eq!(held.len(), samples.len());
+    assert_eq!(checksum(&held), checksum(&samples));
+    assert!(run.lines().iter().any(|l| l.contains("retrying")), "the writer said it was waiting");
+    drop(run);
+    store.drop_all().unwrap();
+}
+
+#[test]
+fn the_live_view_recovers_after_redis_restarts() {
+    let _guard = SERVICES.lock().unwrap_or_else(|e| e.into_inner());
+    let redis_addr = Service::Redis.addr();
+    let (host, port) = redis_addr.rsplit_once(':').unwrap();
+    let mut s = Scenario::new("redisout");
+    s.extra.push(("QADF_ENABLE_REDIS_CACHE".into(), "true".into()));
+    s.extra.push(("QADF_REDIS_HOST".into(), host.into()));
+    s.extra.push(("QADF_REDIS_PORT".into(), port.into()));
+    s.extra.push(("QADF_REDIS_KEY_PREFIX".into(), s.group.clone()));
+    let key = format!("{}:redis-out:alerts", s.group);
+    let exists = |key: &str| -> bool {
+        let client = redis::Client::open(format!("redis://{redis_addr}")).unwrap();
+        client.get_connection().ok().is_some_and(|mut c| redis::cmd("EXISTS").arg(key).query::<i64>(&mut c) == Ok(1))
+    };
+    // A hot spot in each half of the build raises an alert, which the live view publishes.
+    let hot = |mut samples: Vec<qadf_core_types::Sample>| {
+        for smp in samples.iter_mut().step_by(500) {
+            smp.signals = [("temperature", 2400.0)].into_iter().collect();
+        }
+        samples
+    };
+    let all = hot(build(2, 5.0, "redis-out"));
+    let (first, second) = all.split_at(all.len() / 2);
+    produce(&s.topic, 2, first);
+    let store = s.store();
+    let mut run = s.spawn_run(&["--exit-when-idle", "60"]);
+    wait_for_count(&store, first.len() as u64, &mut run, "first half");
+    wait_until("the live view has the first alerts", || exists(&key));
+
+    xtask_services("down", "redis");
+    xtask_services("up", "redis");
+    wait_until("Redis is back", || answers(&redis_addr));
+    assert!(!exists(&key), "a restarted Redis holds nothing");
+
+    produce(&s.topic, 2, second);
+    wait_for_count(&store, all.len() as u64, &mut run, "second half");
+    wait_until("the live view publishes again", || exists(&key));
+    assert!(run.child.try_wait().unwrap().is_none(), "run kept going:\n{}", run.lines().join("\n"));
+    drop(run);
+    store.drop_all().unwrap();
+}
