@@ -154,15 +154,7 @@ fn websocket_latency(batches: usize, via_consumer: bool) {
 fn demo_throughput(encoding: Encoding, layers: u32) {
     let mut sim = SimConfig { layers, part_size_mm: 20.0, ..SimConfig::default() };
     sim.defects = demo::demo_defects(&sim);
-    let options = DemoOptions {
-        sim,
-        rate: None,
-        dashboard: None,
-        data_dir: None,
-        hold: false,
-        wait_for_viewer: false,
-        interrupt: Arc::default(),
-    };
+    let options = DemoOptions::headless(sim);
     let config = StreamingConfig { message_encoding: encoding, ..StreamingConfig::default() };
     let s = demo::run(config, options, |_| {}).unwrap();
     println!(

@@ -45,6 +45,21 @@ pub struct DemoOptions {
     pub interrupt: Arc<AtomicBool>,
 }
 
+impl DemoOptions {
+    /// `sim` at full speed, with no dashboard, no history and no hold (for tests and benchmarks).
+    pub fn headless(sim: SimConfig) -> DemoOptions {
+        DemoOptions {
+            sim,
+            rate: None,
+            dashboard: None,
+            data_dir: None,
+            hold: false,
+            wait_for_viewer: false,
+            interrupt: Arc::default(),
+        }
+    }
+}
+
 /// Something to tell the operator.
 #[derive(Debug)]
 pub enum DemoEvent<'a> {
@@ -310,15 +325,7 @@ mod tests {
     fn demo_processes_every_sample_and_finds_its_defects() {
         let mut sim = SimConfig { layers: 5, part_size_mm: 4.0, ..SimConfig::default() };
         sim.defects = demo_defects(&sim);
-        let options = DemoOptions {
-            sim,
-            rate: None,
-            dashboard: None,
-            data_dir: None,
-            hold: false,
-            wait_for_viewer: false,
-            interrupt: Arc::default(),
-        };
+        let options = DemoOptions::headless(sim);
         let config = StreamingConfig { alert_dedup_interval_ms: 0, ..StreamingConfig::default() };
         let mut layers = Vec::new();
         let summary = run(config, options, |e| {
