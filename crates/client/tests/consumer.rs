@@ -38,12 +38,18 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
     }
 }
 
-#[test]
-fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
-    let dir = std::env::temp_dir().join(format!("qadf-client-consumer-{}", std::process::id()));
+/// An empty embedded store in a fresh temporary directory (removed by the test at its end).
+fn fresh_store(name: &str) -> (std::path::PathBuf, Arc<EmbeddedStore>) {
+    let dir = std::env::temp_dir().join(format!("qadf-client-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let history = Arc::new(EmbeddedStore::open(&dir.join("history.redb")).unwrap());
+    (dir, history)
+}
+
+#[test]
+fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
+    let (dir, history) = fresh_store("consumer");
     let offsets = Arc::new(MemoryOffsetStore::default());
     let config = StreamingConfig {
         voxel_bbox_max: [50.0, 50.0, 10.0],
@@ -131,10 +137,7 @@ fn a_refused_batch_without_a_dead_letter_sink_stops_the_consumer_uncommitted() {
 
 #[test]
 fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once() {
-    let dir = std::env::temp_dir().join(format!("qadf-client-replay-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let history = Arc::new(EmbeddedStore::open(&dir.join("history.redb")).unwrap());
+    let (dir, history) = fresh_store("replay");
     let config = StreamingConfig { voxel_bbox_max: [50.0, 50.0, 10.0], max_batch_wait_ms: 20, ..Default::default() };
     let codec = qadf_core_types::Codec::new(qadf_core_types::Encoding::Json);
     let batches: Vec<Vec<qadf_core_types::Sample>> =

@@ -40,7 +40,8 @@ pub struct Progress {
     pub layers_total: Option<u32>,
     /// Alerts raised since the feed started.
     pub alerts_total: u64,
-    /// Frames this subscriber's queue could not take (it then gets a full frame).
+    /// Frames that lagging subscribers' queues could not take, over all subscribers (each such
+    /// subscriber then gets a full frame).
     pub frames_dropped: u64,
 }
 
