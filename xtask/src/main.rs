@@ -3,8 +3,11 @@
 //! - `cargo xtask services up|down|status [kafka|redis|mongodb ...]`: the real test services.
 //! - `cargo xtask ci`: the whole test suite (format, lints, unit and real-service integration tests).
 //! - `cargo xtask scenarios [--full]`: the end-to-end scenarios (crash, scale-out, bad input, soak).
+//! - `cargo xtask bench [kafka|storage|e2e]`: benchmarks against the real services; with no target,
+//!   all of them in one run, written into docs/PERFORMANCE.md as one report.
 
 mod ping;
+mod report;
 mod services;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +26,8 @@ const USAGE: &str = "usage:
   cargo xtask services up|down|status [kafka|redis|mongodb ...]
   cargo xtask ci        format check, clippy, and every test against the real services
   cargo xtask scenarios [--full]            the end-to-end scenarios of tests/ (full sizes with --full)
+  cargo xtask bench                         every benchmark below in one run; writes the report into
+                                            docs/PERFORMANCE.md (figures, same-run ceilings, seed targets)
   cargo xtask bench kafka [--records N]     Kafka throughput and latency against the real broker (default 1M)
   cargo xtask bench storage [--records N]   MongoDB/Redis/embedded stores against their ceilings (default 20,000)
   cargo xtask bench e2e [--records N]       live-view WebSocket latency with 10 viewers (N batches, default 3000)
@@ -160,7 +165,9 @@ fn scenarios(root: &Path, args: &[String]) -> Result<()> {
 
 /// Benchmarks that need a real service: starts it, runs the bench binary, leaves the service up.
 fn bench(root: &Path, args: &[String]) -> Result<()> {
-    let (target, rest) = args.split_first().context(USAGE)?;
+    let Some((target, rest)) = args.split_first() else {
+        return bench_report(root);
+    };
     let records = match rest {
         [flag, n] if flag == "--records" => Some(n.parse::<u64>().context("--records takes a number")?),
         [] => None,
@@ -191,6 +198,34 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
             .env("QADF_BENCH_BATCHES", records.unwrap_or(3000).to_string())),
         other => bail!("unknown benchmark `{other}`\n{USAGE}"),
     }
+}
+
+/// Every service benchmark in one run, one report in docs/PERFORMANCE.md.
+fn bench_report(root: &Path) -> Result<()> {
+    let layout = Layout::new(root);
+    for s in Service::ALL {
+        layout.up(s)?;
+    }
+    let mut kafka = cargo(root);
+    kafka.args(["bench", "-p", "qadf-kafka-io", "--features", "services", "--bench", "kafka"]);
+    kafka.env("QADF_BENCH_RECORDS", "1000000").env(Service::Kafka.env_var(), Service::Kafka.addr());
+    let mut storage = cargo(root);
+    storage.args(["bench", "-p", "qadf-storage", "--features", "services", "--bench", "storage"]);
+    storage.env("QADF_BENCH_DOCS", "20000");
+    for s in [Service::Redis, Service::Mongodb] {
+        storage.env(s.env_var(), s.addr());
+    }
+    let mut e2e = cargo(root);
+    e2e.args(["bench", "-p", "qadf-client", "--bench", "e2e"]).env("QADF_BENCH_BATCHES", "3000");
+    let sections = vec![
+        ("Kafka: 1,000,000 records, one partition (`bench kafka`)", report::run_capture(&mut kafka)?),
+        ("Storage: 20,000 samples (`bench storage`)", report::run_capture(&mut storage)?),
+        ("End to end: live view and demo (`bench e2e`)", report::run_capture(&mut e2e)?),
+    ];
+    let doc = root.join("docs/PERFORMANCE.md");
+    report::write_into(&doc, &report::render(&sections))?;
+    println!("report written into {}", doc.display());
+    Ok(())
 }
 
 fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {

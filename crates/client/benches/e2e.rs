@@ -57,7 +57,8 @@ fn viewer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Receive
 
 /// Latency to 10 viewers; `via_consumer` sends bincode messages through the in-process transport
 /// and `start_consumer` (the demo's path) instead of calling `process_stream_batch`.
-fn websocket_latency(batches: usize, via_consumer: bool) {
+/// Prints the latency figures and returns the p99 in ms.
+fn websocket_latency(batches: usize, via_consumer: bool) -> f64 {
     let config = StreamingConfig { message_encoding: Encoding::Bincode, ..StreamingConfig::default() };
     let client = Arc::new(StreamingClient::new(config).unwrap());
     let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::default()).unwrap());
@@ -149,9 +150,11 @@ fn websocket_latency(batches: usize, via_consumer: bool) {
     );
     feed.shutdown();
     drop(server);
+    ms(0.99)
 }
 
-fn demo_throughput(encoding: Encoding, layers: u32) {
+/// Prints the demo's figures and returns (samples/s, batch p99 ms).
+fn demo_throughput(encoding: Encoding, layers: u32) -> (f64, f64) {
     let mut sim = SimConfig { layers, part_size_mm: 20.0, ..SimConfig::default() };
     sim.defects = demo::demo_defects(&sim);
     let options = DemoOptions::headless(sim);
@@ -168,6 +171,23 @@ fn demo_throughput(encoding: Encoding, layers: u32) {
         s.defects,
         s.false_alarms
     );
+    (s.samples_per_second(), s.latency_ms.1)
+}
+
+/// Peak resident memory of this process in MB (`VmHWM`).
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(f64::NAN);
+    kib * 1024.0 / 1e6
+}
+
+/// A seed-target line for `cargo xtask bench`'s report: `TARGET | what | measured | target | verdict`.
+fn target(what: &str, measured: String, target: &str, met: bool) {
+    println!("TARGET | {what} | {measured} | {target} | {} |", if met { "met" } else { "**not met**" });
 }
 
 fn main() {
@@ -177,9 +197,34 @@ fn main() {
     }
     let batches = std::env::var("QADF_BENCH_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
     websocket_latency(batches, false);
-    websocket_latency(batches, true);
+    let ws_p99 = websocket_latency(batches, true);
     println!("## demo on embedded defaults, full speed (in-process transport, no dashboard viewers)");
-    for encoding in [Encoding::Bincode, Encoding::Json] {
-        demo_throughput(encoding, 40);
-    }
+    let (rate, batch_p99) = demo_throughput(Encoding::Bincode, 40);
+    let (json_rate, json_p99) = demo_throughput(Encoding::Json, 40);
+    let worst_p99 = batch_p99.max(json_p99);
+    target(
+        "batch processing p99 (demo at full speed, bincode and JSON)",
+        format!("{worst_p99:.1} ms"),
+        "< 100 ms",
+        worst_p99 < 100.0,
+    );
+    target(
+        "samples processed per second (demo at full speed, bincode / JSON)",
+        format!("{rate:.0} / {json_rate:.0} samples/s"),
+        "> 1000 msg/s",
+        rate.min(json_rate) > 1000.0,
+    );
+    target(
+        "WebSocket p99, message in -> frame at each of 10 viewers",
+        format!("{ws_p99:.2} ms"),
+        "< 50 ms",
+        ws_p99 < 50.0,
+    );
+    let peak = peak_rss_mb();
+    target(
+        "peak RSS of the whole process over all of the above (buffers, grids, queues)",
+        format!("{peak:.0} MB"),
+        "< 500 MB buffer",
+        peak < 500.0,
+    );
 }
