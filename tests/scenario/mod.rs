@@ -230,6 +230,12 @@ pub fn committed(store: &dyn OffsetStore, group: &str, topic: &str) -> BTreeMap<
     store.load_offsets(group, topic).unwrap().into_iter().map(|c| (c.partition, c.next_offset)).collect()
 }
 
+/// Samples a run reported processed in its latest progress line ("N samples, ..."); 0 before the first.
+pub fn processed(lines: &[String]) -> u64 {
+    let line = lines.iter().rev().find(|l| l.contains("batch p99"));
+    line.and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
 /// The `grid {...}` lines a run printed, as JSON.
 pub fn grid_lines(lines: &[String]) -> Vec<serde_json::Value> {
     lines.iter().filter_map(|l| l.strip_prefix("grid ")).map(|j| serde_json::from_str(j).unwrap()).collect()

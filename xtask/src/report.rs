@@ -41,7 +41,7 @@ fn machine() -> String {
         .unwrap_or(0);
     let kernel = read("/proc/sys/kernel/osrelease");
     format!(
-        "{} , {cores} cores, {:.0} GiB, Linux {}",
+        "{}, {cores} cores, {:.0} GiB, Linux {}",
         model.unwrap_or("unknown CPU"),
         mem_kib as f64 / 1024.0 / 1024.0,
         kernel.trim()
@@ -57,6 +57,13 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// The commit measured, marked when the working tree had changes.
+fn commit() -> String {
+    let head = command_output("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = !command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    if dirty { format!("{head} (with uncommitted changes)") } else { head }
+}
+
 /// The report in Markdown from each bench's printed lines: its tables and `##` headings, then
 /// every `TARGET | ...` line gathered into the seed-target table.
 pub fn render(sections: &[(&str, Vec<String>)]) -> String {
@@ -67,7 +74,7 @@ pub fn render(sections: &[(&str, Vec<String>)]) -> String {
         format!(
             "Run {} at commit {} on {}.",
             command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            command_output("git", &["rev-parse", "--short", "HEAD"]),
+            commit(),
             machine()
         ),
         "Every ceiling below was measured in the same run against the same servers.".to_owned(),
@@ -82,20 +89,16 @@ pub fn render(sections: &[(&str, Vec<String>)]) -> String {
         out.push(String::new());
         out.push(format!("### {title}"));
         out.push(String::new());
-        let mut in_table = false;
         for line in lines {
-            let is_row = line.starts_with('|');
-            if line.starts_with("## ") {
+            if let Some(heading) = line.strip_prefix("## ") {
+                out.push(format!("{heading}:"));
                 out.push(String::new());
-                out.push(format!("#{line}"));
-                out.push(String::new());
-            } else if is_row || (!line.starts_with("TARGET") && !line.trim().is_empty() && looks_like_result(line)) {
-                if !is_row && in_table {
-                    out.push(String::new());
-                }
+            } else if line.starts_with('|') {
                 out.push(line.clone());
+            } else if !line.starts_with("TARGET") && looks_like_result(line) {
+                out.push(format!("- {line}"));
+                out.push(String::new());
             }
-            in_table = is_row;
         }
     }
     out.push(END.to_owned());
@@ -137,7 +140,7 @@ mod tests {
         let report = render(&[("Kafka", kafka), ("End to end", e2e)]);
         assert!(report.contains("| msg/s | 5000 msg/s | > 1000 msg/s | met |"), "{report}");
         assert!(report.contains("| raw fetch (ceiling) | 100 records/s |"));
-        assert!(report.contains("### live view") && report.contains("3000 batches: p50 1 ms, p99 2 ms"));
+        assert!(report.contains("live view:\n\n- 3000 batches: p50 1 ms, p99 2 ms"), "{report}");
         assert!(!report.contains("Compiling") && !report.contains("TARGET"));
     }
 

@@ -24,6 +24,26 @@ use crate::error::KafkaError;
 const MIN_FETCH_WAIT_MS: i32 = 1;
 /// Longest wait of one fetch for new records (a poll waits in such slices until its timeout).
 const WAIT_SLICE: Duration = Duration::from_millis(5);
+/// Bounds of the wait given to a fetch of a partition the broker holds records for but returned
+/// none (see [`catch_up_wait`]).
+const CATCH_UP_MIN: Duration = Duration::from_millis(10);
+const CATCH_UP_MAX: Duration = Duration::from_secs(1);
+
+/// The next catch-up wait of a partition after a fetch: doubled (from [`CATCH_UP_MIN`], up to
+/// [`CATCH_UP_MAX`]) when the broker reported records past the position but returned none in the
+/// wait it had (Tansu's in-memory log needs longer to assemble a response as it grows, and answers
+/// empty when the wait runs out: with 1-5 ms waits a consumer falls behind and then stalls for
+/// good); shrunk by a tenth when records came, so it settles just above what the broker needs.
+fn catch_up_wait(current: Duration, behind_but_empty: bool, got_records: bool) -> Duration {
+    if behind_but_empty {
+        (current * 2).clamp(CATCH_UP_MIN, CATCH_UP_MAX)
+    } else if got_records {
+        let shrunk = current.mul_f64(0.9);
+        if shrunk < CATCH_UP_MIN { Duration::ZERO } else { shrunk }
+    } else {
+        current
+    }
+}
 
 /// Which partitions this consumer reads (rskafka has no group coordination: assignment is static).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +160,9 @@ pub struct ConsumerStatistics {
     pub fetches: u64,
     /// Records a fetch returned again from below the position (brokers answer from a batch start).
     pub records_refetched: u64,
+    /// Fetches that came back empty although the broker held records past the position (each
+    /// one lengthens that partition's wait: see `catch_up_wait`).
+    pub empty_fetches_behind: u64,
 }
 
 struct PartitionState {
@@ -152,6 +175,8 @@ struct PartitionState {
     buffered: std::collections::VecDeque<RawMessage>,
     paused: bool,
     high_watermark: Option<i64>,
+    /// The least wait a fetch gets while the partition is behind the high watermark.
+    catch_up_wait: Duration,
 }
 
 /// A Kafka consumer that delivers raw messages in offset order per partition.
@@ -198,6 +223,7 @@ impl KafkaConsumer {
                     buffered: std::collections::VecDeque::new(),
                     paused: false,
                     high_watermark: None,
+                    catch_up_wait: Duration::ZERO,
                 });
             }
         }
@@ -340,7 +366,11 @@ impl KafkaConsumer {
 
     fn fetch(&mut self, i: usize, wait: Duration) -> Result<Vec<RawMessage>, KafkaError> {
         let client = self.client(i)?;
-        let position = self.partitions[i].position;
+        let (position, behind) = {
+            let p = &self.partitions[i];
+            (p.position, p.high_watermark.is_some_and(|hw| hw > p.position))
+        };
+        let wait = if behind { wait.max(self.partitions[i].catch_up_wait) } else { wait };
         let max_bytes = self.config.fetch_max_bytes;
         let wait_ms = (wait.as_millis().min(i32::MAX as u128) as i32).max(MIN_FETCH_WAIT_MS);
         let (records, hw) = self.broker.run(async move {
@@ -355,6 +385,10 @@ impl KafkaConsumer {
             // with an empty fetch instead of OffsetOutOfRange).
             return Err(KafkaError::OffsetOutOfRange(format!("position {position} is beyond the log end {hw}")));
         }
+        let fresh = records.iter().filter(|r| r.offset >= position).count();
+        let behind_but_empty = fresh == 0 && hw > position;
+        self.stats.empty_fetches_behind += u64::from(behind_but_empty);
+        p.catch_up_wait = catch_up_wait(p.catch_up_wait, behind_but_empty, fresh > 0);
         let mut out = Vec::with_capacity(records.len());
         for r in records.into_iter().filter(|r| r.offset >= position) {
             p.position = r.offset + 1;
@@ -548,6 +582,25 @@ mod tests {
         let cps = checkpoints_after(&[m(0, 5), m(1, 2), m(0, 6)]);
         let got: Vec<(i32, i64)> = cps.iter().map(|c| (c.partition, c.next_offset)).collect();
         assert_eq!(got, [(0, 7), (1, 3)], "the committed offset is the next one to read");
+    }
+
+    /// The soak found a consumer stalled for good behind a broker that answers empty when its wait
+    /// runs out: the wait must grow until records come, and settle back when they do.
+    #[test]
+    fn a_partition_behind_with_empty_answers_gets_longer_waits_then_settles() {
+        let mut wait = Duration::ZERO;
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            wait = catch_up_wait(wait, true, false);
+            seen.push(wait.as_millis());
+        }
+        assert_eq!(seen, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        assert_eq!(catch_up_wait(wait, false, false), wait, "caught up and idle: unchanged");
+        let mut settled = wait;
+        for _ in 0..60 {
+            settled = catch_up_wait(settled, false, true);
+        }
+        assert_eq!(settled, Duration::ZERO, "records flow again: back to the short waits");
     }
 
     #[test]

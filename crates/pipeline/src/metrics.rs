@@ -118,8 +118,11 @@ impl ThroughputMeter {
         let now = elapsed.as_secs_f64();
         let window_start = now - self.window_secs as f64;
         // Items of the bucket the window starts inside of count for the part of its second in the window.
-        let in_window: f64 =
-            s.buckets.iter().map(|&(sec, c)| c as f64 * ((sec as f64 + 1.0 - window_start).clamp(0.0, 1.0))).sum();
+        // (A fold from +0.0: a float `sum` of nothing is -0.0, which prints as "-0".)
+        let in_window = s
+            .buckets
+            .iter()
+            .fold(0.0, |sum, &(sec, c)| sum + c as f64 * (sec as f64 + 1.0 - window_start).clamp(0.0, 1.0));
         let span = now.min(self.window_secs as f64);
         Throughput {
             total: s.total,
@@ -212,6 +215,9 @@ mod tests {
         let t = early.snapshot_at(Duration::from_secs(2));
         assert!((t.per_second_window - 250.0).abs() < 1e-9 && (t.per_second_uptime - 250.0).abs() < 1e-9, "{t:?}");
         assert_eq!(ThroughputMeter::new(Duration::from_secs(1)).snapshot_at(Duration::ZERO).per_second_uptime, 0.0);
+        // Not -0.0, which printed as "-0 samples/s".
+        let idle = ThroughputMeter::new(Duration::from_secs(10)).snapshot_at(Duration::from_secs(5));
+        assert!(idle.per_second_window.is_sign_positive(), "{idle:?}");
     }
 
     /// A steady rate read mid-second: the window held only 9.5 s of items for 10 s (the soak showed
