@@ -18,7 +18,7 @@ use qadf_client::sim::{SimConfig, Simulator};
 use qadf_core_types::{Codec, Encoding, MessageSink, OutgoingMessage, SampleBatch, Timestamp};
 use qadf_integration_tests::Service;
 use qadf_kafka_io::KafkaProducer;
-use scenario::Scenario;
+use scenario::{Scenario, progress};
 
 const RATE: f64 = 50_000.0;
 /// Samples per message: 20 ms of data, as a gateway batching a 100 kHz sensor would send it.
@@ -27,14 +27,6 @@ const PER_MESSAGE: usize = 1000;
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The latest "N samples, ..., batch p99 X ms" progress line: (samples, p99 ms).
-fn progress(lines: &[String]) -> Option<(u64, f64)> {
-    let line = lines.iter().rev().find(|l| l.contains("batch p99"))?;
-    let samples = line.split_whitespace().next()?.parse().ok()?;
-    let p99 = line.split("batch p99 ").nth(1)?.split_whitespace().next()?.parse().ok()?;
-    Some((samples, p99))
 }
 
 #[test]

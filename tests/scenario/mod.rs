@@ -230,10 +230,17 @@ pub fn committed(store: &dyn OffsetStore, group: &str, topic: &str) -> BTreeMap<
     store.load_offsets(group, topic).unwrap().into_iter().map(|c| (c.partition, c.next_offset)).collect()
 }
 
-/// Samples a run reported processed in its latest progress line ("N samples, ..."); 0 before the first.
+/// A run's latest progress line ("N samples, ..., batch p99 X ms, ..."): (samples processed, p99 ms).
+pub fn progress(lines: &[String]) -> Option<(u64, f64)> {
+    let line = lines.iter().rev().find(|l| l.contains("batch p99"))?;
+    let samples = line.split_whitespace().next()?.parse().ok()?;
+    let p99 = line.split("batch p99 ").nth(1)?.split_whitespace().next()?.parse().ok()?;
+    Some((samples, p99))
+}
+
+/// Samples a run reported processed in its latest progress line; 0 before the first.
 pub fn processed(lines: &[String]) -> u64 {
-    let line = lines.iter().rev().find(|l| l.contains("batch p99"));
-    line.and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    progress(lines).map_or(0, |(samples, _)| samples)
 }
 
 /// The `grid {...}` lines a run printed, as JSON.
