@@ -1,14 +1,16 @@
 //! The consumer path: batches from any `MessageSource` (Kafka or in-process) go through the same
 //! `process_stream_batch` path and statistics as batches handed in directly.
 //!
-//! Per poll: decode (undecodable messages → dead letters), process, hand the kept samples to the
-//! history writer, and commit the poll's offsets only when the writer reports them stored. Every
-//! commit goes through the writer's queue, so commits stay in order. Stored positions are
-//! committed together: at most every `auto_commit_interval_ms` while messages keep coming (every
-//! poll with auto-commit off), at once when the source goes idle, and at stop. After a restart,
-//! samples stored but not yet committed are recognised and not processed twice (`skip_stored`). A batch the pipeline refuses
-//! goes to the dead-letter sink (then it is committed) or, without one, stops the consumer
-//! uncommitted, so a restart delivers it again: nothing is lost and nothing is silent.
+//! Per poll, in parts of at most [`CHUNK_BYTES`] of payload: decode (undecodable messages → dead
+//! letters), process, hand the kept samples to the history writer (which holds at most
+//! [`WRITER_QUEUE`], so memory stays bounded however the input bursts), and commit the poll's
+//! offsets only when the writer reports them stored. Every commit goes through the writer's
+//! queue, so commits stay in order. Stored positions are committed together: at most every
+//! `auto_commit_interval_ms` while messages keep coming (every poll with auto-commit off), at once
+//! when the source goes idle, and at stop. After a restart, samples stored but not yet committed
+//! are recognised and not processed twice (`skip_stored`). A batch the pipeline refuses goes to
+//! the dead-letter sink (then it is committed) or, without one, stops the consumer uncommitted, so
+//! a restart delivers it again: nothing is lost and nothing is silent.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use qadf_core_types::{
 };
 use qadf_kafka_io::{DeadLetterSink, checkpoints_after};
 use qadf_pipeline::decode_messages;
-use qadf_storage::{StorageWriter, WriteDone, WriteJob, spawn_writer};
+use qadf_storage::{QueueLimit, StorageWriter, WriteDone, WriteJob, spawn_writer};
 
 use crate::client::{ClientError, StreamingClient};
 
@@ -52,6 +54,28 @@ pub struct ConsumerReport {
     pub replayed: u64,
     /// Why the consumer stopped by itself, if it did.
     pub error: Option<String>,
+}
+
+/// What may wait for the history writer (the write in progress included): a burst of input waits
+/// in the source, compact, instead of piling up decoded samples (10k samples: ~3 MB).
+pub const WRITER_QUEUE: QueueLimit = QueueLimit { jobs: 8, samples: 10_000 };
+
+/// Payload bytes decoded at a time: a poll holding more is handled in parts (each its own batch).
+pub const CHUNK_BYTES: usize = 256 << 10;
+
+/// Splits `messages` into runs of at most `max_bytes` of payload, in order (a larger message is a run of its own).
+fn chunks_by_bytes(mut messages: Vec<RawMessage>, max_bytes: usize) -> Vec<Vec<RawMessage>> {
+    let mut chunks = Vec::new();
+    while !messages.is_empty() {
+        let mut bytes = 0;
+        let n = messages.iter().take_while(|m| {
+            bytes += m.payload.len();
+            bytes <= max_bytes
+        });
+        let rest = messages.split_off(n.count().max(1));
+        chunks.push(std::mem::replace(&mut messages, rest));
+    }
+    chunks
 }
 
 pub(crate) struct ConsumerLoop {
@@ -210,7 +234,6 @@ impl Run {
     }
 
     fn handle(&mut self, messages: Vec<RawMessage>, callback: &dyn Fn(&StreamingResult)) -> Result<(), String> {
-        self.report.polls += 1;
         self.report.messages += messages.len() as u64;
         let checkpoints = checkpoints_after(&messages);
         let decoded = decode_messages(&self.codec, &messages);
@@ -263,8 +286,11 @@ impl Run {
                 match self.source.poll(max, wait) {
                     Ok(messages) if messages.is_empty() => self.flush_commits(true)?,
                     Ok(messages) => {
+                        self.report.polls += 1;
                         self.busy.store(true, Ordering::SeqCst);
-                        let handled = self.handle(messages, callback);
+                        let handled = chunks_by_bytes(messages, CHUNK_BYTES)
+                            .into_iter()
+                            .try_for_each(|m| self.handle(m, callback));
                         self.busy.store(false, Ordering::SeqCst);
                         handled?
                     }
@@ -304,7 +330,7 @@ impl StreamingClient {
             return Err(ClientError::ConsumerRunning);
         }
         let codec = Codec::new(self.config().message_encoding).with_max_message_bytes(self.config().max_message_bytes);
-        let writer = sinks.history.clone().map(|h| spawn_writer(h, None, 8));
+        let writer = sinks.history.clone().map(|h| spawn_writer(h, None, WRITER_QUEUE));
         let run = Run {
             client: self.clone(),
             source,
@@ -351,5 +377,32 @@ impl StreamingClient {
         let running = self.consumer.lock().take().ok_or(ClientError::ConsumerNotRunning)?;
         running.stop.store(true, Ordering::SeqCst);
         running.thread.join().map_err(|_| ClientError::ConsumerPanicked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qadf_core_types::Timestamp;
+
+    use super::*;
+
+    fn message(offset: i64, bytes: usize) -> RawMessage {
+        RawMessage {
+            origin: Origin { topic: "t".into(), partition: 0, offset },
+            key: None,
+            payload: vec![0; bytes],
+            headers: Vec::new(),
+            timestamp: Timestamp::from_nanos(0),
+        }
+    }
+
+    #[test]
+    fn a_poll_is_split_by_payload_bytes_in_order_and_an_oversize_message_stands_alone() {
+        let sizes = [400, 400, 300, 1500, 100, 900, 50];
+        let messages: Vec<RawMessage> = sizes.iter().enumerate().map(|(i, &b)| message(i as i64, b)).collect();
+        let chunks = chunks_by_bytes(messages, 1000);
+        let offsets: Vec<Vec<i64>> = chunks.iter().map(|c| c.iter().map(|m| m.origin.offset).collect()).collect();
+        assert_eq!(offsets, [vec![0, 1], vec![2], vec![3], vec![4, 5], vec![6]]);
+        assert!(chunks_by_bytes(Vec::new(), 1000).is_empty());
     }
 }

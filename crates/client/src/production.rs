@@ -82,6 +82,7 @@ pub fn run(
         consumer_config.assignment = Assignment::InstanceOf { instance, instances };
     }
     let consumer = KafkaConsumer::new(consumer_config, stores.offsets())?;
+    let kafka_stats = consumer.shared_statistics();
     progress(&format!("consuming {} partitions of {}", consumer.assignment().len(), config.kafka_topic));
     let kafka = KafkaProducer::new(&config.kafka_bootstrap_servers)?;
     // A dead letter must have somewhere to go before the first bad message arrives.
@@ -131,14 +132,19 @@ pub fn run(
             break;
         }
         if last_report.elapsed() >= Duration::from_secs(2) {
-            let s = client.get_stream_statistics();
+            let (s, k) = (client.get_stream_statistics(), kafka_stats.get());
             progress(&format!(
-                "{} samples, {:.0} samples/s (last 10 s), batch p99 {:.3} ms, {} dead letters, {} errors",
+                "{} samples, {:.0} samples/s (last 10 s), batch p99 {:.3} ms, {} dead letters, {} errors; \
+                 kafka: lag {} messages, {} fetch errors, {} reconnects, {} empty fetches while behind",
                 s.messages_processed,
                 s.throughput_window,
                 s.latency.p99_ms.unwrap_or(0.0),
                 s.dead_letters,
-                s.errors
+                s.errors,
+                k.lag,
+                k.fetch_errors,
+                k.reconnects,
+                k.empty_fetches_behind
             ));
             last_report = Instant::now();
         }

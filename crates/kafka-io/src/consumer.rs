@@ -107,7 +107,9 @@ impl ConsumerConfig {
             auto_offset_reset: c.auto_offset_reset,
             enable_auto_commit: c.enable_auto_commit,
             auto_commit_interval: Duration::from_millis(c.auto_commit_interval_ms),
-            fetch_max_bytes: i32::try_from(c.max_message_bytes.max(1 << 20) * 4).unwrap_or(i32::MAX),
+            // Kafka's own default (max.partition.fetch.bytes = 1 MiB), or one largest message: what
+            // a partition's answer may bring at once is what a burst costs in memory.
+            fetch_max_bytes: i32::try_from(c.max_message_bytes.max(1 << 20)).unwrap_or(i32::MAX),
             request_timeout: Duration::from_millis(c.session_timeout_ms.min(10_000)),
         }
     }
@@ -163,6 +165,19 @@ pub struct ConsumerStatistics {
     /// Fetches that came back empty although the broker held records past the position (each
     /// one lengthens that partition's wait: see `catch_up_wait`).
     pub empty_fetches_behind: u64,
+    /// Messages the broker held past what `poll` delivered, summed over partitions, at the last poll.
+    pub lag: u64,
+}
+
+/// The statistics of a consumer, readable from another thread while the consumer runs (updated after each poll).
+#[derive(Clone, Debug, Default)]
+pub struct SharedStatistics(Arc<parking_lot::Mutex<ConsumerStatistics>>);
+
+impl SharedStatistics {
+    /// The statistics as of the last poll.
+    pub fn get(&self) -> ConsumerStatistics {
+        *self.0.lock()
+    }
 }
 
 struct PartitionState {
@@ -179,6 +194,42 @@ struct PartitionState {
     catch_up_wait: Duration,
 }
 
+/// What one poll collects: at most `max` messages and, once it holds one, about `max_bytes` of payload.
+struct PollOut {
+    messages: Vec<RawMessage>,
+    bytes: usize,
+    max: usize,
+    max_bytes: usize,
+}
+
+impl PollOut {
+    fn full(&self) -> bool {
+        self.messages.len() >= self.max || self.bytes >= self.max_bytes
+    }
+
+    /// Moves messages from the front of `buffered` until full.
+    fn take_from(&mut self, buffered: &mut std::collections::VecDeque<RawMessage>) {
+        while !self.full()
+            && let Some(m) = buffered.pop_front()
+        {
+            self.bytes += m.payload.len();
+            self.messages.push(m);
+        }
+    }
+}
+
+impl PartitionState {
+    /// The offset `poll` delivers next.
+    fn next_delivered(&self) -> i64 {
+        self.buffered.front().map_or(self.position, |m| m.origin.offset)
+    }
+
+    /// Messages the broker holds past `next_delivered` (as of the last fetch).
+    fn lag(&self) -> i64 {
+        self.high_watermark.map_or(0, |hw| (hw - self.next_delivered()).max(0))
+    }
+}
+
 /// A Kafka consumer that delivers raw messages in offset order per partition.
 pub struct KafkaConsumer {
     broker: Broker,
@@ -189,6 +240,7 @@ pub struct KafkaConsumer {
     acked: HashMap<(String, i32), i64>,
     last_commit: Instant,
     stats: ConsumerStatistics,
+    shared: SharedStatistics,
     failures_in_a_row: u32,
 }
 
@@ -236,6 +288,7 @@ impl KafkaConsumer {
             acked: HashMap::new(),
             last_commit: Instant::now(),
             stats: ConsumerStatistics::default(),
+            shared: SharedStatistics::default(),
             failures_in_a_row: 0,
         };
         for i in 0..consumer.partitions.len() {
@@ -284,13 +337,16 @@ impl KafkaConsumer {
 
     /// Waits up to `timeout` for up to `max` messages across the unpaused partitions.
     ///
-    /// Returns as soon as `max` are collected, or at the timeout with what arrived (maybe nothing).
+    /// Returns as soon as `max` messages or `fetch_max_bytes` of payload are collected (what a
+    /// poll holds stays bounded however large the messages), or at the timeout with what arrived
+    /// (maybe nothing).
     /// A broker failure is retried (reconnecting with exponential backoff and jitter) until the
     /// timeout; messages are never skipped.
     pub fn poll_messages(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, KafkaError> {
         self.maybe_auto_commit();
         let deadline = Instant::now() + timeout;
-        let mut out = Vec::new();
+        let max_bytes = usize::try_from(self.config.fetch_max_bytes).unwrap_or(1).max(1);
+        let mut out = PollOut { messages: Vec::new(), bytes: 0, max, max_bytes };
         let n = self.partitions.len();
         let mut waiter = self.next;
         loop {
@@ -299,20 +355,18 @@ impl KafkaConsumer {
             let mut fetched_any = false;
             for step in 0..n {
                 let i = (self.next + step) % n;
-                if self.partitions[i].paused || out.len() >= max {
+                if self.partitions[i].paused || out.full() {
                     continue;
                 }
-                let buffered = &mut self.partitions[i].buffered;
-                if !buffered.is_empty() {
-                    let take = buffered.len().min(max - out.len());
-                    out.extend(buffered.drain(..take));
+                if !self.partitions[i].buffered.is_empty() {
+                    out.take_from(&mut self.partitions[i].buffered);
                     fetched_any = true;
                     continue;
                 }
-                fetched_any |= self.fetch_into(i, Duration::ZERO, max, &mut out)?;
+                fetched_any |= self.fetch_into(i, Duration::ZERO, &mut out)?;
             }
             self.next = (self.next + 1) % n.max(1);
-            if out.len() >= max || (!out.is_empty() && !fetched_any) {
+            if out.full() || (!out.messages.is_empty() && !fetched_any) {
                 break;
             }
             if fetched_any {
@@ -332,29 +386,22 @@ impl KafkaConsumer {
             }
             waiter = active[waiter % active.len()];
             self.stats.waiting_fetches += 1;
-            self.fetch_into(waiter, left.min(WAIT_SLICE), max, &mut out)?;
+            self.fetch_into(waiter, left.min(WAIT_SLICE), &mut out)?;
             waiter += 1;
         }
-        self.stats.messages += out.len() as u64;
-        Ok(out)
+        self.stats.messages += out.messages.len() as u64;
+        *self.shared.0.lock() = self.statistics();
+        Ok(out.messages)
     }
 
-    /// Fetches partition `i` into `out` (up to `max`, the rest buffered); whether records came.
-    fn fetch_into(
-        &mut self,
-        i: usize,
-        wait: Duration,
-        max: usize,
-        out: &mut Vec<RawMessage>,
-    ) -> Result<bool, KafkaError> {
+    /// Fetches partition `i` into `out` (until it is full, the rest buffered); whether records came.
+    fn fetch_into(&mut self, i: usize, wait: Duration, out: &mut PollOut) -> Result<bool, KafkaError> {
         match self.fetch(i, wait) {
             Ok(messages) => {
                 self.failures_in_a_row = 0;
                 let got = !messages.is_empty();
-                let room = max.saturating_sub(out.len());
-                let mut messages = messages.into_iter();
-                out.extend(messages.by_ref().take(room));
                 self.partitions[i].buffered.extend(messages);
+                out.take_from(&mut self.partitions[i].buffered);
                 Ok(got)
             }
             Err(e) => {
@@ -498,23 +545,26 @@ impl KafkaConsumer {
     pub fn lag(&self) -> Vec<PartitionLag> {
         self.partitions
             .iter()
-            .map(|p| {
-                let next = p.buffered.front().map_or(p.position, |m| m.origin.offset);
-                PartitionLag {
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                    position: next,
-                    high_watermark: p.high_watermark,
-                    lag: p.high_watermark.map_or(0, |hw| (hw - next).max(0)),
-                    paused: p.paused,
-                }
+            .map(|p| PartitionLag {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                position: p.next_delivered(),
+                high_watermark: p.high_watermark,
+                lag: p.lag(),
+                paused: p.paused,
             })
             .collect()
     }
 
     /// Statistics so far.
     pub fn statistics(&self) -> ConsumerStatistics {
-        ConsumerStatistics { reconnects: self.broker.reconnects(), ..self.stats }
+        let lag = self.partitions.iter().map(|p| p.lag() as u64).sum();
+        ConsumerStatistics { reconnects: self.broker.reconnects(), lag, ..self.stats }
+    }
+
+    /// A handle on the statistics that stays readable after the consumer moves to another thread.
+    pub fn shared_statistics(&self) -> SharedStatistics {
+        self.shared.clone()
     }
 
     /// Commits what was acknowledged and closes the connection.

@@ -40,7 +40,8 @@ mod producer;
 mod runner;
 
 pub use consumer::{
-    Assignment, ConsumerConfig, ConsumerStatistics, KafkaConsumer, PartitionLag, SeekTo, checkpoints_after,
+    Assignment, ConsumerConfig, ConsumerStatistics, KafkaConsumer, PartitionLag, SeekTo, SharedStatistics,
+    checkpoints_after,
 };
 pub use dead_letter::{DeadLetterSink, ORIGIN_HEADER, REASON_HEADER};
 pub use error::KafkaError;

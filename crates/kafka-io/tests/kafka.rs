@@ -97,6 +97,39 @@ fn produce_n_then_consume_n_in_order_per_partition() {
 }
 
 #[test]
+fn shared_statistics_show_delivered_messages_and_the_lag_behind_the_broker() {
+    let topic = unique("lag");
+    let p = producer();
+    p.create_topic(&topic, 1).unwrap();
+    p.send((0..50).map(|i| message(&topic, None, format!("m{i}"))).collect()).unwrap();
+    let mut c =
+        KafkaConsumer::new(config(&topic, "g", Assignment::All), Arc::new(MemoryOffsetStore::default())).unwrap();
+    let shared = c.shared_statistics();
+    assert_eq!(consume(&mut c, 10).len(), 10);
+    // Read from another thread, as `qadf-stream run` prints it while the consumer runs.
+    let seen = std::thread::spawn(move || shared.get()).join().unwrap();
+    assert_eq!((seen.messages, seen.lag), (10, 40), "{seen:?}");
+    assert_eq!(c.statistics().lag, 40);
+}
+
+#[test]
+fn a_poll_holds_about_fetch_max_bytes_of_payload_however_many_messages_it_may_take() {
+    let topic = unique("poll-bytes");
+    let p = producer();
+    p.create_topic(&topic, 1).unwrap();
+    p.send((0..10).map(|i| message(&topic, None, format!("{i}:{}", "x".repeat(300_000)))).collect()).unwrap();
+    let mut c =
+        KafkaConsumer::new(config(&topic, "g", Assignment::All), Arc::new(MemoryOffsetStore::default())).unwrap();
+    let first = c.poll_messages(100, Duration::from_secs(5)).unwrap();
+    // 1 MiB: the fourth message of 300 kB crosses it, so the poll stops there.
+    assert_eq!(first.len(), 4, "a poll stops once it holds fetch_max_bytes");
+    let mut all = first;
+    all.extend(consume(&mut c, 6));
+    let order: Vec<usize> = all.iter().map(|m| text(m).split(':').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(order, (0..10).collect::<Vec<_>>(), "the rest follows in order, nothing skipped");
+}
+
+#[test]
 fn a_consumer_dropped_without_commit_is_redelivered_from_the_last_commit() {
     let topic = unique("redeliver");
     let p = producer();

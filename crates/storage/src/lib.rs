@@ -39,4 +39,4 @@ pub use live::{CacheExt, LiveView};
 pub use memory_cache::MemoryCache;
 pub use mongo::{MongoStore, StoreStatistics};
 pub use redis_cache::RedisCache;
-pub use writer::{StorageWriter, WriteDone, WriteJob, WriterStatistics, spawn_writer};
+pub use writer::{QueueLimit, StorageWriter, WriteDone, WriteJob, WriterStatistics, spawn_writer};

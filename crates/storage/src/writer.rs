@@ -1,7 +1,9 @@
 //! `StorageWriter`: write-behind persistence on its own thread with bounded memory.
 //!
-//! The pipeline hands over batches through a bounded channel (`submit` blocks when full, so a slow
-//! or absent backend back-pressures the consumer; `try_submit` hands the batch back). The thread
+//! The pipeline hands over batches through a queue bounded in jobs and in samples ([`QueueLimit`]):
+//! `submit` blocks when full, so a slow or absent backend back-pressures the consumer, and a burst
+//! of input cannot pile up decoded samples; `try_submit` hands the batch back. Samples count as
+//! queued until they are stored, so the limit covers the write in progress too. The thread
 //! stores each batch, retrying transient failures with backoff until the backend returns — a
 //! batch is never dropped — then stores the offsets it covers (after the data) and reports the
 //! completion, so the caller acknowledges the source only for data that is durably stored.
@@ -17,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use qadf_core_types::{BackendError, Checkpoint, HistoryStore, OffsetStore, StoreReport, StoredSample};
 
 /// A batch to persist and the source positions it covers.
@@ -56,26 +58,52 @@ pub struct WriterStatistics {
     pub last_error: Mutex<Option<String>>,
 }
 
+/// How much may wait for the writer, counting the write in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueLimit {
+    /// Jobs waiting (at least 1).
+    pub jobs: usize,
+    /// Samples not yet stored; a job is let in over this only when nothing else is queued.
+    pub samples: usize,
+}
+
+impl QueueLimit {
+    /// At most `jobs` jobs, whatever their size.
+    pub fn jobs(jobs: usize) -> QueueLimit {
+        QueueLimit { jobs, samples: usize::MAX }
+    }
+}
+
+/// Samples handed over and not yet stored, with a signal for when some were.
+#[derive(Default)]
+struct Queued {
+    samples: Mutex<usize>,
+    stored: Condvar,
+}
+
 /// The writer thread's handle.
 pub struct StorageWriter {
     jobs: Option<Sender<WriteJob>>,
     done: Receiver<WriteDone>,
     stats: Arc<WriterStatistics>,
+    queued: Arc<Queued>,
+    max_samples: usize,
     thread: Option<JoinHandle<()>>,
 }
 
 /// Starts a writer storing into `history` (and offsets of `group` into `offsets`), with at most
-/// `capacity` batches waiting.
+/// `limit` waiting.
 pub fn spawn_writer(
     history: Arc<dyn HistoryStore>,
     offsets: Option<(Arc<dyn OffsetStore>, String)>,
-    capacity: usize,
+    limit: QueueLimit,
 ) -> StorageWriter {
-    let (jobs, rx) = bounded::<WriteJob>(capacity.max(1));
+    let (jobs, rx) = bounded::<WriteJob>(limit.jobs.max(1));
     let (done_tx, done) = unbounded::<WriteDone>();
     let stats = Arc::new(WriterStatistics::default());
+    let queued = Arc::new(Queued::default());
     let thread = {
-        let stats = stats.clone();
+        let (stats, queued) = (stats.clone(), queued.clone());
         std::thread::Builder::new()
             .name("qadf-storage-writer".to_owned())
             .spawn(move || {
@@ -88,7 +116,9 @@ pub fn spawn_writer(
                         samples += next.samples.len();
                         group.push(next);
                     }
-                    let result = persist_group(history.as_ref(), offsets.as_ref(), &group, &stats);
+                    let result = persist_group(history.as_ref(), offsets.as_ref(), &mut group, &stats);
+                    *queued.samples.lock() -= samples;
+                    queued.stored.notify_all();
                     for job in group {
                         // Nobody may listen for completions any more; keep storing what was handed over.
                         let _ = done_tx.send(WriteDone { checkpoints: job.checkpoints, result: result.clone() });
@@ -97,7 +127,7 @@ pub fn spawn_writer(
             })
             .expect("spawning the storage writer")
     };
-    StorageWriter { jobs: Some(jobs), done, stats, thread: Some(thread) }
+    StorageWriter { jobs: Some(jobs), done, stats, queued, max_samples: limit.samples, thread: Some(thread) }
 }
 
 /// Retries `op` while it fails transiently, with backoff from 50 ms to 5 s.
@@ -123,18 +153,18 @@ fn with_retry<T>(stats: &WriterStatistics, mut op: impl FnMut() -> Result<T, Bac
 /// Most samples stored in one group commit.
 pub const GROUP_SAMPLES: usize = 50_000;
 
-/// Stores the jobs' samples in one call, then the last positions they cover.
+/// Stores the jobs' samples in one call (moving them out), then the last positions they cover.
 fn persist_group(
     history: &dyn HistoryStore,
     offsets: Option<&(Arc<dyn OffsetStore>, String)>,
-    group: &[WriteJob],
+    group: &mut [WriteJob],
     stats: &WriterStatistics,
 ) -> Result<StoreReport, BackendError> {
     let joined;
     let samples: &[StoredSample] = if group.len() == 1 {
         &group[0].samples
     } else {
-        joined = group.iter().flat_map(|j| j.samples.iter().cloned()).collect::<Vec<_>>();
+        joined = group.iter_mut().flat_map(|j| std::mem::take(&mut j.samples)).collect::<Vec<_>>();
         &joined
     };
     let checkpoints: Vec<Checkpoint> = group.iter().flat_map(|j| j.checkpoints.iter().cloned()).collect();
@@ -158,22 +188,42 @@ fn persist_group(
 }
 
 impl StorageWriter {
-    /// Hands a batch over, waiting while `capacity` batches are queued.
+    /// Hands a batch over, waiting while the queue is at its limit.
     pub fn submit(&self, job: WriteJob) -> Result<(), WriteJob> {
-        match &self.jobs {
-            Some(tx) => tx.send(job).map_err(|e| e.into_inner()),
-            None => Err(job),
+        let Some(tx) = &self.jobs else { return Err(job) };
+        let n = job.samples.len();
+        {
+            let mut queued = self.queued.samples.lock();
+            while *queued > 0 && *queued + n > self.max_samples && !self.thread.as_ref().is_none_or(|t| t.is_finished())
+            {
+                // Timed, so a writer thread that died (the send below then fails) cannot hang us.
+                self.queued.stored.wait_for(&mut queued, Duration::from_millis(100));
+            }
+            *queued += n;
         }
+        tx.send(job).map_err(|e| {
+            *self.queued.samples.lock() -= n;
+            e.into_inner()
+        })
     }
 
     /// Hands a batch over without waiting; gives it back when the queue is full.
     pub fn try_submit(&self, job: WriteJob) -> Result<(), WriteJob> {
-        match &self.jobs {
-            Some(tx) => tx.try_send(job).map_err(|e| match e {
-                TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
-            }),
-            None => Err(job),
+        let Some(tx) = &self.jobs else { return Err(job) };
+        let n = job.samples.len();
+        {
+            let mut queued = self.queued.samples.lock();
+            if *queued > 0 && *queued + n > self.max_samples {
+                return Err(job);
+            }
+            *queued += n;
         }
+        tx.try_send(job).map_err(|e| {
+            *self.queued.samples.lock() -= n;
+            match e {
+                TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
+            }
+        })
     }
 
     /// The next completion, waiting up to `timeout`.
@@ -184,6 +234,11 @@ impl StorageWriter {
     /// Batches waiting to be stored.
     pub fn queued(&self) -> usize {
         self.jobs.as_ref().map_or(0, Sender::len)
+    }
+
+    /// Samples handed over and not yet stored (the write in progress included).
+    pub fn queued_samples(&self) -> usize {
+        *self.queued.samples.lock()
     }
 
     /// The counters.

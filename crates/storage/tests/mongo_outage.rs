@@ -8,7 +8,7 @@ use qadf_core_types::{
     Checkpoint, HistoryStore, OffsetStore, Point3, Sample, StoredSample, StreamingConfig, Timestamp,
 };
 use qadf_integration_tests::{wait_until, xtask_services};
-use qadf_storage::{MongoStore, WriteJob, spawn_writer};
+use qadf_storage::{MongoStore, QueueLimit, WriteJob, spawn_writer};
 
 fn addr() -> String {
     std::env::var("QADF_TEST_MONGODB").unwrap_or_else(|_| "127.0.0.1:17017".to_owned())
@@ -42,7 +42,7 @@ fn writes_wait_for_mongodb_and_complete_when_it_returns() {
         ..Default::default()
     };
     let store = Arc::new(MongoStore::connect(&config, Duration::from_secs(1)).unwrap());
-    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), 4);
+    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), QueueLimit::jobs(4));
     writer.submit(job(0)).unwrap();
     assert!(writer.recv_done(Duration::from_secs(10)).unwrap().result.is_ok());
 

@@ -70,7 +70,7 @@ fn job(n: i64) -> WriteJob {
 #[test]
 fn transient_failures_are_retried_until_stored_and_offsets_follow_the_data() {
     let store = Arc::new(FlakyStore { transient: AtomicUsize::new(3), ..FlakyStore::default() });
-    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), 4);
+    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), QueueLimit::jobs(4));
     for n in 0..5 {
         writer.submit(job(n)).unwrap();
     }
@@ -87,7 +87,7 @@ fn transient_failures_are_retried_until_stored_and_offsets_follow_the_data() {
 fn jobs_queued_behind_a_slow_write_are_stored_in_one_group_commit() {
     let (open, gate) = bounded(0);
     let store = Arc::new(FlakyStore { gate: Some(gate), ..FlakyStore::default() });
-    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), 8);
+    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), QueueLimit::jobs(8));
     writer.submit(job(0)).unwrap();
     wait_for(|| store.calls.load(Ordering::SeqCst) == 1); // job 0 is in the store, waiting
     for n in 1..5 {
@@ -115,7 +115,7 @@ fn wait_for(condition: impl Fn() -> bool) {
 fn a_permanent_failure_is_reported_and_commits_nothing() {
     let store = Arc::new(FlakyStore::default());
     store.reject.store(true, Ordering::SeqCst);
-    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), 4);
+    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), QueueLimit::jobs(4));
     writer.submit(job(0)).unwrap();
     let done = writer.recv_done(Duration::from_secs(5)).unwrap();
     assert_eq!(done.result.unwrap_err().kind, BackendErrorKind::Rejected);
@@ -130,7 +130,7 @@ fn a_permanent_failure_is_reported_and_commits_nothing() {
 fn a_stalled_backend_bounds_the_queue_and_hands_batches_back() {
     let (open, gate) = bounded(0);
     let store = Arc::new(FlakyStore { gate: Some(gate), ..FlakyStore::default() });
-    let writer = spawn_writer(store.clone(), None, 2);
+    let writer = spawn_writer(store.clone(), None, QueueLimit::jobs(2));
     let mut accepted = 0;
     let refused = loop {
         match writer.try_submit(job(accepted)) {
@@ -146,4 +146,35 @@ fn a_stalled_backend_bounds_the_queue_and_hands_batches_back() {
     }
     assert_eq!(writer.finish().len(), accepted as usize);
     assert_eq!(store.stored.lock().len(), accepted as usize);
+}
+
+#[test]
+fn the_queue_is_bounded_in_samples_too_and_lets_an_oversize_job_in_alone() {
+    let (open, gate) = bounded(0);
+    let store = Arc::new(FlakyStore { gate: Some(gate), ..FlakyStore::default() });
+    let writer = spawn_writer(store.clone(), None, QueueLimit { jobs: 100, samples: 3 });
+    let sized = |n: i64, len: usize| WriteJob {
+        samples: (0..len).map(|i| job(n * 10 + i as i64).samples[0].clone()).collect(),
+        checkpoints: Vec::new(),
+    };
+    writer.try_submit(sized(0, 2)).unwrap();
+    wait_for(|| store.calls.load(Ordering::SeqCst) == 1); // 2 samples in the store, still counted
+    writer.try_submit(sized(1, 1)).unwrap();
+    assert_eq!(writer.queued_samples(), 3);
+    let refused = writer.try_submit(sized(2, 1)).unwrap_err();
+    assert_eq!(refused.samples.len(), 1, "over the sample limit: handed back whole");
+    open.send(()).unwrap(); // the first write ends: its 2 samples no longer count
+    wait_for(|| writer.queued_samples() == 1);
+    writer.try_submit(refused).unwrap();
+    // Let everything queued through, then an empty queue takes a job larger than the limit.
+    while store.stored.lock().len() < 4 {
+        let _ = open.send_timeout((), Duration::from_millis(50));
+    }
+    wait_for(|| writer.queued_samples() == 0);
+    writer.try_submit(sized(3, 5)).unwrap();
+    while store.stored.lock().len() < 9 {
+        let _ = open.send_timeout((), Duration::from_millis(50));
+    }
+    assert_eq!(writer.finish().len(), 4);
+    assert_eq!(store.stored.lock().len(), 9, "nothing lost");
 }
