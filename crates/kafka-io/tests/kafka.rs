@@ -50,6 +50,15 @@ fn config(topic: &str, group: &str, assignment: Assignment) -> ConsumerConfig {
     }
 }
 
+/// A new one-partition topic holding `payloads` (unkeyed, in order).
+fn topic_holding(prefix: &str, payloads: impl IntoIterator<Item = String>) -> String {
+    let topic = unique(prefix);
+    let p = producer();
+    p.create_topic(&topic, 1).unwrap();
+    p.send(payloads.into_iter().map(|m| message(&topic, None, m)).collect()).unwrap();
+    topic
+}
+
 /// Polls until `n` messages arrived or 20 s passed.
 fn consume(consumer: &mut KafkaConsumer, n: usize) -> Vec<RawMessage> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -98,10 +107,7 @@ fn produce_n_then_consume_n_in_order_per_partition() {
 
 #[test]
 fn shared_statistics_show_delivered_messages_and_the_lag_behind_the_broker() {
-    let topic = unique("lag");
-    let p = producer();
-    p.create_topic(&topic, 1).unwrap();
-    p.send((0..50).map(|i| message(&topic, None, format!("m{i}"))).collect()).unwrap();
+    let topic = topic_holding("lag", (0..50).map(|i| format!("m{i}")));
     let mut c =
         KafkaConsumer::new(config(&topic, "g", Assignment::All), Arc::new(MemoryOffsetStore::default())).unwrap();
     let shared = c.shared_statistics();
@@ -114,10 +120,7 @@ fn shared_statistics_show_delivered_messages_and_the_lag_behind_the_broker() {
 
 #[test]
 fn a_poll_holds_about_fetch_max_bytes_of_payload_however_many_messages_it_may_take() {
-    let topic = unique("poll-bytes");
-    let p = producer();
-    p.create_topic(&topic, 1).unwrap();
-    p.send((0..10).map(|i| message(&topic, None, format!("{i}:{}", "x".repeat(300_000)))).collect()).unwrap();
+    let topic = topic_holding("poll-bytes", (0..10).map(|i| format!("{i}:{}", "x".repeat(300_000))));
     let mut c =
         KafkaConsumer::new(config(&topic, "g", Assignment::All), Arc::new(MemoryOffsetStore::default())).unwrap();
     let first = c.poll_messages(100, Duration::from_secs(5)).unwrap();
@@ -131,10 +134,7 @@ fn a_poll_holds_about_fetch_max_bytes_of_payload_however_many_messages_it_may_ta
 
 #[test]
 fn a_consumer_dropped_without_commit_is_redelivered_from_the_last_commit() {
-    let topic = unique("redeliver");
-    let p = producer();
-    p.create_topic(&topic, 1).unwrap();
-    p.send((0..100).map(|i| message(&topic, None, i.to_string())).collect()).unwrap();
+    let topic = topic_holding("redeliver", (0..100).map(|i| i.to_string()));
     let offsets: Arc<dyn OffsetStore> = Arc::new(MemoryOffsetStore::default());
 
     let mut first = KafkaConsumer::new(config(&topic, "g", Assignment::All), offsets.clone()).unwrap();
@@ -310,14 +310,11 @@ fn instances_starting_together_may_both_create_a_topic() {
 
 #[test]
 fn latest_reset_skips_what_was_there_before_start() {
-    let topic = unique("latest");
-    let p = producer();
-    p.create_topic(&topic, 1).unwrap();
-    p.send((0..5).map(|i| message(&topic, None, format!("old{i}"))).collect()).unwrap();
+    let topic = topic_holding("latest", (0..5).map(|i| format!("old{i}")));
     let mut cfg = config(&topic, "g", Assignment::All);
     cfg.auto_offset_reset = OffsetReset::Latest;
     let mut c = KafkaConsumer::new(cfg, Arc::new(MemoryOffsetStore::default())).unwrap();
-    p.send(vec![message(&topic, None, "new".into())]).unwrap();
+    producer().send(vec![message(&topic, None, "new".into())]).unwrap();
     let got = consume(&mut c, 1);
     assert_eq!(got.iter().map(text).collect::<Vec<_>>(), ["new"]);
 }
