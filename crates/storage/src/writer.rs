@@ -81,6 +81,14 @@ struct Queued {
     stored: Condvar,
 }
 
+impl Queued {
+    /// Counts `n` samples as no longer queued (stored, or never handed over after all).
+    fn release(&self, n: usize) {
+        *self.samples.lock() -= n;
+        self.stored.notify_all();
+    }
+}
+
 /// The writer thread's handle.
 pub struct StorageWriter {
     jobs: Option<Sender<WriteJob>>,
@@ -117,8 +125,7 @@ pub fn spawn_writer(
                         group.push(next);
                     }
                     let result = persist_group(history.as_ref(), offsets.as_ref(), &mut group, &stats);
-                    *queued.samples.lock() -= samples;
-                    queued.stored.notify_all();
+                    queued.release(samples);
                     for job in group {
                         // Nobody may listen for completions any more; keep storing what was handed over.
                         let _ = done_tx.send(WriteDone { checkpoints: job.checkpoints, result: result.clone() });
@@ -192,17 +199,9 @@ impl StorageWriter {
     pub fn submit(&self, job: WriteJob) -> Result<(), WriteJob> {
         let Some(tx) = &self.jobs else { return Err(job) };
         let n = job.samples.len();
-        {
-            let mut queued = self.queued.samples.lock();
-            while *queued > 0 && *queued + n > self.max_samples && !self.thread.as_ref().is_none_or(|t| t.is_finished())
-            {
-                // Timed, so a writer thread that died (the send below then fails) cannot hang us.
-                self.queued.stored.wait_for(&mut queued, Duration::from_millis(100));
-            }
-            *queued += n;
-        }
+        self.reserve(n, true);
         tx.send(job).map_err(|e| {
-            *self.queued.samples.lock() -= n;
+            self.queued.release(n);
             e.into_inner()
         })
     }
@@ -211,15 +210,11 @@ impl StorageWriter {
     pub fn try_submit(&self, job: WriteJob) -> Result<(), WriteJob> {
         let Some(tx) = &self.jobs else { return Err(job) };
         let n = job.samples.len();
-        {
-            let mut queued = self.queued.samples.lock();
-            if *queued > 0 && *queued + n > self.max_samples {
-                return Err(job);
-            }
-            *queued += n;
+        if !self.reserve(n, false) {
+            return Err(job);
         }
         tx.try_send(job).map_err(|e| {
-            *self.queued.samples.lock() -= n;
+            self.queued.release(n);
             match e {
                 TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
             }
@@ -234,6 +229,23 @@ impl StorageWriter {
     /// Batches waiting to be stored.
     pub fn queued(&self) -> usize {
         self.jobs.as_ref().map_or(0, Sender::len)
+    }
+
+    /// Counts `n` more samples as queued once they fit the limit (an empty queue takes any job),
+    /// waiting for room when `wait`, else refusing; whether they were counted.
+    fn reserve(&self, n: usize, wait: bool) -> bool {
+        let mut queued = self.queued.samples.lock();
+        while *queued > 0 && *queued + n > self.max_samples {
+            if !wait {
+                return false;
+            }
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                break; // the writer died: let the send fail instead of waiting forever
+            }
+            self.queued.stored.wait_for(&mut queued, Duration::from_millis(100));
+        }
+        *queued += n;
+        true
     }
 
     /// Samples handed over and not yet stored (the write in progress included).
