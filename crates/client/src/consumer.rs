@@ -57,8 +57,8 @@ pub struct ConsumerReport {
 }
 
 /// What may wait for the history writer (the write in progress included): a burst of input waits
-/// in the source, compact, instead of piling up decoded samples (10k samples: ~3 MB).
-pub const WRITER_QUEUE: QueueLimit = QueueLimit { jobs: 8, samples: 10_000 };
+/// in the source, compact, instead of piling up decoded samples (~400 bytes each, so ~2 MB here).
+pub const WRITER_QUEUE: QueueLimit = QueueLimit { jobs: 8, samples: 5_000 };
 
 /// Payload bytes decoded at a time: a poll holding more is handled in parts (each its own batch).
 pub const CHUNK_BYTES: usize = 256 << 10;

@@ -1,5 +1,6 @@
 //! `qadf-stream`: the command line of the streaming layer.
 
+mod allocator;
 mod production;
 
 use std::path::PathBuf;
@@ -139,6 +140,7 @@ fn parse_time(text: Option<&str>, default: Timestamp) -> Result<Timestamp> {
 }
 
 fn main() -> Result<()> {
+    allocator::tune();
     let cli = Cli::parse();
     let mut config = StreamingConfig::load(cli.config.as_deref())?;
     match cli.command {

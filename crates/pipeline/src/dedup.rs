@@ -3,6 +3,9 @@
 //! A condition is (checkpoint, build, layer, signal): a defect in a new layer is a new entry in
 //! the part's quality record, however soon it follows the last one. Intervals are measured in the
 //! alerts' own timestamps (measurement time), so replaying a stream gives the same alerts.
+//! Conditions whose interval ended before the newest alert seen are forgotten once more than
+//! [`MAX_REMEMBERED_CONDITIONS`] are held, so memory stays bounded over any number of builds and layers (a late,
+//! out-of-order alert of a forgotten condition is then kept: a duplicate, never a loss).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,11 +16,21 @@ use qadf_core_types::{Alert, Timestamp};
 /// A condition: (checkpoint, build, layer, signal).
 type Condition = (String, String, Option<u32>, Option<String>);
 
+/// How many conditions are held before expired ones are forgotten.
+pub const MAX_REMEMBERED_CONDITIONS: usize = 4096;
+
 /// Keeps the first alert of each condition per interval and counts the rest.
 #[derive(Debug)]
 pub struct AlertDeduplicator {
     interval: Duration,
-    last_emitted: Mutex<HashMap<Condition, Timestamp>>,
+    last_emitted: Mutex<Emitted>,
+}
+
+/// When each condition last let an alert through, and the newest alert time seen.
+#[derive(Debug, Default)]
+struct Emitted {
+    at: HashMap<Condition, Timestamp>,
+    newest: Option<Timestamp>,
 }
 
 impl AlertDeduplicator {
@@ -32,18 +45,30 @@ impl AlertDeduplicator {
             return 0;
         }
         let before = alerts.len();
-        let mut last = self.last_emitted.lock();
+        let mut emitted = self.last_emitted.lock();
+        let Emitted { at, newest } = &mut *emitted;
         alerts.retain(|a| {
+            *newest = Some(newest.map_or(a.timestamp, |n| n.max(a.timestamp)));
             let key = (a.checkpoint.clone(), a.build_id.clone(), a.layer, a.signal.clone());
-            match last.get(&key) {
+            match at.get(&key) {
                 Some(&t) if a.timestamp >= t && a.timestamp < t + self.interval => false,
                 _ => {
-                    last.insert(key, a.timestamp);
+                    at.insert(key, a.timestamp);
                     true
                 }
             }
         });
+        if at.len() > MAX_REMEMBERED_CONDITIONS
+            && let Some(newest) = *newest
+        {
+            at.retain(|_, t| *t + self.interval > newest);
+        }
         before - alerts.len()
+    }
+
+    /// Conditions currently remembered (bounded: see [`MAX_REMEMBERED_CONDITIONS`]).
+    pub fn remembered(&self) -> usize {
+        self.last_emitted.lock().at.len()
     }
 }
 
@@ -81,5 +106,21 @@ mod tests {
         next_layer[1].layer = Some(1);
         assert_eq!(d.filter(&mut next_layer), 1, "the same condition in a new layer is kept");
         assert_eq!(next_layer[0].layer, Some(1));
+    }
+
+    #[test]
+    fn expired_conditions_are_forgotten_so_memory_stays_bounded() {
+        let d = AlertDeduplicator::new(Duration::from_millis(100));
+        for layer in 0..20_000u32 {
+            let mut alerts =
+                vec![alert("hot", "t", i64::from(layer) * 10), alert("hot", "t", i64::from(layer) * 10 + 1)];
+            alerts.iter_mut().for_each(|a| a.layer = Some(layer));
+            assert_eq!(d.filter(&mut alerts), 1, "layer {layer}: one kept, one suppressed");
+            assert!(d.remembered() <= MAX_REMEMBERED_CONDITIONS + 1, "layer {layer}: {} remembered", d.remembered());
+        }
+        // Conditions still inside their interval are kept: a repeat within it is suppressed.
+        let mut repeat = vec![alert("hot", "t", 199_995)];
+        repeat[0].layer = Some(19_999);
+        assert_eq!(d.filter(&mut repeat), 1);
     }
 }

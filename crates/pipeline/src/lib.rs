@@ -38,7 +38,7 @@ pub use checkpoint::{
     CheckOutcome, CheckpointAction, FnCheck, GapCheck, HotSpotCheck, QualityCheck, RangeCheck, RateCheck, ZScoreCheck,
 };
 pub use decode::{Decoded, decode_messages};
-pub use dedup::AlertDeduplicator;
+pub use dedup::{AlertDeduplicator, MAX_REMEMBERED_CONDITIONS};
 pub use error::PipelineError;
 pub use metrics::{CheckpointStats, LatencyRecorder, PipelineMetrics, StageMetrics, Throughput, ThroughputMeter};
 pub use parallel::{Completed, ParallelProcessor, TrySubmitError};
