@@ -3,12 +3,12 @@
 //! the first third's; single readings within 25% of the lowest: the bounded in-flight buffers — a
 //! Kafka fetch, a decoded part, the history writer's queue — come and go, and in a ~30 MiB process
 //! they are ~10% by themselves), its batch p99 stays put, and the backlog (produced − processed)
-//! does not grow. The simulated part repeats its first ten
-//! layers, so the voxel grid stops growing after the first pass: what is measured is the stream,
-//! not the part. Messages carry 1,000 samples (20 ms of data, as a gateway batching a 100 kHz
-//! sensor would send them). This test found the consumer stalling for good once the broker's
-//! in-memory log took longer to answer than the consumer's 1-5 ms fetch waits (the broker then
-//! answers empty); see `catch_up_wait` in kafka-io and docs/PERFORMANCE.md.
+//! does not grow. The simulated part repeats its first ten layers, so the voxel grid stops growing
+//! after the first pass: what is measured is the stream, not the part. Messages carry 1,000
+//! samples (20 ms of data, as a gateway batching a 100 kHz sensor would send them). This test found
+//! the consumer stalling for good once the broker's in-memory log took longer to answer than the
+//! consumer's 1-5 ms fetch waits (the broker then answers empty); see `catch_up_wait` in kafka-io
+//! and docs/PERFORMANCE.md.
 //!
 //! CI: 60 s (20 s warm-up); `QADF_TEST_FULL=1`: 10 minutes (60 s warm-up). Run it against a release
 //! binary (`cargo xtask ci` and `cargo xtask scenarios` build one): a debug build cannot keep the rate.

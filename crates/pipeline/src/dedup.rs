@@ -4,8 +4,9 @@
 //! the part's quality record, however soon it follows the last one. Intervals are measured in the
 //! alerts' own timestamps (measurement time), so replaying a stream gives the same alerts.
 //! Conditions whose interval ended before the newest alert seen are forgotten once more than
-//! [`MAX_REMEMBERED_CONDITIONS`] are held, so memory stays bounded over any number of builds and layers (a late,
-//! out-of-order alert of a forgotten condition is then kept: a duplicate, never a loss).
+//! [`MAX_REMEMBERED_CONDITIONS`] are held, so memory stays bounded over any number of builds and
+//! layers (a late, out-of-order alert of a forgotten condition is then kept: a duplicate, never a
+//! loss).
 
 use std::collections::HashMap;
 use std::time::Duration;
