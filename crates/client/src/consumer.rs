@@ -2,7 +2,7 @@
 //! `process_stream_batch` path and statistics as batches handed in directly.
 //!
 //! Per poll, in parts of at most [`CHUNK_BYTES`] of payload: decode (undecodable messages → dead
-//! letters), process, hand the kept samples to the history writer (which holds at most
+//! letters), process, publish the alerts (when there is an alerts sink), hand the kept samples to the history writer (which holds at most
 //! [`WRITER_QUEUE`], so memory stays bounded however the input bursts), and commit the poll's
 //! offsets only when the writer reports them stored. Every commit goes through the writer's
 //! queue, so commits stay in order. Stored positions are committed together: at most every
@@ -10,7 +10,9 @@
 //! when the source goes idle, and at stop. After a restart, samples stored but not yet committed
 //! are recognised and not processed twice (`skip_stored`). A batch the pipeline refuses goes to
 //! the dead-letter sink (then it is committed) or, without one, stops the consumer uncommitted, so
-//! a restart delivers it again: nothing is lost and nothing is silent.
+//! a restart delivers it again: nothing is lost and nothing is silent. Alerts are published before
+//! their samples are stored, so every stored sample's alerts were published (at least once: a
+//! crash between the two publishes them again).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,10 +21,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
-    Checkpoint, Codec, DeadLetter, HistoryStore, MessageSource, Origin, RawMessage, SampleBatch, StoredSample,
+    Alert, Checkpoint, Codec, DeadLetter, HistoryStore, MessageSource, Origin, RawMessage, SampleBatch, StoredSample,
     StreamingResult,
 };
-use qadf_kafka_io::{DeadLetterSink, checkpoints_after};
+use qadf_kafka_io::{AlertSink, DeadLetterSink, checkpoints_after};
 use qadf_pipeline::decode_messages;
 use qadf_storage::{QueueLimit, StorageWriter, WriteDone, WriteJob, spawn_writer};
 
@@ -35,6 +37,9 @@ pub struct ConsumerSinks {
     pub history: Option<Arc<dyn HistoryStore>>,
     /// Where undecodable messages and refused batches go, with their reason.
     pub dead_letters: Option<Arc<DeadLetterSink>>,
+    /// Where quality alerts are published (before the batch is stored, so a failed publish stops
+    /// the consumer uncommitted and a restart raises the alerts again).
+    pub alerts: Option<Arc<AlertSink>>,
 }
 
 /// What a consumer run did.
@@ -48,6 +53,8 @@ pub struct ConsumerReport {
     pub commits: u64,
     /// Dead letters sent (undecodable messages, invalid samples, refused batches' messages).
     pub dead_letters: u64,
+    /// Alerts published to the alerts sink.
+    pub alerts_published: u64,
     /// Batches the pipeline refused.
     pub failed_batches: u64,
     /// Samples delivered again after a restart that the history already held (not processed twice).
@@ -233,6 +240,17 @@ impl Run {
         Ok(())
     }
 
+    /// Publishes the batch's alerts, if there is an alerts sink.
+    fn publish_alerts(&mut self, alerts: &[Alert]) -> Result<(), String> {
+        if let Some(sink) = &self.sinks.alerts
+            && !alerts.is_empty()
+        {
+            sink.send(alerts).map_err(|e| format!("alerts sink failed: {}", e.error))?;
+            self.report.alerts_published += alerts.len() as u64;
+        }
+        Ok(())
+    }
+
     fn handle(&mut self, messages: Vec<RawMessage>, callback: &dyn Fn(&StreamingResult)) -> Result<(), String> {
         self.report.messages += messages.len() as u64;
         let checkpoints = checkpoints_after(&messages);
@@ -244,6 +262,7 @@ impl Run {
             Ok(result) => {
                 callback(&result);
                 self.dead_letter(&result.dead_letters, false)?;
+                self.publish_alerts(&result.alerts)?;
                 // Ids are derived only when there is a history to store them in.
                 let samples = match self.writer {
                     Some(_) => batch.samples.into_iter().map(StoredSample::from_content).collect(),

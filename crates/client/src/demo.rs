@@ -212,12 +212,16 @@ pub fn run(
     let alerts: Arc<Mutex<Vec<Alert>>> = Arc::default();
     {
         let (feed, alerts) = (feed.clone(), alerts.clone());
-        client.start_consumer(Box::new(source), ConsumerSinks { history, dead_letters: None }, move |result| {
-            feed.on_result(result);
-            if !result.alerts.is_empty() {
-                alerts.lock().extend(result.alerts.iter().cloned());
-            }
-        })?;
+        client.start_consumer(
+            Box::new(source),
+            ConsumerSinks { history, ..ConsumerSinks::default() },
+            move |result| {
+                feed.on_result(result);
+                if !result.alerts.is_empty() {
+                    alerts.lock().extend(result.alerts.iter().cloned());
+                }
+            },
+        )?;
     }
 
     if options.wait_for_viewer && server.is_some() {

@@ -105,6 +105,9 @@ enum Command {
         /// Seed of the simulator.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Inject the demo's labelled defects (hot spot, cold track, stuck sensor, dropout).
+        #[arg(long)]
+        defects: bool,
     },
     /// Read stored history.
     Query {
@@ -155,12 +158,13 @@ fn main() -> Result<()> {
             };
             let report = production::run(config, options, |line| println!("{line}"))?;
             println!(
-                "stopped: {} messages in {} polls, {} commits, {} dead letters, {} refused batches{}",
+                "stopped: {} messages in {} polls, {} commits, {} dead letters, {} refused batches, {} alerts published{}",
                 report.messages,
                 report.polls,
                 report.commits,
                 report.dead_letters,
                 report.failed_batches,
+                report.alerts_published,
                 report.error.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default()
             );
             if let Some(e) = report.error {
@@ -168,7 +172,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::ProduceSim { kafka, topic, partitions, layers, part_size, build, seed } => {
+        Command::ProduceSim { kafka, topic, partitions, layers, part_size, build, seed, defects } => {
             if let Some(k) = kafka {
                 config.kafka_bootstrap_servers = vec![k];
             }
@@ -176,7 +180,10 @@ fn main() -> Result<()> {
                 config.kafka_topic = t;
             }
             config.validate()?;
-            let sim = SimConfig { layers, part_size_mm: part_size, seed, build_id: build, ..SimConfig::default() };
+            let mut sim = SimConfig { layers, part_size_mm: part_size, seed, build_id: build, ..SimConfig::default() };
+            if defects {
+                sim.defects = demo::demo_defects(&sim);
+            }
             let sent = production::produce_sim(&config, sim, partitions).context("producing the simulated build")?;
             println!("sent {sent} samples to {}", config.kafka_topic);
             Ok(())

@@ -10,7 +10,7 @@ use qadf_core_types::{
     BackendError, Cache, Codec, HistoryQuery, HistoryStore, MessageSink, OffsetStore, OutgoingMessage, SampleBatch,
     StreamingConfig, Timestamp,
 };
-use qadf_kafka_io::{Assignment, ConsumerConfig, DeadLetterSink, KafkaConsumer, KafkaProducer};
+use qadf_kafka_io::{AlertSink, Assignment, ConsumerConfig, DeadLetterSink, KafkaConsumer, KafkaProducer};
 use qadf_storage::{EmbeddedStore, LiveView, MongoStore, RedisCache};
 
 use qadf_client::sim::{SimConfig, Simulator};
@@ -87,8 +87,10 @@ pub fn run(
     let kafka = KafkaProducer::new(&config.kafka_bootstrap_servers)?;
     // A dead letter must have somewhere to go before the first bad message arrives.
     kafka.create_topic(&config.dead_letter_topic, 1)?;
+    kafka.create_topic(&config.alerts_topic, 1)?;
     let producer: Arc<dyn MessageSink> = Arc::new(kafka);
-    let dead_letters = Arc::new(DeadLetterSink::new(producer, &config.dead_letter_topic));
+    let dead_letters = Arc::new(DeadLetterSink::new(producer.clone(), &config.dead_letter_topic));
+    let alerts = Arc::new(AlertSink::new(producer, &config.alerts_topic));
     let live = if config.enable_redis_cache {
         let url = format!("redis://{}:{}/{}", config.redis_host, config.redis_port, config.redis_db);
         let cache: Arc<dyn Cache> = Arc::new(RedisCache::connect(&url, Duration::from_secs(2))?);
@@ -110,7 +112,8 @@ pub fn run(
     {
         // A weak handle: the client owns the consumer, which owns this callback.
         let (weak, last_message) = (Arc::downgrade(&client), last_message.clone());
-        let sinks = ConsumerSinks { history: Some(stores.history()), dead_letters: Some(dead_letters) };
+        let sinks =
+            ConsumerSinks { history: Some(stores.history()), dead_letters: Some(dead_letters), alerts: Some(alerts) };
         let callback = move |result: &qadf_core_types::StreamingResult| {
             last_message.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             if let Some(view) = &live

@@ -1,5 +1,5 @@
 //! The consumer path end to end on embedded defaults: in-process transport → StreamingClient →
-//! embedded history, with dead letters and offsets committed after storage.
+//! embedded history, with dead letters, alerts, and offsets committed after storage.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use qadf_client::{ConsumerSinks, StreamingClient};
 use qadf_core_types::{HistoryStore, MessageSink, MessageSource, OffsetStore, OutgoingMessage, StreamingConfig};
-use qadf_kafka_io::{DeadLetterSink, MemoryOffsetStore, in_process};
+use qadf_kafka_io::{AlertSink, DeadLetterSink, MemoryOffsetStore, in_process};
 use qadf_storage::EmbeddedStore;
 
 fn message(payload: String) -> OutgoingMessage {
@@ -64,6 +64,7 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
     let sinks = ConsumerSinks {
         history: Some(history.clone()),
         dead_letters: Some(Arc::new(DeadLetterSink::new(Arc::new(dl_sink), "am_qadf_dead_letter"))),
+        ..Default::default()
     };
     let results = Arc::new(AtomicUsize::new(0));
     let seen = results.clone();
@@ -103,7 +104,11 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
     // A replay of already-stored data stores nothing twice.
     let (sink, source) = in_process::channel(64, "g2", offsets.clone());
     client
-        .start_consumer(Box::new(source), ConsumerSinks { history: Some(history.clone()), dead_letters: None }, |_| {})
+        .start_consumer(
+            Box::new(source),
+            ConsumerSinks { history: Some(history.clone()), ..Default::default() },
+            |_| {},
+        )
         .unwrap();
     sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
     wait_until("the replay is committed", || {
@@ -111,6 +116,93 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
     });
     client.stop_consumer().unwrap();
     assert_eq!(history.count().unwrap(), 100);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A sample of build b1 at `layer`, `ms` into the build, with the given temperature (short JSON form).
+fn reading(layer: u32, ms: i64, temperature: f64) -> OutgoingMessage {
+    let t = 1_795_000_000_000_000_000i64 + ms * 1_000_000;
+    message(format!(
+        r#"{{"build_id":"b1","layer":{layer},"timestamp":{t},"x":1,"y":1,"z":0.1,"temperature":{temperature}}}"#
+    ))
+}
+
+/// A client raising an alert for temperatures outside 1700-2150 K.
+fn client_with_range_check() -> Arc<StreamingClient> {
+    let client =
+        Arc::new(StreamingClient::new(StreamingConfig { max_batch_wait_ms: 20, ..Default::default() }).unwrap());
+    client.add_quality_checkpoint(
+        Arc::new(qadf_pipeline::RangeCheck::new("melt_pool_temperature", "temperature", 1700.0, 2150.0)),
+        qadf_pipeline::CheckpointAction::Continue,
+    );
+    client
+}
+
+#[test]
+fn alerts_are_published_to_the_alerts_sink_before_their_batch_is_committed() {
+    let client = client_with_range_check();
+    let offsets = Arc::new(MemoryOffsetStore::default());
+    let (sink, source) = in_process::channel(16, "g", offsets.clone());
+    let (alert_sink, mut alert_source) = in_process::channel(16, "alerts", Arc::new(MemoryOffsetStore::default()));
+    let alerts = Arc::new(AlertSink::new(Arc::new(alert_sink), "am_qadf_alerts"));
+    let sinks = ConsumerSinks { alerts: Some(alerts.clone()), ..Default::default() };
+    let raised = Arc::new(AtomicUsize::new(0));
+    let counted = raised.clone();
+    client
+        .start_consumer(Box::new(source), sinks, move |r| {
+            counted.fetch_add(r.alerts.len(), Ordering::SeqCst);
+        })
+        .unwrap();
+    // A hot sample in layer 0, a normal one, a cold one in layer 1: two conditions.
+    sink.send(vec![reading(0, 1, 2300.0), reading(0, 2, 1900.0), reading(1, 3, 1500.0)]).unwrap();
+    wait_until("every offset is committed", || {
+        offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 3)
+    });
+    let report = client.stop_consumer().unwrap();
+    assert_eq!(raised.load(Ordering::SeqCst), 2);
+    assert_eq!(report.alerts_published, 2, "{report:?}");
+    assert_eq!(alerts.sent(), 2);
+    let published = alert_source.poll(10, Duration::from_millis(500)).unwrap();
+    let decoded: Vec<qadf_core_types::Alert> =
+        published.iter().map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
+    let mut seen: Vec<(Option<u32>, f64)> = decoded.iter().map(|a| (a.layer, a.value)).collect();
+    seen.sort_by_key(|s| s.0);
+    assert_eq!(seen, vec![(Some(0), 2300.0), (Some(1), 1500.0)]);
+    assert!(decoded.iter().all(|a| a.checkpoint == "melt_pool_temperature" && a.build_id == "b1"));
+    assert!(published.iter().all(|m| m.key.as_deref() == Some(&b"b1"[..])));
+}
+
+/// A sink that refuses everything (the alerts topic is unreachable).
+struct Refusing;
+
+impl MessageSink for Refusing {
+    fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), qadf_core_types::SendError<Vec<OutgoingMessage>>> {
+        Err(qadf_core_types::SendError {
+            value: messages,
+            error: qadf_core_types::BackendError::new(qadf_core_types::BackendErrorKind::Unavailable, "test", "down"),
+        })
+    }
+}
+
+#[test]
+fn a_failed_alert_publish_stops_the_consumer_uncommitted_and_stores_nothing() {
+    let (dir, history) = fresh_store("alerts");
+    let client = client_with_range_check();
+    let offsets = Arc::new(MemoryOffsetStore::default());
+    let (sink, source) = in_process::channel(8, "g", offsets.clone());
+    let sinks = ConsumerSinks {
+        history: Some(history.clone()),
+        alerts: Some(Arc::new(AlertSink::new(Arc::new(Refusing), "am_qadf_alerts"))),
+        ..Default::default()
+    };
+    client.start_consumer(Box::new(source), sinks, |_| {}).unwrap();
+    sink.send(vec![reading(0, 1, 2300.0)]).unwrap();
+    wait_until("the consumer stops by itself", || !client.consumer_running());
+    let report = client.stop_consumer().unwrap();
+    assert!(report.error.as_deref().is_some_and(|e| e.contains("alerts sink failed")), "{report:?}");
+    assert_eq!(report.alerts_published, 0);
+    assert_eq!(history.count().unwrap(), 0, "a batch whose alerts were not published is not stored");
+    assert!(offsets.load_offsets("g", "am_qadf_monitoring").unwrap().is_empty(), "nothing committed");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -154,7 +246,7 @@ fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once
     assert_eq!(client.restore_voxels(restored.into_iter().map(|s| s.sample).collect()).unwrap(), 60);
     let offsets = Arc::new(MemoryOffsetStore::default());
     let (sink, source) = in_process::channel(64, "g", offsets.clone());
-    let sinks = ConsumerSinks { history: Some(history.clone()), dead_letters: None };
+    let sinks = ConsumerSinks { history: Some(history.clone()), ..Default::default() };
     client.start_consumer(Box::new(source), sinks, |_| {}).unwrap();
     sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
     wait_until("every offset is committed", || {

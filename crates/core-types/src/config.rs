@@ -52,6 +52,8 @@ pub struct StreamingConfig {
     pub max_message_bytes: usize,
     /// Topic that receives undecodable messages with their error. Default `am_qadf_dead_letter`.
     pub dead_letter_topic: String,
+    /// Topic that receives every quality alert `run` raises, as JSON keyed by build. Default `am_qadf_alerts`.
+    pub alerts_topic: String,
     /// Capacity of each temporal buffer in samples. Default 1000.
     pub buffer_size: usize,
     /// Default window length in samples. Default 100.
@@ -105,6 +107,7 @@ impl Default for StreamingConfig {
             message_encoding: Encoding::Json,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             dead_letter_topic: "am_qadf_dead_letter".to_owned(),
+            alerts_topic: "am_qadf_alerts".to_owned(),
             buffer_size: 1000,
             window_size: 100,
             processing_batch_size: 100,
@@ -213,6 +216,12 @@ impl StreamingConfig {
         check(is_topic(&self.kafka_topic), "kafka_topic", TOPIC_RULE);
         check(is_topic(&self.dead_letter_topic), "dead_letter_topic", TOPIC_RULE);
         check(self.dead_letter_topic != self.kafka_topic, "dead_letter_topic", "must differ from kafka_topic");
+        check(is_topic(&self.alerts_topic), "alerts_topic", TOPIC_RULE);
+        check(
+            self.alerts_topic != self.kafka_topic && self.alerts_topic != self.dead_letter_topic,
+            "alerts_topic",
+            "must differ from kafka_topic and dead_letter_topic",
+        );
         check(!self.consumer_group_id.trim().is_empty(), "consumer_group_id", "must not be empty");
         check(
             !self.enable_auto_commit || self.auto_commit_interval_ms > 0,

@@ -29,6 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod alert_sink;
 mod broker;
 mod consumer;
 mod dead_letter;
@@ -39,6 +40,7 @@ mod offsets;
 mod producer;
 mod runner;
 
+pub use alert_sink::{AlertSink, CHECKPOINT_HEADER};
 pub use consumer::{
     Assignment, ConsumerConfig, ConsumerStatistics, KafkaConsumer, PartitionLag, SeekTo, SharedStatistics,
     checkpoints_after,

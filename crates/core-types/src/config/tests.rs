@@ -31,6 +31,8 @@ fn validate_names_the_offending_field() {
         ("kafka_topic", |c| c.kafka_topic = String::new()),
         ("kafka_topic", |c| c.kafka_topic = "has space".into()),
         ("dead_letter_topic", |c| c.dead_letter_topic = c.kafka_topic.clone()),
+        ("alerts_topic", |c| c.alerts_topic = "has space".into()),
+        ("alerts_topic", |c| c.alerts_topic = c.dead_letter_topic.clone()),
         ("consumer_group_id", |c| c.consumer_group_id = " ".into()),
         ("auto_commit_interval_ms", |c| c.auto_commit_interval_ms = 0),
         ("max_poll_records", |c| c.max_poll_records = 0),
