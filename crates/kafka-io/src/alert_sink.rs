@@ -1,9 +1,10 @@
 //! `AlertSink`: publishes quality alerts to a topic, one JSON message each, and counts them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use qadf_core_types::{Alert, BackendError, BackendErrorKind, MessageSink, OutgoingMessage, SendError};
+
+use crate::topic_sink::TopicSink;
 
 /// Header naming the checkpoint that raised the alert (consumers can filter without parsing).
 pub const CHECKPOINT_HEADER: &str = "qadf.checkpoint";
@@ -11,50 +12,32 @@ pub const CHECKPOINT_HEADER: &str = "qadf.checkpoint";
 /// Publishes alerts to one topic of any `MessageSink`, keyed by build id (a build's alerts share a
 /// partition, so they stay in order).
 pub struct AlertSink {
-    sink: Arc<dyn MessageSink>,
-    topic: String,
-    sent: AtomicU64,
+    out: TopicSink,
 }
 
 impl AlertSink {
     /// Alerts go to `topic` through `sink`.
     pub fn new(sink: Arc<dyn MessageSink>, topic: impl Into<String>) -> AlertSink {
-        AlertSink { sink, topic: topic.into(), sent: AtomicU64::new(0) }
+        AlertSink { out: TopicSink::new(sink, topic.into()) }
     }
 
     /// Sends the alerts and waits for acknowledgement; unacknowledged ones come back in the error.
     pub fn send(&self, alerts: &[Alert]) -> Result<(), SendError<Vec<OutgoingMessage>>> {
-        if alerts.is_empty() {
-            return Ok(());
-        }
         let mut messages = Vec::with_capacity(alerts.len());
         for a in alerts {
             let payload = serde_json::to_vec(a).map_err(|e| SendError {
                 value: Vec::new(),
                 error: BackendError::new(BackendErrorKind::Rejected, "alerts", format!("alert not encodable: {e}")),
             })?;
-            messages.push(OutgoingMessage {
-                topic: self.topic.clone(),
-                partition: None,
-                key: Some(a.build_id.clone().into_bytes()),
-                payload,
-                headers: vec![(CHECKPOINT_HEADER.to_owned(), a.checkpoint.clone().into_bytes())],
-            });
+            let checkpoint = (CHECKPOINT_HEADER.to_owned(), a.checkpoint.clone().into_bytes());
+            messages.push(self.out.message(Some(a.build_id.clone().into_bytes()), payload, vec![checkpoint]));
         }
-        let n = messages.len() as u64;
-        self.sink.send(messages)?;
-        self.sent.fetch_add(n, Ordering::Relaxed);
-        Ok(())
+        self.out.send(messages)
     }
 
     /// Alerts acknowledged so far.
     pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
-    }
-
-    /// The topic alerts go to.
-    pub fn topic(&self) -> &str {
-        &self.topic
+        self.out.sent()
     }
 }
 

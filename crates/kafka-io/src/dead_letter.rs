@@ -1,9 +1,10 @@
 //! `DeadLetterSink`: sends dead letters to a topic with their reason and origin, and counts them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use qadf_core_types::{DeadLetter, MessageSink, OutgoingMessage, SendError};
+
+use crate::topic_sink::TopicSink;
 
 /// Header carrying the reason a message was rejected.
 pub const REASON_HEADER: &str = "qadf.error";
@@ -12,23 +13,18 @@ pub const ORIGIN_HEADER: &str = "qadf.origin";
 
 /// Writes dead letters (original bytes as the payload) to one topic of any `MessageSink`.
 pub struct DeadLetterSink {
-    sink: Arc<dyn MessageSink>,
-    topic: String,
-    sent: AtomicU64,
+    out: TopicSink,
 }
 
 impl DeadLetterSink {
     /// Dead letters go to `topic` through `sink`.
     pub fn new(sink: Arc<dyn MessageSink>, topic: impl Into<String>) -> DeadLetterSink {
-        DeadLetterSink { sink, topic: topic.into(), sent: AtomicU64::new(0) }
+        DeadLetterSink { out: TopicSink::new(sink, topic.into()) }
     }
 
     /// Sends the dead letters and waits for acknowledgement; unacknowledged ones come back in the error.
     pub fn send(&self, letters: &[DeadLetter]) -> Result<(), SendError<Vec<OutgoingMessage>>> {
-        if letters.is_empty() {
-            return Ok(());
-        }
-        let messages: Vec<OutgoingMessage> = letters
+        let messages = letters
             .iter()
             .map(|l| {
                 let mut headers = vec![(REASON_HEADER.to_owned(), l.reason.clone().into_bytes())];
@@ -38,23 +34,14 @@ impl DeadLetterSink {
                         format!("{}/{}/{}", o.topic, o.partition, o.offset).into_bytes(),
                     ));
                 }
-                OutgoingMessage {
-                    topic: self.topic.clone(),
-                    partition: None,
-                    key: None,
-                    payload: l.payload.clone(),
-                    headers,
-                }
+                self.out.message(None, l.payload.clone(), headers)
             })
             .collect();
-        let n = messages.len() as u64;
-        self.sink.send(messages)?;
-        self.sent.fetch_add(n, Ordering::Relaxed);
-        Ok(())
+        self.out.send(messages)
     }
 
     /// Dead letters acknowledged so far.
     pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        self.out.sent()
     }
 }

@@ -39,6 +39,7 @@ mod linger;
 mod offsets;
 mod producer;
 mod runner;
+mod topic_sink;
 
 pub use alert_sink::{AlertSink, CHECKPOINT_HEADER};
 pub use consumer::{
