@@ -27,11 +27,20 @@ pub struct AlertDeduplicator {
     last_emitted: Mutex<Emitted>,
 }
 
-/// When each condition last let an alert through, and the newest alert time seen.
-#[derive(Debug, Default)]
+/// When each condition last let an alert through, the newest alert time seen, and the size at
+/// which expired conditions are next looked for (twice what the last look kept, so a flood of live
+/// conditions does not rescan the map on every call).
+#[derive(Debug)]
 struct Emitted {
     at: HashMap<Condition, Timestamp>,
     newest: Option<Timestamp>,
+    prune_above: usize,
+}
+
+impl Default for Emitted {
+    fn default() -> Emitted {
+        Emitted { at: HashMap::new(), newest: None, prune_above: MAX_REMEMBERED_CONDITIONS }
+    }
 }
 
 impl AlertDeduplicator {
@@ -47,7 +56,7 @@ impl AlertDeduplicator {
         }
         let before = alerts.len();
         let mut emitted = self.last_emitted.lock();
-        let Emitted { at, newest } = &mut *emitted;
+        let Emitted { at, newest, prune_above } = &mut *emitted;
         alerts.retain(|a| {
             *newest = Some(newest.map_or(a.timestamp, |n| n.max(a.timestamp)));
             let key = (a.checkpoint.clone(), a.build_id.clone(), a.layer, a.signal.clone());
@@ -59,10 +68,11 @@ impl AlertDeduplicator {
                 }
             }
         });
-        if at.len() > MAX_REMEMBERED_CONDITIONS
+        if at.len() > *prune_above
             && let Some(newest) = *newest
         {
             at.retain(|_, t| *t + self.interval > newest);
+            *prune_above = (2 * at.len()).max(MAX_REMEMBERED_CONDITIONS);
         }
         before - alerts.len()
     }
