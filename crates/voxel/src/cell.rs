@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// Mean and variance use Welford's update for single values and Chan et al.'s pairwise formula for
 /// merging, so no finalize step exists: every field is exact (to floating-point rounding) at any time.
-/// One cell is one 64-byte cache line.
+/// One cell is one 64-byte cache line, and an empty cell is all zero bits (so blocks are allocated
+/// zeroed, with no initialising pass); `min`, `max`, `first` and `last` mean nothing while `count` is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[repr(C, align(64))]
 pub struct CellStats {
@@ -29,23 +30,16 @@ pub struct CellStats {
 }
 
 impl CellStats {
-    /// A cell that has seen nothing.
-    pub const EMPTY: CellStats = CellStats {
-        count: 0,
-        sum: 0.0,
-        mean: 0.0,
-        m2: 0.0,
-        min: f64::INFINITY,
-        max: f64::NEG_INFINITY,
-        first: 0.0,
-        last: 0.0,
-    };
+    /// A cell that has seen nothing (all zero bits).
+    pub const EMPTY: CellStats =
+        CellStats { count: 0, sum: 0.0, mean: 0.0, m2: 0.0, min: 0.0, max: 0.0, first: 0.0, last: 0.0 };
 
     /// Adds one value (callers guarantee it is finite).
     #[inline]
     pub fn push(&mut self, value: f64) {
+        let fresh = self.count == 0;
         self.count += 1;
-        if self.count == 1 {
+        if fresh {
             self.first = value;
         }
         self.last = value;
@@ -53,8 +47,8 @@ impl CellStats {
         let delta = value - self.mean;
         self.mean += delta / self.count as f64;
         self.m2 += delta * (value - self.mean);
-        self.min = self.min.min(value);
-        self.max = self.max.max(value);
+        self.min = if fresh { value } else { self.min.min(value) };
+        self.max = if fresh { value } else { self.max.max(value) };
     }
 
     /// Merges statistics of values that came after this cell's (Chan et al. 1979).
@@ -193,5 +187,16 @@ mod tests {
     #[test]
     fn a_cell_is_one_cache_line() {
         assert_eq!(std::mem::size_of::<CellStats>(), 64);
+    }
+
+    #[test]
+    fn an_empty_cell_is_all_zero_bits_and_its_first_value_sets_min_and_max() {
+        let e = CellStats::EMPTY;
+        let bits = [e.count, e.sum.to_bits(), e.mean.to_bits(), e.m2.to_bits()];
+        let rest = [e.min, e.max, e.first, e.last].map(f64::to_bits);
+        assert!(bits.iter().chain(&rest).all(|&b| b == 0));
+        // A first value above zero must still be the minimum, and one below zero the maximum.
+        assert_eq!((cell(&[5.0]).min, cell(&[-5.0]).max), (5.0, -5.0));
+        assert_eq!((cell(&[5.0, 7.0]).min, cell(&[-5.0, -7.0]).max), (5.0, -5.0));
     }
 }
