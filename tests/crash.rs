@@ -40,15 +40,18 @@ fn killed_three_times_every_sample_is_stored_once_and_the_grid_matches_a_clean_r
         // Stored is known exactly by counting, but a count is a scan on SecantusDB (seconds at a
         // million documents), so counts are spaced by five times their own cost and, in between, the
         // run's own progress lines (every 2 s) estimate it: stored at the last kill plus processed
-        // since. Processed includes redelivered samples that were already stored, so a kill on the
-        // estimate also needs a count showing that this run stored something new.
+        // since. Processed runs ahead of stored by the write-behind queue, so when the estimate
+        // reaches the target one count is taken at once, and the kill needs it to show that this run
+        // stored something new.
         let mut next_count = Instant::now();
+        let mut estimate_checked = false;
         loop {
-            let estimated = before + processed(&run.lines());
-            if Instant::now() >= next_count {
+            let reached = before + processed(&run.lines()) >= target;
+            if Instant::now() >= next_count || (reached && !estimate_checked) {
+                estimate_checked |= reached;
                 let counting = Instant::now();
                 let stored_now = store.count().unwrap();
-                if stored_now >= target || (estimated >= target && stored_now > before) {
+                if stored_now >= target || (reached && stored_now > before) {
                     break;
                 }
                 next_count = Instant::now() + 5 * counting.elapsed();
