@@ -53,6 +53,7 @@ struct Counters {
     total_ms: f64,
     errors: u64,
     dead_letters: u64,
+    consumer_lag: u64,
     last_update: Option<Timestamp>,
 }
 
@@ -67,6 +68,7 @@ impl Counters {
             total_ms: 0.0,
             errors: 0,
             dead_letters: 0,
+            consumer_lag: 0,
             last_update: None,
         }
     }
@@ -93,7 +95,9 @@ impl StreamingClient {
             Point3::from(config.voxel_bbox_max),
             config.voxel_resolution,
         )?;
-        let voxels = Arc::new(VoxelStage::per_build(grid));
+        let voxels = Arc::new(
+            VoxelStage::per_build(grid).with_limits(config.max_signals_per_build, config.max_builds_in_memory),
+        );
         let client = StreamingClient {
             config,
             voxels,
@@ -121,7 +125,7 @@ impl StreamingClient {
     fn rebuild(&self) {
         let mut builder = PipelineBuilder::new()
             .dedup_interval(Duration::from_millis(self.config.alert_dedup_interval_ms))
-            .add_stage(Arc::new(ValidateStage))
+            .add_stage(Arc::new(ValidateStage::new(self.config.ingest_limits())))
             .add_stage(self.voxels.clone());
         for (_, stage) in self.processors.lock().iter() {
             builder = builder.add_stage(stage.clone());
@@ -210,6 +214,18 @@ impl StreamingClient {
         Ok(batch.len() as u64)
     }
 
+    /// Whether the pipeline's built-in stages would keep `sample` (valid under the configured
+    /// limits, and inside the voxel grid when it has a position): only such samples reach the history.
+    pub fn admits(&self, sample: &qadf_core_types::Sample) -> bool {
+        sample.validate_with(&self.config.ingest_limits()).is_ok()
+            && sample.position.is_none_or(|p| self.voxels.contains(&p))
+    }
+
+    /// Records the consumer's lag (messages behind the log end, over all partitions).
+    pub fn record_consumer_lag(&self, lag: u64) {
+        self.counters.lock().consumer_lag = lag;
+    }
+
     /// Counts dead letters found before the pipeline (undecodable messages).
     pub fn record_dead_letters(&self, n: u64) {
         self.counters.lock().dead_letters += n;
@@ -231,7 +247,7 @@ impl StreamingClient {
             last_update_time: c.last_update,
             errors: c.errors,
             dead_letters: c.dead_letters,
-            consumer_lag: 0,
+            consumer_lag: c.consumer_lag,
         }
     }
 

@@ -14,15 +14,15 @@
 //! their samples are stored, so every stored sample's alerts were published (at least once: a
 //! crash between the two publishes them again).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
-    Alert, Checkpoint, Codec, DeadLetter, HistoryStore, MessageSource, Origin, RawMessage, SampleBatch, StoredSample,
-    StreamingResult,
+    Alert, BackendError, Backoff, Checkpoint, Codec, DeadLetter, HistoryStore, MessageSource, Origin, RawMessage,
+    SampleBatch, StoreFailurePolicy, StoredSample, StreamingResult,
 };
 use qadf_kafka_io::{AlertSink, DeadLetterSink, checkpoints_after};
 use qadf_pipeline::decode_messages;
@@ -42,6 +42,36 @@ pub struct ConsumerSinks {
     pub alerts: Option<Arc<AlertSink>>,
 }
 
+/// Why the consumer stopped by itself.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsumerError {
+    /// The source failed permanently.
+    #[error("source failed: {0}")]
+    Source(BackendError),
+    /// A commit failed permanently (or the consumer was stopped while it was retried).
+    #[error("commit failed: {0}")]
+    Commit(BackendError),
+    /// The history refused a batch and `on_store_failure = "stop"` (or there is no dead-letter sink).
+    #[error("stopped uncommitted: the history refused a batch: {0}")]
+    Store(BackendError),
+    /// Dead letters could not be sent (nothing after them is committed).
+    #[error("dead-letter sink failed: {0}")]
+    DeadLetters(BackendError),
+    /// Alerts could not be published (their batch is not stored or committed).
+    #[error("alerts sink failed: {0}")]
+    Alerts(BackendError),
+    /// The pipeline refused a batch and there is no dead-letter sink.
+    #[error("stopped uncommitted: {0}")]
+    Refused(String),
+    /// Looking up replayed samples failed.
+    #[error("checking for replayed samples failed: {0}")]
+    ReplayCheck(BackendError),
+    /// The storage writer thread is gone.
+    #[error("the storage writer stopped")]
+    WriterStopped,
+}
+
 /// What a consumer run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConsumerReport {
@@ -59,6 +89,10 @@ pub struct ConsumerReport {
     pub failed_batches: u64,
     /// Samples delivered again after a restart that the history already held (not processed twice).
     pub replayed: u64,
+    /// Batches the history refused permanently (their messages went to the dead-letter sink, or the consumer stopped).
+    pub store_failures: u64,
+    /// Commits, store look-ups and side outputs retried after a transient failure.
+    pub retries: u64,
     /// Why the consumer stopped by itself, if it did.
     pub error: Option<String>,
 }
@@ -102,6 +136,15 @@ struct Run {
     busy: Arc<AtomicBool>,
     /// Partitions whose replay after a restart is over (see `skip_stored`).
     replay_done: HashSet<(String, i32)>,
+    /// The messages of each job handed to the writer and not yet reported, oldest first (a
+    /// job the store refuses goes to the dead-letter sink whole, with its original bytes).
+    in_flight: VecDeque<Vec<RawMessage>>,
+    /// Set when a job could not be stored or dead-lettered: nothing is committed from then on.
+    halted: bool,
+    /// What to do with a job the store refuses.
+    on_store_failure: StoreFailurePolicy,
+    /// Set by `stop_consumer`: retries of transient failures give up.
+    stop: Arc<AtomicBool>,
     /// Stored positions not yet committed (the latest per partition).
     pending: Vec<Checkpoint>,
     /// When `pending` was last committed.
@@ -111,14 +154,28 @@ struct Run {
 }
 
 impl Run {
-    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), String> {
-        self.source.commit(checkpoints).map_err(|e| format!("commit failed: {e}"))?;
+    /// Commits through the source, retrying transient failures (one backoff policy) until stopped.
+    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), ConsumerError> {
+        let (source, stop, retries) = (&mut self.source, &self.stop, &mut self.report.retries);
+        Backoff::default()
+            .retry(
+                || source.commit(checkpoints),
+                || stop.load(Ordering::SeqCst),
+                |e, wait| {
+                    *retries += 1;
+                    eprintln!("commit: {e}; retrying in {wait:?}");
+                },
+            )
+            .map_err(ConsumerError::Commit)?;
         self.report.commits += 1;
         Ok(())
     }
 
-    /// Queues stored positions for the next commit, keeping the latest per partition.
+    /// Queues stored positions for the next commit, keeping the latest per partition (none once halted).
     fn stage_commit(&mut self, checkpoints: Vec<Checkpoint>) {
+        if self.halted {
+            return;
+        }
         for c in checkpoints {
             match self.pending.iter_mut().find(|l| l.topic == c.topic && l.partition == c.partition) {
                 Some(l) => *l = c,
@@ -129,7 +186,7 @@ impl Run {
 
     /// Commits the queued positions when `force`d or when the interval has passed (one durable
     /// write per interval however many polls were stored).
-    fn flush_commits(&mut self, force: bool) -> Result<(), String> {
+    fn flush_commits(&mut self, force: bool) -> Result<(), ConsumerError> {
         if self.pending.is_empty() || !(force || self.last_commit.elapsed() >= self.commit_interval) {
             return Ok(());
         }
@@ -139,21 +196,52 @@ impl Run {
         Ok(())
     }
 
-    /// Queues the positions of every stored job up to the first failed one.
-    fn finish_done(&mut self, done: Vec<WriteDone>) -> Result<(), String> {
+    /// Queues the positions of finished jobs, in order. A job the store refused goes whole to the
+    /// dead-letter sink before its position may be committed; with `on_store_failure = "stop"`,
+    /// or when that send fails, the consumer halts with nothing after it committed.
+    fn finish_done(&mut self, done: Vec<WriteDone>) -> Result<(), ConsumerError> {
+        if self.halted {
+            return Ok(()); // already stopped: nothing after the failure is looked at or committed
+        }
         for d in done {
+            let messages = self.in_flight.pop_front().unwrap_or_default();
             if let Err(e) = d.result {
-                return Err(format!("storing a batch failed permanently: {e}"));
+                self.report.store_failures += 1;
+                if self.on_store_failure == StoreFailurePolicy::Stop || self.sinks.dead_letters.is_none() {
+                    self.halted = true;
+                    return Err(ConsumerError::Store(e));
+                }
+                let letters: Vec<DeadLetter> = messages
+                    .into_iter()
+                    .map(|m| DeadLetter {
+                        reason: format!("the history refused this batch: {e}"),
+                        origin: Some(m.origin),
+                        payload: m.payload,
+                    })
+                    .collect();
+                if let Err(e) = self.dead_letter(&letters, true) {
+                    self.halted = true;
+                    return Err(e);
+                }
             }
             self.stage_commit(d.checkpoints);
         }
         Ok(())
     }
 
-    /// Stores `samples`, then commits `checkpoints` (through the writer when there is one).
-    fn store_then_commit(&mut self, samples: Vec<StoredSample>, checkpoints: Vec<Checkpoint>) -> Result<(), String> {
+    /// Stores `samples`, then commits `checkpoints` (through the writer when there is one, in order).
+    fn store_then_commit(
+        &mut self,
+        samples: Vec<StoredSample>,
+        checkpoints: Vec<Checkpoint>,
+        messages: Vec<RawMessage>,
+    ) -> Result<(), ConsumerError> {
         match &self.writer {
-            Some(w) => w.submit(WriteJob { samples, checkpoints }).map_err(|_| "the storage writer stopped".to_owned()),
+            Some(w) => {
+                w.submit(WriteJob { samples, checkpoints }).map_err(|_| ConsumerError::WriterStopped)?;
+                self.in_flight.push_back(messages);
+                Ok(())
+            }
             None => {
                 self.stage_commit(checkpoints);
                 Ok(())
@@ -162,7 +250,7 @@ impl Run {
     }
 
     /// Sends dead letters; `unseen` ones (not produced by the pipeline) also count in the client's statistics.
-    fn dead_letter(&mut self, letters: &[DeadLetter], unseen: bool) -> Result<(), String> {
+    fn dead_letter(&mut self, letters: &[DeadLetter], unseen: bool) -> Result<(), ConsumerError> {
         if letters.is_empty() {
             return Ok(());
         }
@@ -170,7 +258,7 @@ impl Run {
             self.client.record_dead_letters(letters.len() as u64);
         }
         match &self.sinks.dead_letters {
-            Some(dlq) => dlq.send(letters).map_err(|e| format!("dead-letter sink failed: {}", e.error))?,
+            Some(dlq) => dlq.send(letters).map_err(|e| ConsumerError::DeadLetters(e.error))?,
             None => {
                 for l in letters {
                     eprintln!("dead letter (no dead-letter sink configured): {} at {:?}", l.reason, l.origin);
@@ -185,16 +273,19 @@ impl Run {
     /// the voxel grids, checkpoints and statistics see each sample once.
     ///
     /// The writer stores each partition in order, one insert request after the other, so what a
-    /// killed run stored is a prefix of each partition. Per partition and poll, the first and the
-    /// last sample are looked up: both stored, all are; the first not stored, none is (and that
-    /// partition's replay is over); otherwise every sample of it is looked up. Assumes registered
-    /// processors do not rewrite samples' ids, and a store that applies an insert request whole.
-    fn skip_stored(&mut self, batch: &mut SampleBatch, origins: &[(Origin, usize)]) -> Result<(), String> {
+    /// killed run stored is a prefix of each partition's storable samples. Only samples the
+    /// pipeline would keep ([`StreamingClient::admits`]) are looked at: one that failed validation
+    /// or fell outside the grid was never stored and says nothing about the prefix. Per partition
+    /// and poll, the first and the last storable sample are looked up: both stored, all are; the
+    /// first not stored, none is (and that partition's replay is over); otherwise every one is
+    /// looked up. Assumes registered processors do not drop or rewrite samples, and a store that
+    /// applies an insert request whole.
+    fn skip_stored(&mut self, batch: &mut SampleBatch, origins: &[(Origin, usize)]) -> Result<(), ConsumerError> {
         let Some(history) = self.sinks.history.clone() else { return Ok(()) };
         let mut runs: Vec<((String, i32), Vec<usize>)> = Vec::new();
         for (i, (origin, _)) in origins.iter().enumerate().take(batch.samples.len()) {
             let key = (origin.topic.clone(), origin.partition);
-            if self.replay_done.contains(&key) {
+            if self.replay_done.contains(&key) || !self.client.admits(&batch.samples[i]) {
                 continue;
             }
             match runs.iter_mut().find(|(k, _)| *k == key) {
@@ -202,21 +293,20 @@ impl Run {
                 None => runs.push((key, vec![i])),
             }
         }
-        let lookup = |indices: &[usize]| -> Result<Vec<bool>, String> {
+        let (stop, retries) = (&self.stop, &mut self.report.retries);
+        let mut lookup = |indices: &[usize]| -> Result<Vec<bool>, ConsumerError> {
             let ids: Vec<String> = indices.iter().map(|&i| StoredSample::content_id(&batch.samples[i])).collect();
             // Like the writer: wait for a store that is down (the consumer holds still meanwhile).
-            let mut wait = Duration::from_millis(50);
-            loop {
-                match history.stored_ids(&ids) {
-                    Ok(stored) => return Ok(stored),
-                    Err(e) if e.is_transient() => {
+            Backoff::default()
+                .retry(
+                    || history.stored_ids(&ids),
+                    || stop.load(Ordering::SeqCst),
+                    |e, wait| {
+                        *retries += 1;
                         eprintln!("checking for replayed samples: {e}; retrying in {wait:?}");
-                        std::thread::sleep(wait);
-                        wait = (wait * 2).min(Duration::from_secs(5));
-                    }
-                    Err(e) => return Err(format!("checking for replayed samples failed: {e}")),
-                }
-            }
+                    },
+                )
+                .map_err(ConsumerError::ReplayCheck)
         };
         let mut skip = vec![false; batch.samples.len()];
         for (key, run) in runs {
@@ -241,17 +331,17 @@ impl Run {
     }
 
     /// Publishes the batch's alerts, if there is an alerts sink.
-    fn publish_alerts(&mut self, alerts: &[Alert]) -> Result<(), String> {
+    fn publish_alerts(&mut self, alerts: &[Alert]) -> Result<(), ConsumerError> {
         if let Some(sink) = &self.sinks.alerts
             && !alerts.is_empty()
         {
-            sink.send(alerts).map_err(|e| format!("alerts sink failed: {}", e.error))?;
+            sink.send(alerts).map_err(|e| ConsumerError::Alerts(e.error))?;
             self.report.alerts_published += alerts.len() as u64;
         }
         Ok(())
     }
 
-    fn handle(&mut self, messages: Vec<RawMessage>, callback: &dyn Fn(&StreamingResult)) -> Result<(), String> {
+    fn handle(&mut self, messages: Vec<RawMessage>, callback: &dyn Fn(&StreamingResult)) -> Result<(), ConsumerError> {
         self.report.messages += messages.len() as u64;
         let checkpoints = checkpoints_after(&messages);
         let decoded = decode_messages(&self.codec, &messages);
@@ -268,12 +358,12 @@ impl Run {
                     Some(_) => batch.samples.into_iter().map(StoredSample::from_content).collect(),
                     None => Vec::new(),
                 };
-                self.store_then_commit(samples, checkpoints)
+                self.store_then_commit(samples, checkpoints, messages)
             }
             Err(e) => {
                 self.report.failed_batches += 1;
                 if self.sinks.dead_letters.is_none() {
-                    return Err(format!("stopped uncommitted: {e}"));
+                    return Err(ConsumerError::Refused(e.to_string()));
                 }
                 let letters: Vec<DeadLetter> = messages
                     .iter()
@@ -284,7 +374,7 @@ impl Run {
                     })
                     .collect();
                 self.dead_letter(&letters, true)?;
-                self.store_then_commit(Vec::new(), checkpoints)
+                self.store_then_commit(Vec::new(), checkpoints, Vec::new())
             }
         }
     }
@@ -294,7 +384,7 @@ impl Run {
             let c = self.client.config();
             (c.max_poll_records, Duration::from_millis(c.max_batch_wait_ms))
         };
-        let outcome: Result<(), String> = (|| {
+        let outcome: Result<(), ConsumerError> = (|| {
             while !stop.load(Ordering::SeqCst) {
                 let finished: Vec<WriteDone> = self
                     .writer
@@ -302,7 +392,11 @@ impl Run {
                     .map_or_else(Vec::new, |w| std::iter::from_fn(|| w.recv_done(Duration::ZERO)).collect());
                 self.finish_done(finished)?;
                 self.flush_commits(false)?;
-                match self.source.poll(max, wait) {
+                let polled = self.source.poll(max, wait);
+                if let Some(lag) = self.source.lag() {
+                    self.client.record_consumer_lag(lag.iter().map(|&(_, l)| l).sum());
+                }
+                match polled {
                     Ok(messages) if messages.is_empty() => self.flush_commits(true)?,
                     Ok(messages) => {
                         self.report.polls += 1;
@@ -314,23 +408,23 @@ impl Run {
                         handled?
                     }
                     Err(e) if e.is_transient() => std::thread::sleep(Duration::from_millis(100)),
-                    Err(e) => return Err(format!("source failed: {e}")),
+                    Err(e) => return Err(ConsumerError::Source(e)),
                 }
             }
             Ok(())
         })();
         // Whatever happened: store what was handed over and commit what was stored.
+        // The loop's error, if any, came first: it is the one reported.
+        let mut first_error = outcome.err();
         if let Some(w) = self.writer.take()
             && let Err(e) = self.finish_done(w.finish())
         {
-            self.report.error.get_or_insert(e);
+            first_error.get_or_insert(e);
         }
         if let Err(e) = self.flush_commits(true) {
-            self.report.error.get_or_insert(e);
+            first_error.get_or_insert(e);
         }
-        if let Err(e) = outcome {
-            self.report.error.get_or_insert(e);
-        }
+        self.report.error = first_error.map(|e| e.to_string());
         self.report
     }
 }
@@ -348,7 +442,9 @@ impl StreamingClient {
         if slot.is_some() {
             return Err(ClientError::ConsumerRunning);
         }
-        let codec = Codec::new(self.config().message_encoding).with_max_message_bytes(self.config().max_message_bytes);
+        let codec = Codec::new(self.config().message_encoding)
+            .with_max_message_bytes(self.config().max_message_bytes)
+            .with_limits(self.config().ingest_limits());
         let writer = sinks.history.clone().map(|h| spawn_writer(h, None, WRITER_QUEUE));
         let run = Run {
             client: self.clone(),
@@ -358,6 +454,10 @@ impl StreamingClient {
             codec,
             report: ConsumerReport::default(),
             replay_done: HashSet::new(),
+            in_flight: VecDeque::new(),
+            halted: false,
+            on_store_failure: self.config().on_store_failure,
+            stop: Arc::new(AtomicBool::new(false)),
             busy: Arc::new(AtomicBool::new(false)),
             pending: Vec::new(),
             last_commit: Instant::now(),
@@ -368,7 +468,7 @@ impl StreamingClient {
             },
         };
         let busy = run.busy.clone();
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = run.stop.clone();
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()

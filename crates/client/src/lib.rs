@@ -12,7 +12,7 @@
 #![deny(missing_docs)]
 
 pub use client::{ClientError, StreamingClient};
-pub use consumer::{ConsumerReport, ConsumerSinks};
+pub use consumer::{ConsumerError, ConsumerReport, ConsumerSinks};
 
 mod client;
 mod consumer;

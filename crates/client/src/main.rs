@@ -142,19 +142,65 @@ fn parse_time(text: Option<&str>, default: Timestamp) -> Result<Timestamp> {
     text.map_or(Ok(default), |t| Timestamp::parse_rfc3339(t).map_err(anyhow::Error::msg))
 }
 
+/// `--instance i --instances n`: n at least 1 and i below n.
+fn check_instance(instance: Option<u32>, instances: Option<u32>) -> Result<Option<(u32, u32)>> {
+    match instance.zip(instances) {
+        Some((_, 0)) => anyhow::bail!("--instances: must be at least 1"),
+        Some((i, n)) if i >= n => {
+            anyhow::bail!("--instance: {i} is not below --instances {n} (instances are numbered 0 to {})", n - 1)
+        }
+        pair => Ok(pair),
+    }
+}
+
+/// A number of seconds from the command line: finite, 0 or more, at most a year.
+fn seconds(flag: &str, value: f64) -> Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && (0.0..=365.0 * 86_400.0).contains(&value),
+        "{flag}: {value} is not a number of seconds from 0 to 31536000"
+    );
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// `--sample-rate-hz`: the dropout check waits three sample periods, so the rate is bounded to
+/// keep that wait between a nanosecond and a day.
+fn check_sample_rate(hz: f64) -> Result<f64> {
+    anyhow::ensure!(
+        hz.is_finite() && (3.0 / 86_400.0..=3e9).contains(&hz),
+        "--sample-rate-hz: {hz} is not a rate from 0.0000347 (a sample a day) to 3000000000 Hz"
+    );
+    Ok(hz)
+}
+
+/// The first SIGTERM or SIGINT sets the returned flag (`run` then drains, stores, commits and
+/// exits 0); a second one exits at once with status 130, uncommitted.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("second signal: exiting at once, uncommitted");
+            std::process::exit(130);
+        }
+        eprintln!("signal received: finishing what is in flight (signal again to quit at once)");
+    })
+    .context("installing the SIGTERM/SIGINT handler")?;
+    Ok(stop)
+}
+
 fn main() -> Result<()> {
     allocator::tune();
     let cli = Cli::parse();
     let mut config = StreamingConfig::load(cli.config.as_deref())?;
     match cli.command {
         Command::Run { instance, instances, exit_when_idle, data_dir, restore_voxels, sample_rate_hz } => {
-            anyhow::ensure!(sample_rate_hz.is_finite() && sample_rate_hz > 0.0, "--sample-rate-hz: must be > 0");
             let options = production::RunOptions {
-                instance: instance.zip(instances),
-                exit_when_idle: exit_when_idle.map(Duration::from_secs_f64),
+                instance: check_instance(instance, instances)?,
+                exit_when_idle: exit_when_idle.map(|s| seconds("--exit-when-idle", s)).transpose()?,
                 data_dir,
                 restore_voxels,
-                sample_rate_hz,
+                sample_rate_hz: check_sample_rate(sample_rate_hz)?,
+                shutdown: stop_on_signals()?,
             };
             let report = production::run(config, options, |line| println!("{line}"))?;
             println!(

@@ -56,6 +56,51 @@ impl Stores {
     }
 }
 
+/// Writes the Redis live view on its own thread, so a slow or absent cache never holds up the
+/// consumer: updates wait in a bounded queue (a full queue drops the update and counts it), and
+/// failures are counted and shown in the progress line.
+struct LiveViewWriter {
+    tx: crossbeam_channel::Sender<(Vec<qadf_core_types::Alert>, qadf_core_types::StreamStatistics)>,
+    dropped: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+impl LiveViewWriter {
+    fn spawn(view: LiveView) -> LiveViewWriter {
+        let (tx, rx) =
+            crossbeam_channel::bounded::<(Vec<qadf_core_types::Alert>, qadf_core_types::StreamStatistics)>(64);
+        let failed = Arc::new(AtomicU64::new(0));
+        let counter = failed.clone();
+        std::thread::Builder::new()
+            .name("qadf-live-view".to_owned())
+            .spawn(move || {
+                for (alerts, stats) in rx {
+                    let mut builds: Vec<&str> = alerts.iter().map(|a| a.build_id.as_str()).collect();
+                    builds.sort_unstable();
+                    builds.dedup();
+                    for build in builds {
+                        let mine: Vec<_> = alerts.iter().filter(|a| a.build_id == build).cloned().collect();
+                        for result in [view.publish_alerts(build, &mine), view.publish_latest(build, &stats)] {
+                            if let Err(e) = result
+                                && counter.fetch_add(1, Ordering::Relaxed).is_multiple_of(100)
+                            {
+                                eprintln!("live view: {e} (counted; the stream goes on)");
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawning the live-view writer");
+        LiveViewWriter { tx, dropped: Arc::new(AtomicU64::new(0)), failed }
+    }
+
+    fn publish(&self, alerts: Vec<qadf_core_types::Alert>, stats: qadf_core_types::StreamStatistics) {
+        if self.tx.try_send((alerts, stats)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Options of `run`.
 pub struct RunOptions {
     /// This instance and how many share the topic (`None`: all partitions).
@@ -68,6 +113,8 @@ pub struct RunOptions {
     pub restore_voxels: bool,
     /// The monitors' sampling rate, for the dropout (gap) check.
     pub sample_rate_hz: f64,
+    /// Set on SIGTERM or SIGINT: stop fetching, store and commit what is in flight, return.
+    pub shutdown: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Consumes the configured topic until idle (or forever), storing history and committing offsets.
@@ -94,7 +141,8 @@ pub fn run(
     let live = if config.enable_redis_cache {
         let url = format!("redis://{}:{}/{}", config.redis_host, config.redis_port, config.redis_db);
         let cache: Arc<dyn Cache> = Arc::new(RedisCache::connect(&url, Duration::from_secs(2))?);
-        Some(LiveView::new(cache, &config.redis_key_prefix, Duration::from_secs(config.redis_ttl_seconds as u64)))
+        let view = LiveView::new(cache, &config.redis_key_prefix, Duration::from_secs(config.redis_ttl_seconds as u64));
+        Some(LiveViewWriter::spawn(view))
     } else {
         None
     };
@@ -107,6 +155,7 @@ pub fn run(
         let applied = client.restore_voxels(history.into_iter().map(|s| s.sample).collect())?;
         progress(&format!("restored the voxel grids from history: {applied} of {n} stored samples"));
     }
+    let live_counters = live.as_ref().map(|l| (l.dropped.clone(), l.failed.clone()));
     let last_message = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     {
@@ -117,13 +166,11 @@ pub fn run(
         let callback = move |result: &qadf_core_types::StreamingResult| {
             last_message.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             if let Some(view) = &live
-                && let Some(alert) = result.alerts.first()
+                && !result.alerts.is_empty()
+                && let Some(client) = weak.upgrade()
             {
-                // The live view is best effort: a cache outage must not stop the stream.
-                let _ = view.publish_alerts(&alert.build_id, &result.alerts);
-                if let Some(client) = weak.upgrade() {
-                    let _ = view.publish_latest(&alert.build_id, &client.get_stream_statistics());
-                }
+                // Best effort, off this thread: a cache outage must not stop or slow the stream.
+                view.publish(result.alerts.clone(), client.get_stream_statistics());
             }
         };
         client.start_consumer(Box::new(consumer), sinks, callback)?;
@@ -134,11 +181,16 @@ pub fn run(
         if !client.consumer_running() {
             break;
         }
+        if options.shutdown.load(Ordering::SeqCst) {
+            progress("stopping: storing and committing what is in flight");
+            break;
+        }
         if last_report.elapsed() >= Duration::from_secs(2) {
             let (s, k) = (client.get_stream_statistics(), kafka_stats.get());
             progress(&format!(
                 "{} samples, {:.0} samples/s (last 10 s), batch p99 {:.3} ms, {} dead letters, {} errors; \
-                 kafka: lag {} messages, {} fetch errors, {} reconnects, {} empty fetches while behind",
+                 kafka: lag {} messages, {} fetch errors, {} reconnects, {} empty fetches while behind; \
+                 live view: {} failed, {} dropped",
                 s.messages_processed,
                 s.throughput_window,
                 s.latency.p99_ms.unwrap_or(0.0),
@@ -147,7 +199,9 @@ pub fn run(
                 k.lag,
                 k.fetch_errors,
                 k.reconnects,
-                k.empty_fetches_behind
+                k.empty_fetches_behind,
+                live_counters.as_ref().map_or(0, |(_, f)| f.load(Ordering::Relaxed)),
+                live_counters.as_ref().map_or(0, |(d, _)| d.load(Ordering::Relaxed)),
             ));
             last_report = Instant::now();
         }
@@ -161,7 +215,7 @@ pub fn run(
             }
         }
     }
-    let report = client.stop_consumer()?;
+    let report = stop_within(&client, Duration::from_millis(client.config().shutdown_timeout_ms))?;
     for build in client.voxels().builds() {
         if let Some(grid) = client.voxels().grid(&build) {
             for digest in grid.read(|g| g.signals().iter().map(|s| g.digest(s)).collect::<Vec<_>>()) {
@@ -172,6 +226,23 @@ pub fn run(
     }
     progress(&format!("replayed samples skipped (already stored before a restart): {}", report.replayed));
     Ok(report)
+}
+
+/// Stops the consumer (store, commit, join), giving up after `timeout`: then the process exits
+/// with status 1 and nothing further committed (a restart resumes from the last commit).
+fn stop_within(client: &Arc<StreamingClient>, timeout: Duration) -> anyhow::Result<ConsumerReport> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let stopping = client.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(stopping.stop_consumer());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(report) => Ok(report?),
+        Err(_) => {
+            eprintln!("could not store and commit within shutdown_timeout_ms ({timeout:?}); exiting uncommitted");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// Sends a simulated build to Kafka, one message per `processing_batch_size` samples, keyed by

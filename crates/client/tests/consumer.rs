@@ -267,3 +267,122 @@ fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once
     assert_eq!(digest(&client).values, 100);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The embedded store, refusing for good every batch holding a sample with a `poison` signal
+/// (as MongoDB refuses a document it cannot store): the error path of a permanent store failure.
+struct RefusingStore(Arc<EmbeddedStore>);
+
+impl HistoryStore for RefusingStore {
+    fn store_batch(
+        &self,
+        samples: &[qadf_core_types::StoredSample],
+    ) -> Result<qadf_core_types::StoreReport, qadf_core_types::BackendError> {
+        if samples.iter().any(|s| s.sample.signals.get("poison").is_some()) {
+            let kind = qadf_core_types::BackendErrorKind::Rejected;
+            return Err(qadf_core_types::BackendError::new(kind, "test", "document refused"));
+        }
+        self.0.store_batch(samples)
+    }
+    fn query_stream_history(
+        &self,
+        q: &qadf_core_types::HistoryQuery,
+    ) -> Result<Vec<qadf_core_types::StoredSample>, qadf_core_types::BackendError> {
+        self.0.query_stream_history(q)
+    }
+    fn delete_old_data(&self, t: qadf_core_types::Timestamp) -> Result<u64, qadf_core_types::BackendError> {
+        self.0.delete_old_data(t)
+    }
+    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, qadf_core_types::BackendError> {
+        self.0.stored_ids(ids)
+    }
+}
+
+const POISON: &str = r#"{"build_id":"b1","timestamp":1795000000000000001,"x":1,"y":1,"z":0.1,"poison":1}"#;
+
+/// Runs good(0), the poison message and good(1) through a consumer whose history refuses the
+/// poison; returns the report, the committed position, the dead letters and the samples stored.
+fn run_with_a_refusing_store(
+    name: &str,
+    policy: qadf_core_types::StoreFailurePolicy,
+) -> (qadf_client::ConsumerReport, Option<i64>, Vec<qadf_core_types::RawMessage>, usize) {
+    let (dir, inner) = fresh_store(name);
+    let offsets = Arc::new(MemoryOffsetStore::default());
+    let config = StreamingConfig { max_batch_wait_ms: 20, on_store_failure: policy, ..Default::default() };
+    let client = Arc::new(StreamingClient::new(config).unwrap());
+    let (sink, source) = in_process::channel(8, "g", offsets.clone());
+    let (dl_sink, mut dl_source) = in_process::channel(8, "dlq", Arc::new(MemoryOffsetStore::default()));
+    let sinks = ConsumerSinks {
+        history: Some(Arc::new(RefusingStore(inner.clone()))),
+        dead_letters: Some(Arc::new(DeadLetterSink::new(Arc::new(dl_sink), "am_qadf_dead_letter"))),
+        ..Default::default()
+    };
+    client.start_consumer(Box::new(source), sinks, |_| {}).unwrap();
+    // One message a poll, so each is its own write job (a consumer that stopped refuses the rest).
+    for m in [message(good(0)), message(POISON.into()), message(good(1))] {
+        let _ = sink.send(vec![m]);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let report = client.stop_consumer().unwrap();
+    let committed = offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().map(|c| c.next_offset);
+    let letters = dl_source.poll(10, Duration::from_millis(300)).unwrap_or_default(); // no dead letter: its sink may be gone
+    let stored = inner.count().unwrap() as usize;
+    std::fs::remove_dir_all(&dir).unwrap();
+    (report, committed, letters, stored)
+}
+
+#[test]
+fn a_batch_the_history_refuses_goes_whole_to_the_dead_letters_before_its_position_is_committed() {
+    let (report, committed, letters, stored) =
+        run_with_a_refusing_store("refused", qadf_core_types::StoreFailurePolicy::DeadLetter);
+    assert_eq!(report.error, None, "{report:?}");
+    assert_eq!(report.store_failures, 1);
+    assert_eq!(stored, 20, "the batches around it are stored");
+    assert_eq!(letters.len(), 1, "the refused message, once");
+    assert_eq!(letters[0].payload, POISON.as_bytes(), "with its original bytes");
+    let reason = String::from_utf8_lossy(&letters[0].headers[0].1).into_owned();
+    assert!(reason.contains("history refused") && reason.contains("document refused"), "{reason}");
+    assert_eq!(committed, Some(3), "committed past it only once it is dead-lettered");
+}
+
+#[test]
+fn with_on_store_failure_stop_nothing_from_the_refused_batch_on_is_committed() {
+    let (report, committed, letters, _) = run_with_a_refusing_store("stop", qadf_core_types::StoreFailurePolicy::Stop);
+    assert!(report.error.as_deref().is_some_and(|e| e.contains("history refused")), "{report:?}");
+    assert!(letters.is_empty(), "{letters:?}");
+    assert!(committed.is_none_or(|c| c <= 1), "committed {committed:?}: past the refused message at offset 1");
+}
+
+#[test]
+fn replay_skipping_goes_on_past_a_sample_that_was_never_stored() {
+    let (dir, history) = fresh_store("replay-gap");
+    let config = StreamingConfig { voxel_bbox_max: [50.0, 50.0, 10.0], max_batch_wait_ms: 20, ..Default::default() };
+    let codec = qadf_core_types::Codec::new(qadf_core_types::Encoding::Json);
+    let stored: Vec<_> = (0..6)
+        .flat_map(|b| codec.decode(good(b).as_bytes()).unwrap().samples)
+        .map(qadf_core_types::StoredSample::from_content)
+        .collect();
+    history.store_batch(&stored).unwrap();
+    let client = Arc::new(StreamingClient::new(config).unwrap());
+    let offsets = Arc::new(MemoryOffsetStore::default());
+    let (sink, source) = in_process::channel(64, "g", offsets.clone());
+    client
+        .start_consumer(
+            Box::new(source),
+            ConsumerSinks { history: Some(history.clone()), ..Default::default() },
+            |_| {},
+        )
+        .unwrap();
+    // The replay starts with a sample the killed run refused (outside the grid), so never stored.
+    let mut messages = vec![message(r#"{"build_id":"b1","x":900,"y":1,"z":0.1,"t":1}"#.into())];
+    messages.extend((0..10).map(|b| message(good(b))));
+    sink.send(messages).unwrap();
+    wait_until("every offset is committed", || {
+        offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 11)
+    });
+    let report = client.stop_consumer().unwrap();
+    assert_eq!(report.replayed, 60, "{report:?}");
+    assert_eq!(client.get_stream_statistics().messages_processed, 40, "only the new samples are processed");
+    assert_eq!(client.voxels().grid("b1").unwrap().read(|g| g.digest("temperature")).values, 40);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

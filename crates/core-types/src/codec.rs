@@ -6,10 +6,14 @@
 //!
 //! Decoding never panics: it returns a [`CodecError`] that says what was wrong.
 
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CodecError;
-use crate::sample::{Sample, SampleBatch};
+use crate::limits::{IngestLimits, json_depth_exceeds};
+use crate::sample::SampleBatch;
+use crate::time::Timestamp;
+use crate::wire::{BatchSeed, SampleSeed, TOO_MANY_SAMPLES};
 
 /// A wire encoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,12 +41,19 @@ fn bincode_config() -> impl bincode::config::Config {
 pub struct Codec {
     encoding: Encoding,
     max_message_bytes: usize,
+    limits: IngestLimits,
 }
 
 impl Codec {
     /// A codec for `encoding` with the default size limit ([`DEFAULT_MAX_MESSAGE_BYTES`]).
     pub fn new(encoding: Encoding) -> Codec {
-        Codec { encoding, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES }
+        Codec { encoding, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, limits: IngestLimits::default() }
+    }
+
+    /// Sets the samples-per-message and JSON-depth bounds applied by [`Codec::decode_at`].
+    pub fn with_limits(mut self, limits: IngestLimits) -> Codec {
+        self.limits = limits;
+        self
     }
 
     /// Sets the largest message accepted by [`Codec::decode`] (and produced by [`Codec::encode`]).
@@ -77,18 +88,34 @@ impl Codec {
         Ok(bytes)
     }
 
-    /// Decodes one message into a batch (structure only; see [`Sample::validate`] for the semantic rules).
+    /// Decodes one message into a batch (structure only; see [`crate::Sample::validate`] for the semantic
+    /// rules); a JSON sample without a timestamp gets the decode time. Consumers of a log use
+    /// [`Codec::decode_at`], so a replay decodes to the same samples.
     pub fn decode(&self, bytes: &[u8]) -> Result<SampleBatch, CodecError> {
+        self.decode_with(bytes, None)
+    }
+
+    /// Decodes one message received at `record_timestamp` (the Kafka record's timestamp), which a
+    /// JSON sample without its own timestamp takes.
+    pub fn decode_at(&self, bytes: &[u8], record_timestamp: Timestamp) -> Result<SampleBatch, CodecError> {
+        self.decode_with(bytes, Some(record_timestamp))
+    }
+
+    fn decode_with(&self, bytes: &[u8], default_timestamp: Option<Timestamp>) -> Result<SampleBatch, CodecError> {
         if bytes.is_empty() {
             return Err(CodecError::Empty);
         }
         if bytes.len() > self.max_message_bytes {
             return Err(CodecError::Oversize { len: bytes.len(), max: self.max_message_bytes });
         }
-        match self.encoding {
-            Encoding::Json => decode_json(bytes),
-            Encoding::Bincode => decode_bincode(bytes),
+        let batch = match self.encoding {
+            Encoding::Json => decode_json(bytes, default_timestamp, &self.limits)?,
+            Encoding::Bincode => decode_bincode(bytes)?,
+        };
+        if batch.len() > self.limits.max_samples_per_message {
+            return Err(CodecError::TooManySamples { max: self.limits.max_samples_per_message });
         }
+        Ok(batch)
     }
 }
 
@@ -104,19 +131,38 @@ fn reject_non_finite(batch: &SampleBatch) -> Result<(), CodecError> {
     Ok(())
 }
 
-fn decode_json(bytes: &[u8]) -> Result<SampleBatch, CodecError> {
+fn decode_json(
+    bytes: &[u8],
+    default_timestamp: Option<Timestamp>,
+    limits: &IngestLimits,
+) -> Result<SampleBatch, CodecError> {
     let text = std::str::from_utf8(bytes).map_err(|e| CodecError::InvalidUtf8 { valid_up_to: e.valid_up_to() })?;
-    let json_error =
-        |e: serde_json::Error| CodecError::Json { line: e.line(), column: e.column(), message: e.to_string() };
-    match text.trim_start().as_bytes().first() {
-        Some(b'[') => serde_json::from_str::<Vec<Sample>>(text).map(SampleBatch::new).map_err(json_error),
-        Some(b'{') => serde_json::from_str::<Sample>(text).map(|s| SampleBatch::new(vec![s])).map_err(json_error),
-        _ => Err(CodecError::Json {
-            line: 1,
-            column: 1,
-            message: "expected a sample object or an array of samples".to_owned(),
-        }),
+    if json_depth_exceeds(bytes, limits.max_json_depth) {
+        return Err(CodecError::TooDeep { max: limits.max_json_depth });
     }
+    let json_error = |e: serde_json::Error| {
+        if e.to_string().starts_with(TOO_MANY_SAMPLES) {
+            return CodecError::TooManySamples { max: limits.max_samples_per_message };
+        }
+        CodecError::Json { line: e.line(), column: e.column(), message: e.to_string() }
+    };
+    let sample = SampleSeed(default_timestamp);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let batch = match text.trim_start().as_bytes().first() {
+        Some(b'[') => {
+            BatchSeed { sample, max: limits.max_samples_per_message }.deserialize(&mut de).map(SampleBatch::new)
+        }
+        Some(b'{') => sample.deserialize(&mut de).map(|s| SampleBatch::new(vec![s])),
+        _ => {
+            return Err(CodecError::Json {
+                line: 1,
+                column: 1,
+                message: "expected a sample object or an array of samples".to_owned(),
+            });
+        }
+    };
+    let batch = batch.and_then(|b| de.end().map(|()| b)).map_err(json_error)?;
+    Ok(batch)
 }
 
 fn decode_bincode(bytes: &[u8]) -> Result<SampleBatch, CodecError> {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{DEFAULT_MAX_MESSAGE_BYTES, Encoding};
 use crate::error::{ConfigError, FieldError};
+use crate::limits::IngestLimits;
 
 /// Where a consumer starts when no committed offset exists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +23,17 @@ pub enum OffsetReset {
     Earliest,
     /// From the next message produced after start.
     Latest,
+}
+
+/// What `run` does with a batch whose store fails permanently (bad data the server refuses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreFailurePolicy {
+    /// Send the batch's messages, with the reason, to the dead-letter topic, then commit past them.
+    #[default]
+    DeadLetter,
+    /// Stop the consumer with nothing after the failed batch committed (a restart meets it again).
+    Stop,
 }
 
 /// Configuration of the whole streaming layer. Field names follow the Python original.
@@ -90,6 +102,22 @@ pub struct StreamingConfig {
     pub voxel_resolution: f64,
     /// One alert per condition per this interval of measurement time, in ms (0 keeps all). Default 1000.
     pub alert_dedup_interval_ms: u64,
+    /// Most signals one sample may carry; a sample with more is a dead letter. Default 64.
+    pub max_signals_per_sample: usize,
+    /// Longest signal, build or source name in bytes (control characters are never accepted). Default 128.
+    pub max_name_bytes: usize,
+    /// Most samples one message may carry; a larger message is a dead letter. Default 100,000.
+    pub max_samples_per_message: usize,
+    /// Deepest JSON nesting of arrays and objects in a message. Default 16.
+    pub max_json_depth: usize,
+    /// Most distinct signals one build's voxel grid holds; samples bringing more are dead letters. Default 64.
+    pub max_signals_per_build: usize,
+    /// Most builds whose voxel grids are held in memory; the least recently used is released. Default 16.
+    pub max_builds_in_memory: usize,
+    /// What to do with a batch whose store fails permanently. Default `dead_letter`.
+    pub on_store_failure: StoreFailurePolicy,
+    /// Longest wait, after SIGTERM or SIGINT, to store and commit what is in flight, in ms. Default 10000.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for StreamingConfig {
@@ -126,6 +154,14 @@ impl Default for StreamingConfig {
             voxel_bbox_max: [250.0, 250.0, 300.0],
             voxel_resolution: 0.1,
             alert_dedup_interval_ms: 1000,
+            max_signals_per_sample: 64,
+            max_name_bytes: 128,
+            max_samples_per_message: 100_000,
+            max_json_depth: 16,
+            max_signals_per_build: 64,
+            max_builds_in_memory: 16,
+            on_store_failure: StoreFailurePolicy::DeadLetter,
+            shutdown_timeout_ms: 10_000,
         }
     }
 }
@@ -275,7 +311,32 @@ impl StreamingConfig {
             "voxel_bbox_max",
             "must be finite and not below voxel_bbox_min on any axis",
         );
+        check(self.max_signals_per_sample > 0, "max_signals_per_sample", "must be > 0");
+        check(self.max_name_bytes > 0, "max_name_bytes", "must be > 0");
+        check(self.max_samples_per_message > 0, "max_samples_per_message", "must be > 0");
+        check(
+            (2..=128).contains(&self.max_json_depth),
+            "max_json_depth",
+            "must be 2-128 (an array of sample objects is 2)",
+        );
+        check(
+            self.max_signals_per_build >= self.max_signals_per_sample,
+            "max_signals_per_build",
+            "must be at least max_signals_per_sample",
+        );
+        check(self.max_builds_in_memory > 0, "max_builds_in_memory", "must be > 0");
+        check(self.shutdown_timeout_ms > 0, "shutdown_timeout_ms", "must be > 0");
         if errors.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(errors)) }
+    }
+
+    /// The bounds every message and sample must keep, from this configuration.
+    pub fn ingest_limits(&self) -> IngestLimits {
+        IngestLimits {
+            max_signals_per_sample: self.max_signals_per_sample,
+            max_name_bytes: self.max_name_bytes,
+            max_samples_per_message: self.max_samples_per_message,
+            max_json_depth: self.max_json_depth,
+        }
     }
 }
 

@@ -42,6 +42,34 @@ pub enum SampleError {
         /// The field name.
         field: &'static str,
     },
+    /// The sample carries more signals than `max_signals_per_sample`.
+    #[error("the sample has {count} signals, over the limit max_signals_per_sample = {max}")]
+    TooManySignals {
+        /// Signals carried.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A name (signal, build or source) is longer than `max_name_bytes`.
+    #[error("{field} `{}…` is {len} bytes, over the limit max_name_bytes = {max}", .prefix)]
+    NameTooLong {
+        /// Which name: "signal name", "build_id" or "source_id".
+        field: &'static str,
+        /// The first characters of the name.
+        prefix: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A name holds a control character (NUL, newline, escape, ...), which no store or page can show safely.
+    #[error("{field} {name:?} holds a control character")]
+    ControlCharacter {
+        /// Which name: "signal name", "build_id" or "source_id".
+        field: &'static str,
+        /// The name, escaped.
+        name: String,
+    },
 }
 
 /// Why bytes could not be decoded into a batch, or a batch into bytes.
@@ -86,6 +114,18 @@ pub enum CodecError {
     TrailingBytes {
         /// Number of unread bytes.
         extra: usize,
+    },
+    /// The message holds more samples than `max_samples_per_message`.
+    #[error("message holds more than {max} samples, the limit max_samples_per_message")]
+    TooManySamples {
+        /// The limit.
+        max: usize,
+    },
+    /// The JSON nests arrays and objects deeper than `max_json_depth`.
+    #[error("JSON nests deeper than {max} levels, the limit max_json_depth")]
+    TooDeep {
+        /// The limit.
+        max: usize,
     },
     /// Encoding failed (for example a map key that is not a string).
     #[error("could not encode: {message}")]

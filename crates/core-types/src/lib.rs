@@ -25,15 +25,18 @@
 //!   a field holding anything else (string, bool, null, array, object) is a decode error naming it;
 //! - `x`, `y`, `z` (all three) may replace `position`; without either, `position` is `None` and the
 //!   voxel stage counts the sample as unplaceable instead of inventing a location;
-//! - a missing `timestamp` is the decode time; missing `build_id`/`source_id` are `"unknown"`; a
+//! - a missing `timestamp` is the Kafka record's timestamp ([`Codec::decode_at`]; only a caller
+//!   with no record, through [`Codec::decode`], gets the decode time); missing `build_id`/`source_id` are `"unknown"`; a
 //!   missing `layer` is 0;
 //! - signal values must be finite: JSON has no NaN, and [`Sample::validate`] rejects NaN from bincode.
 #![deny(missing_docs)]
 
+mod backoff;
 mod clock;
 mod codec;
 mod config;
 mod error;
+mod limits;
 mod result;
 mod sample;
 mod stats;
@@ -42,12 +45,14 @@ mod traits;
 mod value;
 mod wire;
 
+pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, DEFAULT_MAX_MESSAGE_BYTES, Encoding};
-pub use config::{ENV_PREFIX, OffsetReset, StreamingConfig, TEST_ENV_PREFIX};
+pub use config::{ENV_PREFIX, OffsetReset, StoreFailurePolicy, StreamingConfig, TEST_ENV_PREFIX};
 pub use error::{
     BackendError, BackendErrorKind, CodecError, ConfigError, FieldError, SampleError, SendError, StageError,
 };
+pub use limits::{IngestLimits, json_depth_exceeds};
 pub use result::{Alert, DeadLetter, Severity, SpcResult, StreamingResult};
 pub use sample::{Sample, SampleBatch, Signals, UNKNOWN, signal};
 pub use stats::{LatencySummary, StreamStatistics, finite_ratio};

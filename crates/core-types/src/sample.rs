@@ -4,6 +4,7 @@ use nalgebra::Point3;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SampleError;
+use crate::limits::IngestLimits;
 use crate::time::Timestamp;
 
 /// Well-known signal names emitted by melt-pool monitors.
@@ -49,6 +50,21 @@ impl Signals {
     /// Whether there are no signals.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The first name given twice, if any (quadratic for a few signals, sorted for many).
+    pub fn first_duplicate(&self) -> Option<&str> {
+        if self.0.len() <= 16 {
+            return self
+                .0
+                .iter()
+                .enumerate()
+                .find(|(i, (n, _))| self.0[..*i].iter().any(|(e, _)| e == n))
+                .map(|(_, (n, _))| n.as_str());
+        }
+        let mut names: Vec<&str> = self.0.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
     }
 }
 
@@ -117,35 +133,57 @@ impl Sample {
         }
     }
 
-    /// Checks the semantic rules: at least one signal, names non-empty and unique, all numbers finite.
+    /// Checks the semantic rules under the default [`IngestLimits`].
     pub fn validate(&self) -> Result<(), SampleError> {
-        if self.build_id.is_empty() {
-            return Err(SampleError::EmptyId { field: "build_id" });
-        }
-        if self.source_id.is_empty() {
-            return Err(SampleError::EmptyId { field: "source_id" });
-        }
+        self.validate_with(&IngestLimits::default())
+    }
+
+    /// Checks the semantic rules: ids non-empty, at least one and at most
+    /// `limits.max_signals_per_sample` signals, names non-empty, unique, at most
+    /// `limits.max_name_bytes` long and free of control characters, all numbers finite.
+    pub fn validate_with(&self, limits: &IngestLimits) -> Result<(), SampleError> {
+        check_name("build_id", &self.build_id, limits)?;
+        check_name("source_id", &self.source_id, limits)?;
         if self.signals.is_empty() {
             return Err(SampleError::NoSignals);
+        }
+        if self.signals.len() > limits.max_signals_per_sample {
+            return Err(SampleError::TooManySignals { count: self.signals.len(), max: limits.max_signals_per_sample });
         }
         if let Some(p) = self.position
             && !(p.x.is_finite() && p.y.is_finite() && p.z.is_finite())
         {
             return Err(SampleError::NonFinitePosition { x: p.x, y: p.y, z: p.z });
         }
-        for (i, (name, value)) in self.signals.iter().enumerate() {
+        for (name, value) in self.signals.iter() {
             if name.is_empty() {
                 return Err(SampleError::EmptySignalName);
             }
+            check_name("signal name", name, limits)?;
             if !value.is_finite() {
                 return Err(SampleError::NonFiniteSignal { name: name.to_owned(), value });
             }
-            if self.signals.iter().take(i).any(|(earlier, _)| earlier == name) {
-                return Err(SampleError::DuplicateSignal { name: name.to_owned() });
-            }
+        }
+        if let Some(name) = self.signals.first_duplicate() {
+            return Err(SampleError::DuplicateSignal { name: name.to_owned() });
         }
         Ok(())
     }
+}
+
+/// Refuses an empty, over-long or control-character name.
+fn check_name(field: &'static str, name: &str, limits: &IngestLimits) -> Result<(), SampleError> {
+    if name.is_empty() {
+        return Err(if field == "signal name" { SampleError::EmptySignalName } else { SampleError::EmptyId { field } });
+    }
+    if name.len() > limits.max_name_bytes {
+        let prefix: String = name.chars().take(32).filter(|c| !c.is_control()).collect();
+        return Err(SampleError::NameTooLong { field, prefix, len: name.len(), max: limits.max_name_bytes });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(SampleError::ControlCharacter { field, name: name.escape_debug().to_string() });
+    }
+    Ok(())
 }
 
 /// The id used when a generic message names no build or source.
@@ -192,5 +230,74 @@ impl SampleBatch {
 impl From<Vec<Sample>> for SampleBatch {
     fn from(samples: Vec<Sample>) -> SampleBatch {
         SampleBatch { samples }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traits::StoredSample;
+
+    fn with_signals(names: &[&str]) -> Sample {
+        let signals: Signals = names.iter().map(|n| (*n, 1.0)).collect();
+        Sample::new(Timestamp::from_nanos(1), Point3::new(1.0, 2.0, 3.0), signals)
+    }
+
+    #[test]
+    fn limits_refuse_many_signals_long_names_and_control_characters_naming_the_limit() {
+        let limits = IngestLimits { max_signals_per_sample: 3, max_name_bytes: 8, ..IngestLimits::default() };
+        let many = with_signals(&["a", "b", "c", "d"]);
+        let e = many.validate_with(&limits).unwrap_err();
+        assert_eq!(e, SampleError::TooManySignals { count: 4, max: 3 });
+        assert!(e.to_string().contains("max_signals_per_sample"));
+        let long = with_signals(&["temperature_in_kelvin"]);
+        assert!(long.validate_with(&limits).unwrap_err().to_string().contains("max_name_bytes"));
+        for bad in ["tem\0p", "a\nb", "\u{1b}[31m"] {
+            let e = with_signals(&[bad]).validate_with(&limits).unwrap_err();
+            assert!(matches!(e, SampleError::ControlCharacter { .. }), "{bad:?}: {e}");
+        }
+        let mut id = with_signals(&["t"]);
+        id.build_id = "b\0".into();
+        assert!(matches!(id.validate_with(&limits), Err(SampleError::ControlCharacter { field: "build_id", .. })));
+        assert!(with_signals(&["a", "b", "c"]).validate_with(&limits).is_ok());
+    }
+
+    #[test]
+    fn duplicates_are_found_among_many_signals_without_quadratic_work() {
+        let names: Vec<String> = (0..50_000).map(|i| format!("f{i}")).collect();
+        let mut signals: Signals = names.iter().map(|n| (n.as_str(), 1.0)).collect();
+        assert_eq!(signals.first_duplicate(), None);
+        signals.push("f123", 2.0);
+        assert_eq!(signals.first_duplicate(), Some("f123"));
+        let s = Sample::new(Timestamp::from_nanos(1), Point3::origin(), signals);
+        assert!(matches!(s.validate_with(&IngestLimits::UNBOUNDED), Err(SampleError::DuplicateSignal { .. })));
+    }
+
+    #[test]
+    fn content_ids_differ_for_samples_differing_in_any_field_and_are_stable() {
+        let base = with_signals(&["t"]);
+        let mut variants = vec![base.clone()];
+        let mut v = base.clone();
+        v.signals = [("t", 2.0)].into_iter().collect();
+        variants.push(v);
+        let mut v = base.clone();
+        v.build_id = "a/b".into();
+        v.source_id = "c".into();
+        variants.push(v);
+        let mut v = base.clone();
+        v.build_id = "a".into();
+        v.source_id = "b/c".into();
+        variants.push(v);
+        let mut v = base.clone();
+        v.layer = 1;
+        variants.push(v);
+        let mut v = base.clone();
+        v.position = None;
+        variants.push(v);
+        let ids: std::collections::HashSet<String> = variants.iter().map(StoredSample::content_id).collect();
+        assert_eq!(ids.len(), variants.len(), "every variant has its own id");
+        assert_eq!(StoredSample::content_id(&base), StoredSample::content_id(&base.clone()));
+        // Fixed by the XXH3 specification: a changed id would re-store every replayed sample.
+        assert_eq!(StoredSample::content_id(&base), "76b47088dbc161825e5b2569abea3dd1");
     }
 }

@@ -77,6 +77,10 @@ pub trait MessageSource: Send {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, BackendError>;
     /// Marks everything before each checkpoint as handled, so a restart resumes there.
     fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), BackendError>;
+    /// Messages the source holds past what `poll` delivered, per partition (`None`: unknown).
+    fn lag(&self) -> Option<Vec<(i32, u64)>> {
+        None
+    }
 }
 
 /// A destination for raw messages (Kafka producer, dead-letter topic, in-process channel).
@@ -104,7 +108,7 @@ pub trait Cache: Send + Sync {
 /// A sample with the id that makes storing it idempotent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredSample {
-    /// Unique id derived from the sample's origin (see [`StoredSample::from_origin`]).
+    /// Unique, replay-stable id (see [`StoredSample::content_id`]).
     pub id: String,
     /// The sample.
     pub sample: Sample,
@@ -117,14 +121,43 @@ impl StoredSample {
         StoredSample { id, sample }
     }
 
-    /// Id `build/source/timestamp_ns`, for samples that did not come from a log.
+    /// The sample with its content id (see [`StoredSample::content_id`]).
     pub fn from_content(sample: Sample) -> StoredSample {
         StoredSample { id: StoredSample::content_id(&sample), sample }
     }
 
-    /// The id [`StoredSample::from_content`] gives `sample`.
+    /// The storage id of `sample`: 32 hex digits of the XXH3-128 digest of every field (build,
+    /// source, layer, timestamp, position, each signal's name and value bits), each length-prefixed.
+    ///
+    /// Deterministic across replays and versions (XXH3's output is fixed by its specification),
+    /// and distinct for samples that differ in any field, so two sensors sharing a source id and a
+    /// clock tick are both stored, and a replay of the same message is stored once.
     pub fn content_id(sample: &Sample) -> String {
-        format!("{}/{}/{}", sample.build_id, sample.source_id, sample.timestamp.as_nanos())
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut text = |t: &str| {
+            h.update(&(t.len() as u64).to_le_bytes());
+            h.update(t.as_bytes());
+        };
+        text(&sample.build_id);
+        text(&sample.source_id);
+        h.update(&sample.layer.to_le_bytes());
+        h.update(&sample.timestamp.as_nanos().to_le_bytes());
+        match sample.position {
+            Some(p) => {
+                h.update(&[1]);
+                for c in [p.x, p.y, p.z] {
+                    h.update(&c.to_bits().to_le_bytes());
+                }
+            }
+            None => h.update(&[0]),
+        }
+        h.update(&(sample.signals.len() as u64).to_le_bytes());
+        for (name, value) in sample.signals.iter() {
+            h.update(&(name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update(&value.to_bits().to_le_bytes());
+        }
+        format!("{:032x}", h.digest128())
     }
 }
 

@@ -47,7 +47,7 @@ impl Serialize for Sample {
 impl<'de> Deserialize<'de> for Sample {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Sample, D::Error> {
         if deserializer.is_human_readable() {
-            deserializer.deserialize_map(SampleVisitor)
+            deserializer.deserialize_map(SampleVisitor { default_timestamp: None })
         } else {
             let s = SampleOwned::deserialize(deserializer)?;
             Ok(Sample {
@@ -62,8 +62,55 @@ impl<'de> Deserialize<'de> for Sample {
     }
 }
 
-/// Reads both the canonical object and generic objects such as `{"value": 1.0}`.
-struct SampleVisitor;
+/// Reads both the canonical object and generic objects such as `{"value": 1.0}`; a sample
+/// without a timestamp gets `default_timestamp` (the Kafka record's), or the decode time without one.
+struct SampleVisitor {
+    default_timestamp: Option<Timestamp>,
+}
+
+/// Deserializes one JSON sample whose missing timestamp is the given one.
+#[derive(Clone, Copy)]
+pub(crate) struct SampleSeed(pub(crate) Option<Timestamp>);
+
+impl<'de> de::DeserializeSeed<'de> for SampleSeed {
+    type Value = Sample;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Sample, D::Error> {
+        deserializer.deserialize_map(SampleVisitor { default_timestamp: self.0 })
+    }
+}
+
+/// Deserializes a JSON array of samples, refusing more than `max` of them before allocating them.
+pub(crate) struct BatchSeed {
+    pub(crate) sample: SampleSeed,
+    pub(crate) max: usize,
+}
+
+/// The error text a [`BatchSeed`] gives when the array is longer than its limit.
+pub(crate) const TOO_MANY_SAMPLES: &str = "qadf: too many samples";
+
+impl<'de> de::DeserializeSeed<'de> for BatchSeed {
+    type Value = Vec<Sample>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Sample>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BatchSeed {
+    type Value = Vec<Sample>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of sample objects")
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Sample>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(sample) = seq.next_element_seed(self.sample)? {
+            if out.len() == self.max {
+                return Err(de::Error::custom(TOO_MANY_SAMPLES));
+            }
+            out.push(sample);
+        }
+        Ok(out)
+    }
+}
 
 /// A JSON field value that is either a number (a generic signal) or something else (an error).
 enum Scalar {
@@ -161,7 +208,7 @@ impl<'de> Visitor<'de> for SampleVisitor {
             build_id: build_id.unwrap_or_else(|| UNKNOWN.to_owned()),
             source_id: source_id.unwrap_or_else(|| UNKNOWN.to_owned()),
             layer: layer.unwrap_or(0),
-            timestamp: timestamp.unwrap_or_else(Timestamp::now),
+            timestamp: timestamp.or(self.default_timestamp).unwrap_or_else(Timestamp::now),
             position,
             signals,
         })

@@ -589,6 +589,10 @@ impl MessageSource for KafkaConsumer {
         self.ack(checkpoints);
         self.commit_acked()
     }
+
+    fn lag(&self) -> Option<Vec<(i32, u64)>> {
+        Some(self.partitions.iter().map(|p| (p.partition, p.lag() as u64)).collect())
+    }
 }
 
 /// The checkpoints that acknowledge `messages`: per partition, one past the highest offset.

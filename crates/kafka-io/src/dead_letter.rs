@@ -10,6 +10,13 @@ use crate::topic_sink::TopicSink;
 pub const REASON_HEADER: &str = "qadf.error";
 /// Header carrying `topic/partition/offset` of the original message, when known.
 pub const ORIGIN_HEADER: &str = "qadf.origin";
+/// Header carrying the original payload's length when the dead letter holds only its first bytes.
+pub const TRUNCATED_HEADER: &str = "qadf.truncated";
+/// Most original bytes a dead letter carries (a larger payload is cut, and says so in
+/// [`TRUNCATED_HEADER`]), so a dead letter always fits a produce request the broker accepts.
+pub const MAX_DEAD_LETTER_PAYLOAD: usize = 512 << 10;
+/// Most bytes of a reason kept in [`REASON_HEADER`].
+pub const MAX_REASON_BYTES: usize = 4096;
 
 /// Writes dead letters (original bytes as the payload) to one topic of any `MessageSink`.
 pub struct DeadLetterSink {
@@ -27,14 +34,27 @@ impl DeadLetterSink {
         let messages = letters
             .iter()
             .map(|l| {
-                let mut headers = vec![(REASON_HEADER.to_owned(), l.reason.clone().into_bytes())];
+                let mut reason = l.reason.clone();
+                if reason.len() > MAX_REASON_BYTES {
+                    let mut cut = MAX_REASON_BYTES;
+                    while !reason.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    reason.truncate(cut);
+                }
+                let mut headers = vec![(REASON_HEADER.to_owned(), reason.into_bytes())];
                 if let Some(o) = &l.origin {
                     headers.push((
                         ORIGIN_HEADER.to_owned(),
                         format!("{}/{}/{}", o.topic, o.partition, o.offset).into_bytes(),
                     ));
                 }
-                self.out.message(None, l.payload.clone(), headers)
+                let mut payload = l.payload.clone();
+                if payload.len() > MAX_DEAD_LETTER_PAYLOAD {
+                    headers.push((TRUNCATED_HEADER.to_owned(), payload.len().to_string().into_bytes()));
+                    payload.truncate(MAX_DEAD_LETTER_PAYLOAD);
+                }
+                self.out.message(None, payload, headers)
             })
             .collect();
         self.out.send(messages)

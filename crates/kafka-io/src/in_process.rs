@@ -94,6 +94,10 @@ impl MessageSource for InProcessSource {
         }
     }
 
+    fn lag(&self) -> Option<Vec<(i32, u64)>> {
+        Some(vec![(0, self.rx.len() as u64)])
+    }
+
     fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
         self.offsets.store_offsets(&self.group, checkpoints)
     }

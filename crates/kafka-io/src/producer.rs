@@ -58,6 +58,36 @@ pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
 /// Attempts per partition batch before its messages are handed back.
 pub const SEND_ATTEMPTS: u32 = 4;
 
+/// Most payload, key and header bytes in one produce request: under Kafka's default
+/// `message.max.bytes` (1 MiB) with room for the record framing, so a poll's many dead letters or
+/// alerts never make a request the broker refuses. A larger message goes in a request of its own.
+pub const MAX_REQUEST_BYTES: usize = 768 << 10;
+
+/// The bytes `m` adds to a produce request, framing aside.
+fn message_bytes(m: &OutgoingMessage) -> usize {
+    m.payload.len()
+        + m.key.as_ref().map_or(0, Vec::len)
+        + m.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+}
+
+/// Splits one partition's messages into requests of at most `max` bytes, in order.
+fn split_by_bytes(messages: Vec<OutgoingMessage>, max: usize) -> Vec<Vec<OutgoingMessage>> {
+    let mut requests: Vec<Vec<OutgoingMessage>> = Vec::new();
+    let mut bytes = 0;
+    for m in messages {
+        let n = message_bytes(&m);
+        match requests.last_mut() {
+            Some(last) if bytes + n <= max => last.push(m),
+            _ => {
+                requests.push(vec![m]);
+                bytes = 0;
+            }
+        }
+        bytes += n;
+    }
+    requests
+}
+
 /// Producer statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStatistics {
@@ -221,7 +251,9 @@ impl MessageSink for KafkaProducer {
                 None => groups.push((key, vec![m])),
             }
         }
-        let mut groups = groups.into_iter();
+        let mut groups = groups
+            .into_iter()
+            .flat_map(|(key, g)| split_by_bytes(g, MAX_REQUEST_BYTES).into_iter().map(move |r| (key.clone(), r)));
         while let Some(((topic, partition), group)) = groups.next() {
             if let Err(e) = self.produce_with_retry(&topic, partition, &group) {
                 let mut rest = group;
@@ -238,6 +270,19 @@ impl MessageSink for KafkaProducer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sized(n: usize) -> OutgoingMessage {
+        OutgoingMessage { topic: "t".into(), partition: Some(0), key: None, payload: vec![0; n], headers: Vec::new() }
+    }
+
+    #[test]
+    fn requests_are_split_by_bytes_in_order_and_an_oversize_message_goes_alone() {
+        let sizes = [400, 400, 300, 1500, 100, 900];
+        let requests = split_by_bytes(sizes.iter().map(|&n| sized(n)).collect(), 1000);
+        let lens: Vec<Vec<usize>> = requests.iter().map(|r| r.iter().map(|m| m.payload.len()).collect()).collect();
+        assert_eq!(lens, [vec![400, 400], vec![300], vec![1500], vec![100, 900]]);
+        assert!(split_by_bytes(Vec::new(), 1000).is_empty());
+    }
 
     /// Reference values from the Java client's `Utils.murmur2` (positive-masked, as the partitioner uses them).
     #[test]

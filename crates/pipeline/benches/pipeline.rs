@@ -52,7 +52,7 @@ fn full_pipeline() -> Pipeline {
     })
     .unwrap();
     PipelineBuilder::new()
-        .add_stage(Arc::new(ValidateStage))
+        .add_stage(Arc::new(ValidateStage::default()))
         .add_stage(Arc::new(VoxelStage::per_build(plate)))
         .add_stage(Arc::new(BufferStage::new(Arc::new(Mutex::new(pool)))))
         .add_checkpoint(

@@ -13,11 +13,12 @@ pub struct Decoded {
     pub dead_letters: Vec<DeadLetter>,
 }
 
-/// Decodes every message with `codec`.
+/// Decodes every message with `codec`; a sample without a timestamp takes its message's (the
+/// Kafka record's), so a replay decodes to the same samples.
 pub fn decode_messages(codec: &Codec, messages: &[RawMessage]) -> Decoded {
     let mut out = Decoded::default();
     for message in messages {
-        match codec.decode(&message.payload) {
+        match codec.decode_at(&message.payload, message.timestamp) {
             Ok(batch) => {
                 for (index, sample) in batch.samples.into_iter().enumerate() {
                     out.origins.push((message.origin.clone(), index));

@@ -15,7 +15,7 @@
 //! use qadf_pipeline::{CheckpointAction, PipelineBuilder, RangeCheck, ValidateStage};
 //!
 //! let pipeline = PipelineBuilder::new()
-//!     .add_stage(Arc::new(ValidateStage))
+//!     .add_stage(Arc::new(ValidateStage::default()))
 //!     .add_checkpoint(Arc::new(RangeCheck::new("melt_pool_temp", "temperature", 1500.0, 2100.0)), CheckpointAction::Continue)
 //!     .build();
 //! let sample = |t: f64| Sample::new(Timestamp::EPOCH, Point3::origin(), [("temperature", t)].into_iter().collect());

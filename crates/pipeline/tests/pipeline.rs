@@ -219,7 +219,7 @@ fn built_in_stages_validate_convert_fuse_buffer_and_chart() {
         .unwrap(),
     ));
     let pipeline = PipelineBuilder::new()
-        .add_stage(Arc::new(ValidateStage))
+        .add_stage(Arc::new(ValidateStage::default()))
         .add_stage(Arc::new(UnitConversion::new("temp_c", 1.0, 273.15).rename("temperature")))
         .add_stage(Arc::new(VoxelStage::new(voxels.clone())))
         .add_stage(Arc::new(BufferStage::new(pool.clone())))

@@ -40,8 +40,32 @@ pub struct MongoStore {
     batch_size: usize,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> BackendError {
-    BackendError::new(BackendErrorKind::Unavailable, "mongodb", e.to_string())
+/// Server error codes that a retry can outlive (shutdown, step-down, elections, timeouts, network).
+const TRANSIENT_CODES: &[i32] =
+    &[6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 234, 46841];
+
+/// Classifies a driver error: the network, server selection, pool resets and the transient server
+/// codes are `Unavailable` (retried); bad documents (BSON encoding), invalid arguments,
+/// authentication and every other server refusal are `Rejected` (retrying cannot help).
+fn classify(e: mongodb::error::Error) -> BackendError {
+    use mongodb::error::ErrorKind as K;
+    let transient = match e.kind.as_ref() {
+        K::Io(_) | K::ServerSelection { .. } | K::ConnectionPoolCleared { .. } | K::DnsResolve { .. } => true,
+        K::Command(c) => TRANSIENT_CODES.contains(&c.code),
+        K::Write(mongodb::error::WriteFailure::WriteConcernError(_)) => true,
+        K::InvalidArgument { .. }
+        | K::BsonSerialization(_)
+        | K::BsonDeserialization(_)
+        | K::Authentication { .. }
+        | K::InvalidTlsConfig { .. }
+        | K::IncompatibleServer { .. }
+        | K::Write(_)
+        | K::BulkWrite(_) => false,
+        K::InsertMany(f) => f.write_concern_error.is_some(),
+        _ => e.contains_label("RetryableWriteError") || e.contains_label("TransientTransactionError"),
+    };
+    let kind = if transient { BackendErrorKind::Unavailable } else { BackendErrorKind::Rejected };
+    BackendError::new(kind, "mongodb", e.to_string())
 }
 
 fn corrupt(e: impl std::fmt::Display) -> BackendError {
@@ -76,18 +100,18 @@ impl MongoStore {
             let options = IndexOptions::builder().expire_after(keep).build();
             models.push(IndexModel::builder().keys(doc! { "timestamp": 1 }).options(options).build());
         }
-        self.samples.create_indexes(models).run().map_err(unavailable)?;
+        self.samples.create_indexes(models).run().map_err(classify)?;
         self.index_names()
     }
 
     /// Names of the sample collection's indexes.
     pub fn index_names(&self) -> Result<Vec<String>, BackendError> {
-        self.samples.list_index_names().run().map_err(unavailable)
+        self.samples.list_index_names().run().map_err(classify)
     }
 
     /// Number of stored samples.
     pub fn count(&self) -> Result<u64, BackendError> {
-        self.samples.count_documents(doc! {}).run().map_err(unavailable)
+        self.samples.count_documents(doc! {}).run().map_err(classify)
     }
 
     /// Document count, index names and whether the server answers (an unreachable server is
@@ -108,8 +132,8 @@ impl MongoStore {
 
     /// Drops the sample and offset collections (tests and resets).
     pub fn drop_all(&self) -> Result<(), BackendError> {
-        self.samples.drop().run().map_err(unavailable)?;
-        self.offsets.drop().run().map_err(unavailable)
+        self.samples.drop().run().map_err(classify)?;
+        self.offsets.drop().run().map_err(classify)
     }
 }
 
@@ -179,7 +203,7 @@ impl HistoryStore for MongoStore {
                         report.already_stored += errors.len() as u64;
                         report.inserted += (chunk.len() - errors.len()) as u64;
                     }
-                    _ => return Err(unavailable(e)),
+                    _ => return Err(classify(e)),
                 },
             }
         }
@@ -201,8 +225,8 @@ impl HistoryStore for MongoStore {
         if q.limit < i64::MAX as usize {
             find = find.limit(q.limit as i64);
         }
-        let cursor = find.run().map_err(unavailable)?;
-        cursor.map(|d| d.map_err(unavailable).and_then(|d| from_document(&d))).collect()
+        let cursor = find.run().map_err(classify)?;
+        cursor.map(|d| d.map_err(classify).and_then(|d| from_document(&d))).collect()
     }
 
     fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
@@ -214,9 +238,9 @@ impl HistoryStore for MongoStore {
                 .find(doc! { "_id": { "$in": chunk } })
                 .projection(doc! { "_id": 1 })
                 .run()
-                .map_err(unavailable)?;
+                .map_err(classify)?;
             for d in cursor {
-                found.insert(d.map_err(unavailable)?.get_str("_id").map_err(corrupt)?.to_owned());
+                found.insert(d.map_err(classify)?.get_str("_id").map_err(corrupt)?.to_owned());
             }
         }
         Ok(ids.iter().map(|id| found.contains(id)).collect())
@@ -227,7 +251,7 @@ impl HistoryStore for MongoStore {
             .samples
             .delete_many(doc! { "timestamp_ns": { "$lt": older_than.as_nanos() } })
             .run()
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(r.deleted_count)
     }
 }
@@ -239,10 +263,10 @@ impl OffsetStore for MongoStore {
             .find(doc! { "group": group, "topic": topic })
             .sort(doc! { "partition": 1 })
             .run()
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         cursor
             .map(|d| {
-                let d = d.map_err(unavailable)?;
+                let d = d.map_err(classify)?;
                 Ok(Checkpoint {
                     topic: topic.to_owned(),
                     partition: d.get_i32("partition").map_err(corrupt)?,
@@ -256,7 +280,7 @@ impl OffsetStore for MongoStore {
         for c in checkpoints {
             let id = format!("{group}/{}/{}", c.topic, c.partition);
             let document = doc! { "_id": &id, "group": group, "topic": &c.topic, "partition": c.partition, "next_offset": c.next_offset };
-            self.offsets.replace_one(doc! { "_id": &id }, document).upsert(true).run().map_err(unavailable)?;
+            self.offsets.replace_one(doc! { "_id": &id }, document).upsert(true).run().map_err(classify)?;
         }
         Ok(())
     }

@@ -11,7 +11,10 @@
 //! Group commit: jobs that queued up while the previous write ran are stored together in one
 //! `store_batch` call (one durable transaction or request series), up to [`GROUP_SAMPLES`]
 //! samples, so a store with a costly commit keeps up with many small polls. Each job still gets
-//! its own completion, in order.
+//! its own completion, in order. When a group fails permanently, each of its jobs is stored
+//! again on its own (stores are idempotent), so only the jobs the store really refuses are
+//! reported failed; the caller decides what a failed job means for its positions (the writer
+//! never stores positions past a failed job: it stops storing offsets at the first one).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 use parking_lot::{Condvar, Mutex};
-use qadf_core_types::{BackendError, Checkpoint, HistoryStore, OffsetStore, StoreReport, StoredSample};
+use qadf_core_types::{BackendError, Backoff, Checkpoint, HistoryStore, OffsetStore, StoreReport, StoredSample};
 
 /// A batch to persist and the source positions it covers.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +40,7 @@ pub struct WriteDone {
     /// The positions now safe to acknowledge.
     pub checkpoints: Vec<Checkpoint>,
     /// What the store reported for the group commit that held this job, or the permanent error
-    /// that stopped it.
+    /// that refused this job's samples.
     pub result: Result<StoreReport, BackendError>,
 }
 
@@ -115,6 +118,8 @@ pub fn spawn_writer(
         std::thread::Builder::new()
             .name("qadf-storage-writer".to_owned())
             .spawn(move || {
+                // Set at the first refused job: no offset is stored after it.
+                let mut halted = false;
                 while let Ok(first) = rx.recv() {
                     let mut group = vec![first];
                     let mut samples = group[0].samples.len();
@@ -124,11 +129,11 @@ pub fn spawn_writer(
                         samples += next.samples.len();
                         group.push(next);
                     }
-                    let result = persist_group(history.as_ref(), offsets.as_ref(), &mut group, &stats);
+                    let results = persist_group(history.as_ref(), offsets.as_ref(), &mut group, &stats, &mut halted);
                     queued.release(samples);
-                    for job in group {
+                    for (job, result) in group.into_iter().zip(results) {
                         // Nobody may listen for completions any more; keep storing what was handed over.
-                        let _ = done_tx.send(WriteDone { checkpoints: job.checkpoints, result: result.clone() });
+                        let _ = done_tx.send(WriteDone { checkpoints: job.checkpoints, result });
                     }
                 }
             })
@@ -137,61 +142,80 @@ pub fn spawn_writer(
     StorageWriter { jobs: Some(jobs), done, stats, queued, max_samples: limit.samples, thread: Some(thread) }
 }
 
-/// Retries `op` while it fails transiently, with backoff from 50 ms to 5 s.
-fn with_retry<T>(stats: &WriterStatistics, mut op: impl FnMut() -> Result<T, BackendError>) -> Result<T, BackendError> {
-    let mut wait = Duration::from_millis(50);
-    loop {
-        match op() {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                *stats.last_error.lock() = Some(e.to_string());
-                if !e.is_transient() {
-                    return Err(e);
-                }
-                stats.retries.fetch_add(1, Ordering::Relaxed);
-                eprintln!("storage writer: {e}; retrying in {wait:?}");
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
+/// Retries `op` while it fails transiently (the workspace's one [`Backoff`]); a permanent error comes back.
+fn with_retry<T>(stats: &WriterStatistics, op: impl FnMut() -> Result<T, BackendError>) -> Result<T, BackendError> {
+    let result = Backoff::default().retry(
+        op,
+        || false,
+        |e, wait| {
+            *stats.last_error.lock() = Some(e.to_string());
+            stats.retries.fetch_add(1, Ordering::Relaxed);
+            eprintln!("storage writer: {e}; retrying in {wait:?}");
+        },
+    );
+    if let Err(e) = &result {
+        *stats.last_error.lock() = Some(e.to_string());
     }
+    result
 }
 
 /// Most samples stored in one group commit.
 pub const GROUP_SAMPLES: usize = 50_000;
 
-/// Stores the jobs' samples in one call (moving them out), then the last positions they cover.
+/// Stores the jobs' samples (moving them out) in one call, or job by job when that call is
+/// refused, then the last positions up to the first refused job. One result per job.
 fn persist_group(
     history: &dyn HistoryStore,
     offsets: Option<&(Arc<dyn OffsetStore>, String)>,
     group: &mut [WriteJob],
     stats: &WriterStatistics,
-) -> Result<StoreReport, BackendError> {
-    let joined;
-    let samples: &[StoredSample] = if group.len() == 1 {
-        &group[0].samples
+    halted: &mut bool,
+) -> Vec<Result<StoreReport, BackendError>> {
+    let results: Vec<Result<StoreReport, BackendError>> = if group.len() == 1 {
+        vec![with_retry(stats, || history.store_batch(&group[0].samples))]
     } else {
-        joined = group.iter_mut().flat_map(|j| std::mem::take(&mut j.samples)).collect::<Vec<_>>();
-        &joined
-    };
-    let checkpoints: Vec<Checkpoint> = group.iter().flat_map(|j| j.checkpoints.iter().cloned()).collect();
-    let report = match with_retry(stats, || history.store_batch(samples)) {
-        Ok(r) => r,
-        Err(e) => {
-            stats.failed_jobs.fetch_add(1, Ordering::Relaxed);
-            return Err(e);
+        let joined: Vec<StoredSample> = group.iter().flat_map(|j| j.samples.iter().cloned()).collect();
+        match with_retry(stats, || history.store_batch(&joined)) {
+            Ok(report) => {
+                // The group's report goes to its first job; the others stored nothing of their own.
+                let mut results = vec![Ok(report)];
+                results.resize_with(group.len(), || Ok(StoreReport::default()));
+                results
+            }
+            Err(_) => group.iter().map(|j| with_retry(stats, || history.store_batch(&j.samples))).collect(),
         }
     };
+    for job in group.iter_mut() {
+        job.samples = Vec::new();
+    }
+    // Positions up to (not including) the first refused job, and none ever after it.
+    let stored = if *halted { 0 } else { results.iter().take_while(|r| r.is_ok()).count() };
+    *halted |= stored < group.len();
+    let checkpoints: Vec<Checkpoint> = group[..stored].iter().flat_map(|j| j.checkpoints.iter().cloned()).collect();
+    let mut results = results;
     if let Some((store, consumer_group)) = offsets
         && !checkpoints.is_empty()
+        && let Err(e) = with_retry(stats, || store.store_offsets(consumer_group, &checkpoints))
     {
-        // Later checkpoints of a partition overwrite earlier ones (the store's contract).
-        with_retry(stats, || store.store_offsets(consumer_group, &checkpoints))?;
+        // The data is stored but its positions are not: report the jobs failed, store no more positions.
+        *halted = true;
+        for r in results.iter_mut().take(stored) {
+            *r = Err(e.clone());
+        }
     }
-    stats.jobs_written.fetch_add(group.len() as u64, Ordering::Relaxed);
-    stats.inserted.fetch_add(report.inserted, Ordering::Relaxed);
-    stats.already_stored.fetch_add(report.already_stored, Ordering::Relaxed);
-    Ok(report)
+    for r in &results {
+        match r {
+            Ok(report) => {
+                stats.jobs_written.fetch_add(1, Ordering::Relaxed);
+                stats.inserted.fetch_add(report.inserted, Ordering::Relaxed);
+                stats.already_stored.fetch_add(report.already_stored, Ordering::Relaxed);
+            }
+            Err(_) => {
+                stats.failed_jobs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    results
 }
 
 impl StorageWriter {

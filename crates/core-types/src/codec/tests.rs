@@ -2,6 +2,7 @@ use nalgebra::Point3;
 use proptest::prelude::*;
 
 use super::*;
+use crate::sample::Sample;
 use crate::sample::{Signals, UNKNOWN};
 use crate::time::Timestamp;
 
@@ -167,4 +168,32 @@ proptest! {
         let _ = json().decode(&bytes);
         let _ = bincode().decode(&bytes);
     }
+}
+
+#[test]
+fn a_json_sample_without_a_timestamp_takes_the_record_timestamp_so_a_replay_decodes_the_same() {
+    let codec = Codec::new(Encoding::Json);
+    let record = Timestamp::from_nanos(1_795_000_000_123_456_789);
+    let text = br#"[{"value": 1.0}, {"value": 2.0, "timestamp": 5}]"#;
+    let first = codec.decode_at(text, record).unwrap();
+    assert_eq!(first.samples[0].timestamp, record);
+    assert_eq!(first.samples[1].timestamp, Timestamp::from_nanos(5), "a sample's own time wins");
+    assert_eq!(codec.decode_at(text, record).unwrap(), first, "the same bytes decode to the same samples");
+}
+
+#[test]
+fn messages_over_the_sample_and_depth_limits_are_refused_naming_the_limit() {
+    let limits = IngestLimits { max_samples_per_message: 3, max_json_depth: 4, ..IngestLimits::default() };
+    let codec = Codec::new(Encoding::Json).with_limits(limits);
+    let four = br#"[{"v":1},{"v":1},{"v":1},{"v":1}]"#;
+    assert_eq!(codec.decode(four).unwrap_err(), CodecError::TooManySamples { max: 3 });
+    assert!(codec.decode(br#"[{"v":1},{"v":1},{"v":1}]"#).is_ok());
+    let deep = br#"{"v": [[[[1]]]]}"#;
+    let e = codec.decode(deep).unwrap_err();
+    assert_eq!(e, CodecError::TooDeep { max: 4 });
+    assert!(e.to_string().contains("max_json_depth"));
+    let bincode = Codec::new(Encoding::Bincode).with_limits(limits);
+    let batch = SampleBatch::new((0..4).map(sample).collect());
+    let bytes = Codec::new(Encoding::Bincode).encode(&batch).unwrap();
+    assert_eq!(bincode.decode(&bytes).unwrap_err(), CodecError::TooManySamples { max: 3 });
 }

@@ -1,11 +1,20 @@
 //! `ValidateStage`: removes samples that break the sample rules and keeps them as dead letters.
 
-use qadf_core_types::{DeadLetter, SampleBatch, SampleError, Stage, StageError, StreamingResult};
+use qadf_core_types::{DeadLetter, IngestLimits, SampleBatch, SampleError, Stage, StageError, StreamingResult};
 
-/// Moves invalid samples (no signals, NaN, duplicate names, ...) out of the batch into
-/// `result.dead_letters` (payload: the sample in bincode) and counts them by reason.
+/// Moves invalid samples (no signals, NaN, duplicate names, names over the limits, ...) out of
+/// the batch into `result.dead_letters` (payload: the sample in bincode) and counts them by reason.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ValidateStage;
+pub struct ValidateStage {
+    limits: IngestLimits,
+}
+
+impl ValidateStage {
+    /// Validates under `limits` (the default stage uses [`IngestLimits::default`]).
+    pub fn new(limits: IngestLimits) -> ValidateStage {
+        ValidateStage { limits }
+    }
+}
 
 fn reason_key(e: &SampleError) -> &'static str {
     match e {
@@ -15,6 +24,9 @@ fn reason_key(e: &SampleError) -> &'static str {
         SampleError::NonFiniteSignal { .. } => "non_finite_signal",
         SampleError::NonFinitePosition { .. } => "non_finite_position",
         SampleError::EmptyId { .. } => "empty_id",
+        SampleError::TooManySignals { .. } => "too_many_signals",
+        SampleError::NameTooLong { .. } => "name_too_long",
+        SampleError::ControlCharacter { .. } => "control_character",
         _ => "other",
     }
 }
@@ -26,7 +38,7 @@ impl Stage for ValidateStage {
 
     fn process(&self, batch: &mut SampleBatch, result: &mut StreamingResult) -> Result<(), StageError> {
         let mut rejected = Vec::new();
-        batch.samples.retain(|s| match s.validate() {
+        batch.samples.retain(|s| match s.validate_with(&self.limits) {
             Ok(()) => true,
             Err(e) => {
                 rejected.push((e, bincode::serde::encode_to_vec(s, bincode::config::standard()).unwrap_or_default()));

@@ -14,6 +14,8 @@ use super::*;
 struct FlakyStore {
     transient: AtomicUsize,
     reject: std::sync::atomic::AtomicBool,
+    /// A batch holding this id is refused (permanently).
+    reject_id: Option<String>,
     gate: Option<Receiver<()>>,
     stored: Mutex<Vec<String>>,
     offsets: Mutex<Vec<(usize, i64)>>,
@@ -24,13 +26,13 @@ impl HistoryStore for FlakyStore {
     fn store_batch(&self, samples: &[StoredSample]) -> Result<StoreReport, BackendError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(g) = &self.gate {
-            g.recv().unwrap();
+            let _ = g.recv(); // a dropped gate lets every call through
         }
         if self.transient.load(Ordering::SeqCst) > 0 {
             self.transient.fetch_sub(1, Ordering::SeqCst);
             return Err(BackendError::new(BackendErrorKind::Unavailable, "test", "down"));
         }
-        if self.reject.load(Ordering::SeqCst) {
+        if self.reject.load(Ordering::SeqCst) || samples.iter().any(|s| Some(&s.id) == self.reject_id.as_ref()) {
             return Err(BackendError::new(BackendErrorKind::Rejected, "test", "bad document"));
         }
         self.stored.lock().extend(samples.iter().map(|s| s.id.clone()));
@@ -112,7 +114,7 @@ fn wait_for(condition: impl Fn() -> bool) {
 }
 
 #[test]
-fn a_permanent_failure_is_reported_and_commits_nothing() {
+fn a_refused_job_is_reported_and_no_position_is_stored_from_it_on() {
     let store = Arc::new(FlakyStore::default());
     store.reject.store(true, Ordering::SeqCst);
     let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), QueueLimit::jobs(4));
@@ -122,8 +124,32 @@ fn a_permanent_failure_is_reported_and_commits_nothing() {
     assert_eq!(writer.statistics().failed_jobs.load(Ordering::Relaxed), 1);
     store.reject.store(false, Ordering::SeqCst);
     writer.submit(job(1)).unwrap();
-    assert!(writer.recv_done(Duration::from_secs(5)).unwrap().result.is_ok(), "later jobs go on");
-    assert_eq!(*store.offsets.lock(), [(1, 2)], "no offset for the refused batch");
+    assert!(writer.recv_done(Duration::from_secs(5)).unwrap().result.is_ok(), "later jobs are still stored");
+    // A position is per partition: storing job 1's would skip the refused job 0 for good.
+    assert_eq!(*store.offsets.lock(), [], "no position past the refused job");
+}
+
+#[test]
+fn a_refused_group_is_stored_job_by_job_so_only_the_bad_job_fails() {
+    let (open, gate) = bounded(0);
+    let store = Arc::new(FlakyStore { gate: Some(gate), reject_id: Some("id-3".into()), ..FlakyStore::default() });
+    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), QueueLimit::jobs(8));
+    writer.submit(job(0)).unwrap();
+    wait_for(|| store.calls.load(Ordering::SeqCst) == 1); // job 0 is in the store, waiting
+    for n in 1..5 {
+        writer.submit(job(n)).unwrap();
+    }
+    while store.calls.load(Ordering::SeqCst) < 1 + 1 + 4 {
+        let _ = open.send_timeout((), Duration::from_millis(50));
+    }
+    drop(open);
+    let done = writer.finish();
+    let failed: Vec<i64> =
+        done.iter().filter(|d| d.result.is_err()).map(|d| d.checkpoints[0].next_offset - 1).collect();
+    assert_eq!(failed, [3], "only the job holding the refused sample fails");
+    assert_eq!(*store.stored.lock(), ["id-0", "id-1", "id-2", "id-4"], "the others are stored, in order");
+    let positions: Vec<i64> = store.offsets.lock().iter().map(|&(_, next)| next).collect();
+    assert_eq!(positions, [1, 2, 3], "positions up to the refused job, none after it");
 }
 
 #[test]
