@@ -15,8 +15,14 @@ pub struct IngestLimits {
 }
 
 impl Default for IngestLimits {
+    /// The configuration's defaults (kept equal to them by a test).
     fn default() -> IngestLimits {
-        crate::StreamingConfig::default().ingest_limits()
+        IngestLimits {
+            max_signals_per_sample: 64,
+            max_name_bytes: 128,
+            max_samples_per_message: 100_000,
+            max_json_depth: 16,
+        }
     }
 }
 
@@ -62,6 +68,11 @@ pub fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_limits_are_the_configuration_defaults() {
+        assert_eq!(IngestLimits::default(), crate::StreamingConfig::default().ingest_limits());
+    }
 
     #[test]
     fn depth_counts_arrays_and_objects_but_not_brackets_inside_strings() {
