@@ -10,12 +10,9 @@
 
 mod scenario;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use qadf_core_types::{MessageSink, MessageSource, OutgoingMessage};
+use qadf_core_types::{MessageSink, OutgoingMessage};
 use qadf_integration_tests::Service;
-use qadf_kafka_io::{ConsumerConfig, KafkaConsumer, KafkaProducer, MemoryOffsetStore, REASON_HEADER};
+use qadf_kafka_io::KafkaProducer;
 use scenario::{Scenario, stored};
 
 const TS: &str = "2026-11-30T10:00:00.000000001Z";
@@ -84,21 +81,7 @@ fn hostile_messages_end_stored_or_dead_lettered_and_a_second_read_stores_nothing
     assert!(temps.contains(&1800.0) && temps.contains(&1801.0) && temps.contains(&1900.0), "{temps:?}");
     assert_eq!(held.iter().filter(|x| x.build_id.contains('/') || x.source_id.contains('/')).count(), 2);
 
-    let mut config = ConsumerConfig::from_streaming(&s.config());
-    config.topics = vec![s.config().dead_letter_topic];
-    let mut dlq = KafkaConsumer::new(config, Arc::new(MemoryOffsetStore::default())).unwrap();
-    let mut letters = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while letters.len() < want_letters && Instant::now() < deadline {
-        letters.extend(dlq.poll(1000, Duration::from_millis(200)).unwrap());
-    }
-    let reasons: Vec<String> = letters
-        .iter()
-        .map(|m| {
-            let h = m.headers.iter().find(|(k, _)| k == REASON_HEADER).expect("a reason header");
-            String::from_utf8_lossy(&h.1).into_owned()
-        })
-        .collect();
+    let reasons = s.dead_letter_reasons(want_letters);
     assert_eq!(reasons.len(), want_letters, "{reasons:?}");
     for (_, want, _) in cases.iter().filter(|(_, r, _)| !r.is_empty()) {
         assert!(reasons.iter().any(|r| r.contains(want)), "no reason names `{want}`: {reasons:?}");

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qadf_client::sim::{SimConfig, Simulator};
 use qadf_core_types::{
@@ -16,7 +16,7 @@ use qadf_core_types::{
     StoredSample, StreamingConfig, Timestamp,
 };
 use qadf_integration_tests::{Service, unique_name};
-use qadf_kafka_io::KafkaProducer;
+use qadf_kafka_io::{ConsumerConfig, KafkaConsumer, KafkaProducer, MemoryOffsetStore, REASON_HEADER};
 use qadf_storage::MongoStore;
 
 /// Whether the full-size scenarios were asked for (`QADF_TEST_FULL=1`, `cargo xtask scenarios --full`).
@@ -138,6 +138,28 @@ impl Scenario {
     /// The MongoDB store the runs write to.
     pub fn store(&self) -> MongoStore {
         MongoStore::connect(&self.config(), Duration::from_secs(10)).expect("connecting to MongoDB")
+    }
+}
+
+impl Scenario {
+    /// The reasons of the dead letters on this scenario's dead-letter topic, read from the start
+    /// until `expected` arrived or 30 s passed.
+    pub fn dead_letter_reasons(&self, expected: usize) -> Vec<String> {
+        let mut config = ConsumerConfig::from_streaming(&self.config());
+        config.topics = vec![self.config().dead_letter_topic];
+        let mut dlq = KafkaConsumer::new(config, Arc::new(MemoryOffsetStore::default())).unwrap();
+        let mut letters = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while letters.len() < expected && Instant::now() < deadline {
+            letters.extend(dlq.poll_messages(1000, Duration::from_millis(200)).unwrap());
+        }
+        letters
+            .iter()
+            .map(|m| {
+                let h = m.headers.iter().find(|(k, _)| k == REASON_HEADER).expect("a reason header");
+                String::from_utf8_lossy(&h.1).into_owned()
+            })
+            .collect()
     }
 }
 

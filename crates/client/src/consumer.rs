@@ -91,7 +91,7 @@ pub struct ConsumerReport {
     pub replayed: u64,
     /// Batches the history refused permanently (their messages went to the dead-letter sink, or the consumer stopped).
     pub store_failures: u64,
-    /// Commits, store look-ups and side outputs retried after a transient failure.
+    /// Polls, commits and replay look-ups retried after a transient failure.
     pub retries: u64,
     /// Why the consumer stopped by itself, if it did.
     pub error: Option<String>,
@@ -145,6 +145,8 @@ struct Run {
     on_store_failure: StoreFailurePolicy,
     /// Set by `stop_consumer`: retries of transient failures give up.
     stop: Arc<AtomicBool>,
+    /// The wait after a transient poll failure.
+    poll_backoff: Backoff,
     /// Stored positions not yet committed (the latest per partition).
     pending: Vec<Checkpoint>,
     /// When `pending` was last committed.
@@ -396,6 +398,9 @@ impl Run {
                 if let Some(lag) = self.source.lag() {
                     self.client.record_consumer_lag(lag.iter().map(|&(_, l)| l).sum());
                 }
+                if polled.is_ok() {
+                    self.poll_backoff.reset();
+                }
                 match polled {
                     Ok(messages) if messages.is_empty() => self.flush_commits(true)?,
                     Ok(messages) => {
@@ -407,7 +412,10 @@ impl Run {
                         self.busy.store(false, Ordering::SeqCst);
                         handled?
                     }
-                    Err(e) if e.is_transient() => std::thread::sleep(Duration::from_millis(100)),
+                    Err(e) if e.is_transient() => {
+                        self.report.retries += 1;
+                        std::thread::sleep(self.poll_backoff.next_delay());
+                    }
                     Err(e) => return Err(ConsumerError::Source(e)),
                 }
             }
@@ -458,6 +466,7 @@ impl StreamingClient {
             halted: false,
             on_store_failure: self.config().on_store_failure,
             stop: Arc::new(AtomicBool::new(false)),
+            poll_backoff: Backoff::default(),
             busy: Arc::new(AtomicBool::new(false)),
             pending: Vec::new(),
             last_commit: Instant::now(),

@@ -56,19 +56,21 @@ impl Stores {
     }
 }
 
+/// One batch's alerts and the statistics after it, for the live view.
+type LiveUpdate = (Vec<qadf_core_types::Alert>, qadf_core_types::StreamStatistics);
+
 /// Writes the Redis live view on its own thread, so a slow or absent cache never holds up the
 /// consumer: updates wait in a bounded queue (a full queue drops the update and counts it), and
 /// failures are counted and shown in the progress line.
 struct LiveViewWriter {
-    tx: crossbeam_channel::Sender<(Vec<qadf_core_types::Alert>, qadf_core_types::StreamStatistics)>,
+    tx: crossbeam_channel::Sender<LiveUpdate>,
     dropped: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
 }
 
 impl LiveViewWriter {
     fn spawn(view: LiveView) -> LiveViewWriter {
-        let (tx, rx) =
-            crossbeam_channel::bounded::<(Vec<qadf_core_types::Alert>, qadf_core_types::StreamStatistics)>(64);
+        let (tx, rx) = crossbeam_channel::bounded::<LiveUpdate>(64);
         let failed = Arc::new(AtomicU64::new(0));
         let counter = failed.clone();
         std::thread::Builder::new()

@@ -47,6 +47,31 @@ fn fresh_store(name: &str) -> (std::path::PathBuf, Arc<EmbeddedStore>) {
     (dir, history)
 }
 
+/// Samples of `good(b)` for each of `batches`, decoded as the consumer decodes them.
+fn good_samples(batches: std::ops::Range<usize>) -> Vec<qadf_core_types::Sample> {
+    let codec = qadf_core_types::Codec::new(qadf_core_types::Encoding::Json);
+    batches.flat_map(|b| codec.decode(good(b).as_bytes()).unwrap().samples).collect()
+}
+
+/// What a run killed between storing and committing left: `batches` stored, nothing committed.
+fn stored_by_a_killed_run(history: &EmbeddedStore, batches: std::ops::Range<usize>) {
+    let stored: Vec<_> = good_samples(batches).into_iter().map(qadf_core_types::StoredSample::from_content).collect();
+    history.store_batch(&stored).unwrap();
+}
+
+/// Starts `client` consuming an in-process topic of `group` into `history` alone; returns the producer side.
+fn start_storing(
+    client: &Arc<StreamingClient>,
+    history: &Arc<EmbeddedStore>,
+    group: &str,
+    offsets: &Arc<MemoryOffsetStore>,
+) -> in_process::InProcessSink {
+    let (sink, source) = in_process::channel(64, group, offsets.clone());
+    let sinks = ConsumerSinks { history: Some(history.clone()), ..Default::default() };
+    client.start_consumer(Box::new(source), sinks, |_| {}).unwrap();
+    sink
+}
+
 #[test]
 fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
     let (dir, history) = fresh_store("consumer");
@@ -102,14 +127,7 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
     assert_eq!(results.load(Ordering::SeqCst) as u64, stats.batches_processed);
 
     // A replay of already-stored data stores nothing twice.
-    let (sink, source) = in_process::channel(64, "g2", offsets.clone());
-    client
-        .start_consumer(
-            Box::new(source),
-            ConsumerSinks { history: Some(history.clone()), ..Default::default() },
-            |_| {},
-        )
-        .unwrap();
+    let sink = start_storing(&client, &history, "g2", &offsets);
     sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
     wait_until("the replay is committed", || {
         offsets.load_offsets("g2", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 10)
@@ -231,23 +249,15 @@ fn a_refused_batch_without_a_dead_letter_sink_stops_the_consumer_uncommitted() {
 fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once() {
     let (dir, history) = fresh_store("replay");
     let config = StreamingConfig { voxel_bbox_max: [50.0, 50.0, 10.0], max_batch_wait_ms: 20, ..Default::default() };
-    let codec = qadf_core_types::Codec::new(qadf_core_types::Encoding::Json);
-    let batches: Vec<Vec<qadf_core_types::Sample>> =
-        (0..10).map(|b| codec.decode(good(b).as_bytes()).unwrap().samples).collect();
-
     // The run that crashed: batches 0-5 stored, nothing committed.
-    let stored: Vec<_> =
-        batches[..6].iter().flatten().cloned().map(qadf_core_types::StoredSample::from_content).collect();
-    history.store_batch(&stored).unwrap();
+    stored_by_a_killed_run(&history, 0..6);
 
     // The restarted run: the grid comes back from history, then every message is delivered again.
     let client = Arc::new(StreamingClient::new(config.clone()).unwrap());
     let restored = history.query_stream_history(&qadf_core_types::HistoryQuery::all()).unwrap();
     assert_eq!(client.restore_voxels(restored.into_iter().map(|s| s.sample).collect()).unwrap(), 60);
     let offsets = Arc::new(MemoryOffsetStore::default());
-    let (sink, source) = in_process::channel(64, "g", offsets.clone());
-    let sinks = ConsumerSinks { history: Some(history.clone()), ..Default::default() };
-    client.start_consumer(Box::new(source), sinks, |_| {}).unwrap();
+    let sink = start_storing(&client, &history, "g", &offsets);
     sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
     wait_until("every offset is committed", || {
         offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 10)
@@ -259,8 +269,8 @@ fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once
 
     // The same grid as one clean run over all 100 samples.
     let clean = StreamingClient::new(config).unwrap();
-    for b in batches {
-        clean.process_stream_batch(b.into()).unwrap();
+    for b in 0..10 {
+        clean.process_stream_batch(good_samples(b..b + 1).into()).unwrap();
     }
     let digest = |c: &StreamingClient| c.voxels().grid("b1").unwrap().read(|g| g.digest("temperature"));
     assert_eq!(digest(&client), digest(&clean));
@@ -357,22 +367,10 @@ fn with_on_store_failure_stop_nothing_from_the_refused_batch_on_is_committed() {
 fn replay_skipping_goes_on_past_a_sample_that_was_never_stored() {
     let (dir, history) = fresh_store("replay-gap");
     let config = StreamingConfig { voxel_bbox_max: [50.0, 50.0, 10.0], max_batch_wait_ms: 20, ..Default::default() };
-    let codec = qadf_core_types::Codec::new(qadf_core_types::Encoding::Json);
-    let stored: Vec<_> = (0..6)
-        .flat_map(|b| codec.decode(good(b).as_bytes()).unwrap().samples)
-        .map(qadf_core_types::StoredSample::from_content)
-        .collect();
-    history.store_batch(&stored).unwrap();
+    stored_by_a_killed_run(&history, 0..6);
     let client = Arc::new(StreamingClient::new(config).unwrap());
     let offsets = Arc::new(MemoryOffsetStore::default());
-    let (sink, source) = in_process::channel(64, "g", offsets.clone());
-    client
-        .start_consumer(
-            Box::new(source),
-            ConsumerSinks { history: Some(history.clone()), ..Default::default() },
-            |_| {},
-        )
-        .unwrap();
+    let sink = start_storing(&client, &history, "g", &offsets);
     // The replay starts with a sample the killed run refused (outside the grid), so never stored.
     let mut messages = vec![message(r#"{"build_id":"b1","x":900,"y":1,"z":0.1,"t":1}"#.into())];
     messages.extend((0..10).map(|b| message(good(b))));

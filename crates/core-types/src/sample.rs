@@ -142,8 +142,12 @@ impl Sample {
     /// `limits.max_signals_per_sample` signals, names non-empty, unique, at most
     /// `limits.max_name_bytes` long and free of control characters, all numbers finite.
     pub fn validate_with(&self, limits: &IngestLimits) -> Result<(), SampleError> {
-        check_name("build_id", &self.build_id, limits)?;
-        check_name("source_id", &self.source_id, limits)?;
+        for (field, id) in [("build_id", &self.build_id), ("source_id", &self.source_id)] {
+            if id.is_empty() {
+                return Err(SampleError::EmptyId { field });
+            }
+            check_name(field, id, limits)?;
+        }
         if self.signals.is_empty() {
             return Err(SampleError::NoSignals);
         }
@@ -171,11 +175,8 @@ impl Sample {
     }
 }
 
-/// Refuses an empty, over-long or control-character name.
+/// Refuses an over-long or control-character name (callers refuse empty ones with their own error).
 fn check_name(field: &'static str, name: &str, limits: &IngestLimits) -> Result<(), SampleError> {
-    if name.is_empty() {
-        return Err(if field == "signal name" { SampleError::EmptySignalName } else { SampleError::EmptyId { field } });
-    }
     if name.len() > limits.max_name_bytes {
         let prefix: String = name.chars().take(32).filter(|c| !c.is_control()).collect();
         return Err(SampleError::NameTooLong { field, prefix, len: name.len(), max: limits.max_name_bytes });

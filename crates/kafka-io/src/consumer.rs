@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
-    BackendError, Checkpoint, MessageSource, OffsetReset, OffsetStore, Origin, RawMessage, StreamingConfig, Timestamp,
+    BackendError, Backoff, Checkpoint, MessageSource, OffsetReset, OffsetStore, Origin, RawMessage, StreamingConfig,
+    Timestamp,
 };
 use rskafka::client::partition::PartitionClient;
 
@@ -241,7 +242,8 @@ pub struct KafkaConsumer {
     last_commit: Instant,
     stats: ConsumerStatistics,
     shared: SharedStatistics,
-    failures_in_a_row: u32,
+    /// The wait before the next reconnect (the workspace's one retry policy).
+    reconnect: Backoff,
 }
 
 impl KafkaConsumer {
@@ -289,7 +291,7 @@ impl KafkaConsumer {
             last_commit: Instant::now(),
             stats: ConsumerStatistics::default(),
             shared: SharedStatistics::default(),
-            failures_in_a_row: 0,
+            reconnect: Backoff::default(),
         };
         for i in 0..consumer.partitions.len() {
             if consumer.partitions[i].position < 0 {
@@ -398,7 +400,7 @@ impl KafkaConsumer {
     fn fetch_into(&mut self, i: usize, wait: Duration, out: &mut PollOut) -> Result<bool, KafkaError> {
         match self.fetch(i, wait) {
             Ok(messages) => {
-                self.failures_in_a_row = 0;
+                self.reconnect.reset();
                 let got = !messages.is_empty();
                 self.partitions[i].buffered.extend(messages);
                 out.take_from(&mut self.partitions[i].buffered);
@@ -468,8 +470,7 @@ impl KafkaConsumer {
         for p in &mut self.partitions {
             p.client = None;
         }
-        self.failures_in_a_row += 1;
-        std::thread::sleep(backoff(self.failures_in_a_row));
+        std::thread::sleep(self.reconnect.next_delay());
         Ok(())
     }
 
@@ -573,13 +574,6 @@ impl KafkaConsumer {
     }
 }
 
-/// Exponential backoff with jitter: 50 ms doubling to 5 s, times a pseudo-random factor in [0.5, 1).
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(50).saturating_mul(1 << attempt.min(7)).min(Duration::from_secs(5));
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    base.mul_f64(0.5 + (nanos % 1000) as f64 / 2000.0)
-}
-
 impl MessageSource for KafkaConsumer {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, BackendError> {
         self.poll_messages(max, timeout).map_err(BackendError::from)
@@ -655,11 +649,5 @@ mod tests {
             settled = catch_up_wait(settled, false, true);
         }
         assert_eq!(settled, Duration::ZERO, "records flow again: back to the short waits");
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) < Duration::from_millis(101));
-        assert!(backoff(20) <= Duration::from_secs(5) && backoff(20) >= Duration::from_millis(2500));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use qadf_core_types::{BackendError, Codec, MessageSink, OutgoingMessage, SampleBatch, SendError};
+use qadf_core_types::{BackendError, Backoff, Codec, MessageSink, OutgoingMessage, SampleBatch, SendError};
 use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
 
@@ -194,7 +194,7 @@ impl KafkaProducer {
     /// A retry after a timeout may duplicate the batch in the log; delivery is at-least-once and
     /// stored samples are idempotent by origin.
     fn produce_with_retry(&self, topic: &str, partition: i32, messages: &[OutgoingMessage]) -> Result<(), KafkaError> {
-        let mut attempt = 0;
+        let (mut attempt, mut backoff) = (0, Backoff::default());
         loop {
             match self.produce(topic, partition, messages) {
                 Ok(()) => return Ok(()),
@@ -205,7 +205,7 @@ impl KafkaProducer {
                     if attempt >= SEND_ATTEMPTS {
                         return Err(e);
                     }
-                    std::thread::sleep(Duration::from_millis(50 << attempt));
+                    std::thread::sleep(backoff.next_delay());
                 }
                 Err(e) => return Err(e),
             }

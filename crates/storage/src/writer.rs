@@ -174,7 +174,9 @@ fn persist_group(
     let results: Vec<Result<StoreReport, BackendError>> = if group.len() == 1 {
         vec![with_retry(stats, || history.store_batch(&group[0].samples))]
     } else {
-        let joined: Vec<StoredSample> = group.iter().flat_map(|j| j.samples.iter().cloned()).collect();
+        // Moved, not copied, into one call; handed back job by job only if that call is refused.
+        let sizes: Vec<usize> = group.iter().map(|j| j.samples.len()).collect();
+        let mut joined: Vec<StoredSample> = group.iter_mut().flat_map(|j| std::mem::take(&mut j.samples)).collect();
         match with_retry(stats, || history.store_batch(&joined)) {
             Ok(report) => {
                 // The group's report goes to its first job; the others stored nothing of their own.
@@ -182,7 +184,12 @@ fn persist_group(
                 results.resize_with(group.len(), || Ok(StoreReport::default()));
                 results
             }
-            Err(_) => group.iter().map(|j| with_retry(stats, || history.store_batch(&j.samples))).collect(),
+            Err(_) => {
+                for (job, len) in group.iter_mut().zip(sizes).rev() {
+                    job.samples = joined.split_off(joined.len() - len);
+                }
+                group.iter().map(|j| with_retry(stats, || history.store_batch(&j.samples))).collect()
+            }
         }
     };
     for job in group.iter_mut() {

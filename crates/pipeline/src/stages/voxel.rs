@@ -128,17 +128,24 @@ impl VoxelStage {
     /// into dead letters, keeping the others in order.
     fn reject_unplaceable(&self, batch: &mut SampleBatch, result: &mut StreamingResult) {
         let mut refused: Vec<(Sample, String, &'static str)> = Vec::new();
-        // The build of the previous sample, its grid and the signals it holds (with this batch's).
-        let mut current: Option<(String, Arc<IncrementalProcessor>, Vec<String>)> = None;
+        // The build of the previous sample and the signals its grid holds with this batch's
+        // accepted ones; the builds met earlier in the batch keep theirs, so a batch that
+        // alternates builds cannot pass a build's limit.
+        let mut current: Option<(String, Vec<String>)> = None;
+        let mut earlier: HashMap<String, Vec<String>> = HashMap::new();
         batch.samples.retain(|s| {
-            if current.as_ref().is_none_or(|(b, _, _)| *b != s.build_id) {
-                let grid = self.grid_for(&s.build_id);
-                let known = grid.read(|g| g.signals().to_vec());
-                current = Some((s.build_id.clone(), grid, known));
+            if current.as_ref().is_none_or(|(b, _)| *b != s.build_id) {
+                if let Some((b, known)) = current.take() {
+                    earlier.insert(b, known);
+                }
+                let known = earlier
+                    .remove(&s.build_id)
+                    .unwrap_or_else(|| self.grid_for(&s.build_id).read(|g| g.signals().to_vec()));
+                current = Some((s.build_id.clone(), known));
             }
-            let Some((_, grid, known)) = current.as_mut() else { return true };
+            let Some((_, known)) = current.as_mut() else { return true };
             if let Some(p) = s.position
-                && !grid.read(|g| g.voxel_index(&p).is_some())
+                && !self.contains(&p)
             {
                 let reason = format!("position {:?} is outside the voxel grid", [p.x, p.y, p.z]);
                 refused.push((s.clone(), reason, "rejected.out_of_bounds"));
@@ -243,6 +250,18 @@ mod tests {
         let mut batch = SampleBatch::new(vec![sample("b", "s0"), sample("c", "s9")]);
         stage.process(&mut batch, &mut StreamingResult::default()).unwrap();
         assert_eq!(batch.len(), 2);
+    }
+
+    #[test]
+    fn a_batch_alternating_builds_cannot_pass_a_build_signal_limit() {
+        let stage = stage(2, 4);
+        let names = ["s0", "x", "s1", "x", "s2", "x", "s3"];
+        let samples = names.iter().enumerate().map(|(i, n)| sample(if i % 2 == 0 { "a" } else { "b" }, n)).collect();
+        let mut batch = SampleBatch::new(samples);
+        let mut result = StreamingResult::default();
+        stage.process(&mut batch, &mut result).unwrap();
+        assert_eq!(stage.grid("a").unwrap().read(|g| g.signals().len()), 2, "{:?}", result.dead_letters);
+        assert_eq!(result.dead_letters.len(), 2);
     }
 
     #[test]
