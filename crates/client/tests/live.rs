@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use qadf_client::StreamingClient;
+use qadf_client::live::server::{HEAD_DEADLINE, MAX_CONNECTIONS};
 use qadf_client::live::{DashboardServer, Frame, LiveFeed, LiveOptions, PROTOCOL_VERSION};
 use qadf_core_types::{Point3, Sample, StreamingConfig, Timestamp};
 use qadf_pipeline::{CheckpointAction, RangeCheck};
@@ -107,6 +108,17 @@ fn a_lagging_subscriber_is_counted_and_resynchronized_with_a_full_frame() {
     assert_eq!(value_at(&resync, 100, 100), Some(1900.0), "including what the lost frames carried");
 }
 
+/// What the server answered to `request`, as far as it got (errors end the answer).
+fn try_http(addr: &str, request: &str) -> String {
+    let mut out = Vec::new();
+    if let Ok(mut s) = TcpStream::connect(addr)
+        && s.write_all(request.as_bytes()).is_ok()
+    {
+        let _ = s.read_to_end(&mut out);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn http(addr: &str, request: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(request.as_bytes()).unwrap();
@@ -140,4 +152,55 @@ fn the_page_and_the_feed_share_one_port() {
     let (requests, sockets, _) = server.counters();
     assert_eq!((requests, sockets), (3, 1));
     ws.close(None).unwrap();
+}
+
+#[test]
+fn a_partial_request_head_is_dropped_at_the_deadline_and_the_page_still_answers() {
+    let (_client, feed) = setup();
+    let server = DashboardServer::start("127.0.0.1:0", feed).unwrap();
+    let addr = server.local_addr().to_string();
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET / HTT").unwrap(); // and never the rest
+    slow.set_read_timeout(Some(HEAD_DEADLINE + Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let closed = slow.read_to_end(&mut rest);
+    // Closed by the server (a reset, since the peeked bytes were never read), not timed out here.
+    let reset = closed.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset);
+    assert!(closed.is_ok() || reset, "{closed:?}");
+    assert!(started.elapsed() < HEAD_DEADLINE + Duration::from_secs(2), "held for {:?}", started.elapsed());
+    assert!(rest.is_empty(), "nothing is answered to half a head");
+    assert!(http(&addr, "GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn connections_past_the_bound_are_answered_503_and_counted() {
+    let (_client, feed) = setup();
+    let server = DashboardServer::start("127.0.0.1:0", feed).unwrap();
+    let addr = server.local_addr().to_string();
+    // Each holds a connection thread until the head deadline.
+    let held: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET").unwrap();
+            s
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let answer = try_http(&addr, "GET / HTTP/1.1\r\n\r\n");
+        if answer.starts_with("HTTP/1.1 503") {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "never refused: {}", &answer[..answer.len().min(40)]);
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(refused.contains("Retry-After"), "{refused}");
+    assert!(server.refused() >= 1);
+    drop(held);
+    let deadline = Instant::now() + HEAD_DEADLINE + Duration::from_secs(5);
+    while !try_http(&addr, "GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200") {
+        assert!(Instant::now() < deadline, "the bound is not released when connections end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -1,14 +1,17 @@
 //! `DashboardServer`: the live page over HTTP and the feed over a WebSocket, on one port.
 //!
-//! One thread accepts; each connection gets a thread. The request head is peeked, not read, so
-//! `GET /ws` can be handed to tungstenite whole; anything else is answered from the binary
-//! (the page is compiled in: no CDN, works offline). Each WebSocket thread forwards the frames
-//! of its own subscription and reads the client's side without blocking (close and ping).
+//! One thread accepts; each connection gets a thread, at most [`MAX_CONNECTIONS`] at once (one
+//! more is answered `503` and closed). The request head is peeked, not read, so `GET /ws` can be
+//! handed to tungstenite whole; it must arrive within [`HEAD_DEADLINE`]. Anything else is
+//! answered from the binary (the page is compiled in: no CDN, works offline). Each WebSocket
+//! thread forwards the frames of its own subscription and reads the client's side without
+//! blocking (close and ping); a viewer that leaves more than [`MAX_UNSENT_BYTES`] unread is
+//! disconnected (a lagging one is first resynchronized with full frames, see `LiveFeed`).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -23,10 +26,14 @@ pub const PAGE: &str = include_str!("dashboard.html");
 
 /// Longest request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
+/// How long a client may take to send its whole request head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// Connections served at once (page requests and viewers together).
+pub const MAX_CONNECTIONS: usize = 64;
 /// Frames a WebSocket client may have queued before it is resynchronized with a full frame.
 const QUEUE_FRAMES: usize = 64;
-/// Bytes a WebSocket client may leave unread before it is disconnected.
-const MAX_UNSENT_BYTES: usize = 64 << 20;
+/// Bytes a WebSocket client may leave unread before it is disconnected (about 16 full frames).
+pub const MAX_UNSENT_BYTES: usize = 4 << 20;
 
 /// Counters of the server.
 #[derive(Debug, Default)]
@@ -34,6 +41,17 @@ struct Counters {
     http_requests: AtomicU64,
     websockets: AtomicU64,
     failed: AtomicU64,
+    refused: AtomicU64,
+    open: AtomicUsize,
+}
+
+/// Counts one open connection until dropped.
+struct Open(Arc<Counters>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Serves the live dashboard until shut down.
@@ -80,6 +98,11 @@ impl DashboardServer {
         )
     }
 
+    /// Connections refused because [`MAX_CONNECTIONS`] were open.
+    pub fn refused(&self) -> u64 {
+        self.counters.refused.load(Ordering::Relaxed)
+    }
+
     /// Stops accepting and tells every connection to close.
     pub fn shutdown(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -112,8 +135,16 @@ fn accept_loop(listener: &TcpListener, feed: &Arc<LiveFeed>, stop: &Arc<AtomicBo
                 continue;
             }
         };
+        if counters.open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            counters.open.fetch_sub(1, Ordering::SeqCst);
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            refuse(stream);
+            continue;
+        }
+        let open = Open(counters.clone());
         let (feed, stop, counters) = (feed.clone(), stop.clone(), counters.clone());
         let spawned = std::thread::Builder::new().name("qadf-live-conn".to_owned()).spawn(move || {
+            let _open = open;
             if let Err(e) = serve(stream, &feed, &stop, &counters) {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
                 if e.kind() != io::ErrorKind::UnexpectedEof {
@@ -127,11 +158,31 @@ fn accept_loop(listener: &TcpListener, feed: &Arc<LiveFeed>, stop: &Arc<AtomicBo
     }
 }
 
-/// The request line's method and path, once the whole head has arrived (peeked, not consumed).
+/// Answers `503` on the accept thread (short timeouts) and closes, reading what already arrived
+/// so the close is orderly rather than a reset that could discard the answer.
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.write_all(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\nConnection: close\r\n\r\n",
+    );
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
+    let _ = stream.read(&mut [0u8; MAX_HEAD]);
+}
+
+/// The request line's method and path, once the whole head has arrived (peeked, not consumed)
+/// within [`HEAD_DEADLINE`].
 fn peek_head(stream: &TcpStream) -> io::Result<(String, String, usize)> {
     let mut buf = vec![0u8; MAX_HEAD];
     let mut seen = 0;
+    let deadline = std::time::Instant::now() + HEAD_DEADLINE;
     loop {
+        // `peek` returns at once while a partial head waits: the deadline bounds the loop.
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no complete request head within 5 s"));
+        }
+        stream.set_read_timeout(Some(left))?;
         let n = stream.peek(&mut buf)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -147,7 +198,7 @@ fn peek_head(stream: &TcpStream) -> io::Result<(String, String, usize)> {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "request head longer than 8 KiB"));
         }
         if n == seen {
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(5));
         }
         seen = n;
     }
@@ -158,6 +209,7 @@ fn serve(mut stream: TcpStream, feed: &LiveFeed, stop: &AtomicBool, counters: &C
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     stream.set_nodelay(true)?;
     let (method, path, head_len) = peek_head(&stream)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     if method == "GET" && (path == "/ws" || path.starts_with("/ws?")) {
         counters.websockets.fetch_add(1, Ordering::Relaxed);
         return websocket(stream, feed, stop);
