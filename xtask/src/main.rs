@@ -3,9 +3,10 @@
 //! - `cargo xtask services up|down|status [kafka|redis|mongodb ...]`: the real test services.
 //! - `cargo xtask ci`: the whole test suite (format, lints, unit and real-service integration tests).
 //! - `cargo xtask scenarios [--full]`: the end-to-end scenarios (crash, scale-out, bad input, soak).
-//! - `cargo xtask bench [kafka|storage|e2e]`: benchmarks against the real services; with no target,
+//! - `cargo xtask bench [kafka|storage|e2e|alerts]`: benchmarks against the real services; with no target,
 //!   all of them in one run, written into docs/PERFORMANCE.md as one report.
 
+mod alerts;
 mod ping;
 mod report;
 mod services;
@@ -31,7 +32,9 @@ const USAGE: &str = "usage:
   cargo xtask bench kafka [--records N]     Kafka throughput and latency against the real broker (default 1M)
   cargo xtask bench storage [--records N]   MongoDB/Redis/embedded stores against their ceilings (default 20,000)
   cargo xtask bench e2e [--records N]       live-view WebSocket latency with 10 viewers (N batches, default 3000)
-                                            and the demo's end-to-end samples/s";
+                                            and the demo's end-to-end samples/s
+  cargo xtask bench alerts [--records S]    produce -> alert latency of `run` at 1k, 5k, 10k msg/s beside the
+                                            broker's own latency (S seconds per rate, default 20)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -193,6 +196,13 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
             }
             run(&mut bench)
         }
+        "alerts" => {
+            let seconds = records.map_or(Ok(20), u32::try_from).context("--records: seconds per rate")?;
+            for line in alerts::bench(root, &release_binary(root)?, seconds)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         "e2e" => run(cargo(root)
             .args(["bench", "-p", "qadf-client", "--bench", "e2e"])
             .env("QADF_BENCH_BATCHES", records.unwrap_or(3000).to_string())),
@@ -217,10 +227,12 @@ fn bench_report(root: &Path) -> Result<()> {
     }
     let mut e2e = cargo(root);
     e2e.args(["bench", "-p", "qadf-client", "--bench", "e2e"]).env("QADF_BENCH_BATCHES", "3000");
+    let alert_lines = alerts::bench(root, &release_binary(root)?, 20)?;
     let sections = vec![
         ("Kafka: 1,000,000 records, one partition (`bench kafka`)", report::run_capture(&mut kafka)?),
         ("Storage: 20,000 samples (`bench storage`)", report::run_capture(&mut storage)?),
         ("End to end: live view and demo (`bench e2e`)", report::run_capture(&mut e2e)?),
+        ("Alert latency of `run` (`bench alerts`)", alert_lines),
     ];
     let doc = root.join("docs/PERFORMANCE.md");
     report::write_into(&doc, &report::render(&sections))?;
