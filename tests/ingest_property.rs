@@ -21,7 +21,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use qadf_client::{ConsumerSinks, StreamingClient};
 use qadf_core_types::{
-    BackendError, Checkpoint, Codec, Encoding, HistoryStore, MessageSink, MessageSource, OffsetStore, OutgoingMessage,
+    BackendError, Codec, Encoding, HistoryStore, LogPosition, MessageSink, MessageSource, OffsetStore, OutgoingMessage,
     RawMessage, Sample, SendError, StoredSample, StreamingConfig,
 };
 use qadf_kafka_io::{DeadLetterSink, MemoryOffsetStore, ORIGIN_HEADER, in_process};
@@ -212,11 +212,11 @@ impl MessageSource for Recording {
         Ok(messages)
     }
 
-    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
-        for c in checkpoints {
+    fn commit(&mut self, positions: &[LogPosition]) -> Result<(), BackendError> {
+        for c in positions {
             self.ledger.verify_up_to(c.next_offset);
         }
-        self.inner.commit(checkpoints)
+        self.inner.commit(positions)
     }
 }
 

@@ -21,10 +21,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
-    Alert, BackendError, Backoff, Checkpoint, Codec, DeadLetter, HistoryStore, MessageSource, Origin, RawMessage,
+    Alert, BackendError, Backoff, Codec, DeadLetter, HistoryStore, LogPosition, MessageSource, Origin, RawMessage,
     SampleBatch, StoreFailurePolicy, StoredSample, StreamingResult,
 };
-use qadf_kafka_io::{AlertSink, DeadLetterSink, checkpoints_after};
+use qadf_kafka_io::{AlertSink, DeadLetterSink, positions_after};
 use qadf_pipeline::decode_messages;
 use qadf_storage::{QueueLimit, StorageWriter, WriteDone, WriteJob, spawn_writer};
 
@@ -148,7 +148,7 @@ struct Run {
     /// The wait after a transient poll failure.
     poll_backoff: Backoff,
     /// Stored positions not yet committed (the latest per partition).
-    pending: Vec<Checkpoint>,
+    pending: Vec<LogPosition>,
     /// When `pending` was last committed.
     last_commit: Instant,
     /// Commit at most this often while messages keep coming (`auto_commit_interval_ms`).
@@ -157,11 +157,11 @@ struct Run {
 
 impl Run {
     /// Commits through the source, retrying transient failures (one backoff policy) until stopped.
-    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), ConsumerError> {
+    fn commit(&mut self, positions: &[LogPosition]) -> Result<(), ConsumerError> {
         let (source, stop, retries) = (&mut self.source, &self.stop, &mut self.report.retries);
         Backoff::default()
             .retry(
-                || source.commit(checkpoints),
+                || source.commit(positions),
                 || stop.load(Ordering::SeqCst),
                 |e, wait| {
                     *retries += 1;
@@ -174,11 +174,11 @@ impl Run {
     }
 
     /// Queues stored positions for the next commit, keeping the latest per partition (none once halted).
-    fn stage_commit(&mut self, checkpoints: Vec<Checkpoint>) {
+    fn stage_commit(&mut self, positions: Vec<LogPosition>) {
         if self.halted {
             return;
         }
-        for c in checkpoints {
+        for c in positions {
             match self.pending.iter_mut().find(|l| l.topic == c.topic && l.partition == c.partition) {
                 Some(l) => *l = c,
                 None => self.pending.push(c),
@@ -226,26 +226,26 @@ impl Run {
                     return Err(e);
                 }
             }
-            self.stage_commit(d.checkpoints);
+            self.stage_commit(d.positions);
         }
         Ok(())
     }
 
-    /// Stores `samples`, then commits `checkpoints` (through the writer when there is one, in order).
+    /// Stores `samples`, then commits `positions` (through the writer when there is one, in order).
     fn store_then_commit(
         &mut self,
         samples: Vec<StoredSample>,
-        checkpoints: Vec<Checkpoint>,
+        positions: Vec<LogPosition>,
         messages: Vec<RawMessage>,
     ) -> Result<(), ConsumerError> {
         match &self.writer {
             Some(w) => {
-                w.submit(WriteJob { samples, checkpoints }).map_err(|_| ConsumerError::WriterStopped)?;
+                w.submit(WriteJob { samples, positions }).map_err(|_| ConsumerError::WriterStopped)?;
                 self.in_flight.push_back(messages);
                 Ok(())
             }
             None => {
-                self.stage_commit(checkpoints);
+                self.stage_commit(positions);
                 Ok(())
             }
         }
@@ -272,7 +272,7 @@ impl Run {
     }
 
     /// Drops samples the history already holds (stored, but not committed, before a restart), so
-    /// the voxel grids, checkpoints and statistics see each sample once.
+    /// the voxel grids, positions and statistics see each sample once.
     ///
     /// The writer stores each partition in order, one insert request after the other, so what a
     /// killed run stored is a prefix of each partition's storable samples. Only samples the
@@ -345,7 +345,7 @@ impl Run {
 
     fn handle(&mut self, messages: Vec<RawMessage>, callback: &dyn Fn(&StreamingResult)) -> Result<(), ConsumerError> {
         self.report.messages += messages.len() as u64;
-        let checkpoints = checkpoints_after(&messages);
+        let positions = positions_after(&messages);
         let decoded = decode_messages(&self.codec, &messages);
         self.dead_letter(&decoded.dead_letters, true)?;
         let mut batch = decoded.batch;
@@ -360,7 +360,7 @@ impl Run {
                     Some(_) => batch.samples.into_iter().map(StoredSample::from_content).collect(),
                     None => Vec::new(),
                 };
-                self.store_then_commit(samples, checkpoints, messages)
+                self.store_then_commit(samples, positions, messages)
             }
             Err(e) => {
                 self.report.failed_batches += 1;
@@ -376,7 +376,7 @@ impl Run {
                     })
                     .collect();
                 self.dead_letter(&letters, true)?;
-                self.store_then_commit(Vec::new(), checkpoints, Vec::new())
+                self.store_then_commit(Vec::new(), positions, Vec::new())
             }
         }
     }

@@ -58,7 +58,7 @@ pub use sample::{Sample, SampleBatch, Signals, UNKNOWN, signal};
 pub use stats::{LatencySummary, StreamStatistics, finite_ratio};
 pub use time::Timestamp;
 pub use traits::{
-    Cache, Checkpoint, DEFAULT_BACKEND_TIMEOUT, HistoryQuery, HistoryStore, MessageSink, MessageSource, OffsetStore,
+    Cache, DEFAULT_BACKEND_TIMEOUT, HistoryQuery, HistoryStore, LogPosition, MessageSink, MessageSource, OffsetStore,
     Origin, OutgoingMessage, RawMessage, Stage, StoreReport, StoredSample,
 };
 pub use value::Value;

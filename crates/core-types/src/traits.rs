@@ -62,7 +62,7 @@ pub struct OutgoingMessage {
 
 /// A committed position: the next offset to read in one partition (not the last one read).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub struct LogPosition {
     /// Topic name.
     pub topic: String,
     /// Partition number.
@@ -75,8 +75,8 @@ pub struct Checkpoint {
 pub trait MessageSource: Send {
     /// Waits up to `timeout` for at most `max` messages; an empty vector means none arrived.
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, BackendError>;
-    /// Marks everything before each checkpoint as handled, so a restart resumes there.
-    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), BackendError>;
+    /// Marks everything before each position as handled, so a restart resumes there.
+    fn commit(&mut self, positions: &[LogPosition]) -> Result<(), BackendError>;
     /// Messages the source holds past what `poll` delivered, per partition (`None`: unknown).
     fn lag(&self) -> Option<Vec<(i32, u64)>> {
         None
@@ -222,9 +222,9 @@ impl HistoryQuery {
 /// Durable committed offsets per consumer group (rskafka has no group API).
 pub trait OffsetStore: Send + Sync {
     /// The committed positions of `group` on `topic`, one per partition that has one.
-    fn load_offsets(&self, group: &str, topic: &str) -> Result<Vec<Checkpoint>, BackendError>;
+    fn load_offsets(&self, group: &str, topic: &str) -> Result<Vec<LogPosition>, BackendError>;
     /// Records positions of `group`; later calls overwrite earlier ones per partition.
-    fn store_offsets(&self, group: &str, checkpoints: &[Checkpoint]) -> Result<(), BackendError>;
+    fn store_offsets(&self, group: &str, positions: &[LogPosition]) -> Result<(), BackendError>;
 }
 
 /// How long to wait for a backend before reporting [`crate::BackendErrorKind::Timeout`], by default.

@@ -117,7 +117,7 @@ fn main() {
     while decoded < n {
         let d = threaded.recv_timeout(Duration::from_secs(10)).expect("a batch");
         decoded += d.messages.iter().map(|m| codec.decode(&m.payload).map_or(0, |b| b.len())).sum::<usize>();
-        threaded.ack(&d.checkpoints);
+        threaded.ack(&d.positions);
     }
     let threaded_rate = decoded as f64 / t.elapsed().as_secs_f64();
     threaded.stop().unwrap();

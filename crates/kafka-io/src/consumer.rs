@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
-    BackendError, Backoff, Checkpoint, MessageSource, OffsetReset, OffsetStore, Origin, RawMessage, StreamingConfig,
+    BackendError, Backoff, LogPosition, MessageSource, OffsetReset, OffsetStore, Origin, RawMessage, StreamingConfig,
     Timestamp,
 };
 use rskafka::client::partition::PartitionClient;
@@ -474,9 +474,9 @@ impl KafkaConsumer {
         Ok(())
     }
 
-    /// Records that everything before each checkpoint is handled (committed on the next commit).
-    pub fn ack(&mut self, checkpoints: &[Checkpoint]) {
-        for c in checkpoints {
+    /// Records that everything before each position is handled (committed on the next commit).
+    pub fn ack(&mut self, positions: &[LogPosition]) {
+        for c in positions {
             let e = self.acked.entry((c.topic.clone(), c.partition)).or_insert(c.next_offset);
             *e = (*e).max(c.next_offset);
         }
@@ -487,16 +487,16 @@ impl KafkaConsumer {
         if self.acked.is_empty() {
             return Ok(());
         }
-        let checkpoints: Vec<Checkpoint> = self
+        let positions: Vec<LogPosition> = self
             .acked
             .iter()
-            .map(|((topic, partition), next)| Checkpoint {
+            .map(|((topic, partition), next)| LogPosition {
                 topic: topic.clone(),
                 partition: *partition,
                 next_offset: *next,
             })
             .collect();
-        self.offsets.store_offsets(&self.config.group, &checkpoints)?;
+        self.offsets.store_offsets(&self.config.group, &positions)?;
         self.acked.clear();
         self.last_commit = Instant::now();
         self.stats.commits += 1;
@@ -579,8 +579,8 @@ impl MessageSource for KafkaConsumer {
         self.poll_messages(max, timeout).map_err(BackendError::from)
     }
 
-    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
-        self.ack(checkpoints);
+    fn commit(&mut self, positions: &[LogPosition]) -> Result<(), BackendError> {
+        self.ack(positions);
         self.commit_acked()
     }
 
@@ -589,16 +589,16 @@ impl MessageSource for KafkaConsumer {
     }
 }
 
-/// The checkpoints that acknowledge `messages`: per partition, one past the highest offset.
-pub fn checkpoints_after(messages: &[RawMessage]) -> Vec<Checkpoint> {
+/// The positions that acknowledge `messages`: per partition, one past the highest offset.
+pub fn positions_after(messages: &[RawMessage]) -> Vec<LogPosition> {
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();
     for m in messages {
         let e = next.entry((&m.origin.topic, m.origin.partition)).or_insert(m.origin.offset + 1);
         *e = (*e).max(m.origin.offset + 1);
     }
-    let mut out: Vec<Checkpoint> = next
+    let mut out: Vec<LogPosition> = next
         .into_iter()
-        .map(|((topic, partition), next_offset)| Checkpoint { topic: topic.to_owned(), partition, next_offset })
+        .map(|((topic, partition), next_offset)| LogPosition { topic: topic.to_owned(), partition, next_offset })
         .collect();
     out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     out
@@ -619,7 +619,7 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_point_one_past_the_highest_offset_per_partition() {
+    fn positions_point_one_past_the_highest_offset_per_partition() {
         let m = |p: i32, o: i64| RawMessage {
             origin: Origin { topic: "t".into(), partition: p, offset: o },
             key: None,
@@ -627,7 +627,7 @@ mod tests {
             headers: Vec::new(),
             timestamp: Timestamp::EPOCH,
         };
-        let cps = checkpoints_after(&[m(0, 5), m(1, 2), m(0, 6)]);
+        let cps = positions_after(&[m(0, 5), m(1, 2), m(0, 6)]);
         let got: Vec<(i32, i64)> = cps.iter().map(|c| (c.partition, c.next_offset)).collect();
         assert_eq!(got, [(0, 7), (1, 3)], "the committed offset is the next one to read");
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use parking_lot::Mutex;
 use qadf_core_types::{
-    BackendError, BackendErrorKind, Checkpoint, MessageSink, MessageSource, OffsetStore, Origin, OutgoingMessage,
+    BackendError, BackendErrorKind, LogPosition, MessageSink, MessageSource, OffsetStore, Origin, OutgoingMessage,
     RawMessage, SendError, Timestamp,
 };
 
@@ -98,8 +98,8 @@ impl MessageSource for InProcessSource {
         Some(vec![(0, self.rx.len() as u64)])
     }
 
-    fn commit(&mut self, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
-        self.offsets.store_offsets(&self.group, checkpoints)
+    fn commit(&mut self, positions: &[LogPosition]) -> Result<(), BackendError> {
+        self.offsets.store_offsets(&self.group, positions)
     }
 }
 
@@ -121,7 +121,7 @@ mod tests {
         let seen: Vec<(&str, i64, &[u8])> =
             got.iter().map(|m| (m.origin.topic.as_str(), m.origin.offset, m.payload.as_slice())).collect();
         assert_eq!(seen, [("t", 0, &b"a"[..]), ("t", 1, b"b"), ("u", 0, b"c")]);
-        source.commit(&crate::checkpoints_after(&got)).unwrap();
+        source.commit(&crate::positions_after(&got)).unwrap();
         assert_eq!(store.load_offsets("g", "t").unwrap()[0].next_offset, 2);
         assert!(
             source.poll(10, Duration::from_millis(10)).unwrap().is_empty(),

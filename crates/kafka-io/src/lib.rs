@@ -19,13 +19,13 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use qadf_core_types::{MessageSink, MessageSource, OutgoingMessage};
-//! use qadf_kafka_io::{MemoryOffsetStore, checkpoints_after, in_process};
+//! use qadf_kafka_io::{MemoryOffsetStore, positions_after, in_process};
 //!
 //! let (sink, mut source) = in_process::channel(64, "group", Arc::new(MemoryOffsetStore::default()));
 //! let m = OutgoingMessage { topic: "t".into(), partition: None, key: None, payload: b"{\"value\":1}".to_vec(), headers: vec![] };
 //! sink.send(vec![m]).unwrap();
 //! let got = source.poll(10, Duration::from_millis(100)).unwrap();
-//! source.commit(&checkpoints_after(&got)).unwrap();
+//! source.commit(&positions_after(&got)).unwrap();
 //! ```
 #![deny(missing_docs)]
 
@@ -44,7 +44,7 @@ mod topic_sink;
 pub use alert_sink::{AlertSink, CHECKPOINT_HEADER};
 pub use consumer::{
     Assignment, ConsumerConfig, ConsumerStatistics, KafkaConsumer, PartitionLag, SeekTo, SharedStatistics,
-    checkpoints_after,
+    positions_after,
 };
 pub use dead_letter::{DeadLetterSink, ORIGIN_HEADER, REASON_HEADER};
 pub use error::KafkaError;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
-use qadf_core_types::{BackendError, Checkpoint, OffsetStore};
+use qadf_core_types::{BackendError, LogPosition, OffsetStore};
 
 /// Offsets per (group, topic, partition), lost with the process.
 #[derive(Debug, Default)]
@@ -12,20 +12,20 @@ pub struct MemoryOffsetStore {
 }
 
 impl OffsetStore for MemoryOffsetStore {
-    fn load_offsets(&self, group: &str, topic: &str) -> Result<Vec<Checkpoint>, BackendError> {
+    fn load_offsets(&self, group: &str, topic: &str) -> Result<Vec<LogPosition>, BackendError> {
         let offsets = self.offsets.lock();
-        let mut out: Vec<Checkpoint> = offsets
+        let mut out: Vec<LogPosition> = offsets
             .iter()
             .filter(|((g, t, _), _)| g == group && t == topic)
-            .map(|((_, t, p), o)| Checkpoint { topic: t.clone(), partition: *p, next_offset: *o })
+            .map(|((_, t, p), o)| LogPosition { topic: t.clone(), partition: *p, next_offset: *o })
             .collect();
         out.sort_by_key(|c| c.partition);
         Ok(out)
     }
 
-    fn store_offsets(&self, group: &str, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
+    fn store_offsets(&self, group: &str, positions: &[LogPosition]) -> Result<(), BackendError> {
         let mut offsets = self.offsets.lock();
-        for c in checkpoints {
+        for c in positions {
             offsets.insert((group.to_owned(), c.topic.clone(), c.partition), c.next_offset);
         }
         Ok(())

@@ -2,7 +2,7 @@
 //!
 //! The thread polls batches (by size or time, whichever comes first) and hands them over a bounded
 //! channel, so a slow application back-pressures the fetch loop. Each `Delivery` carries the
-//! checkpoints that acknowledge it; the application calls `ack` once its sinks confirmed the batch,
+//! positions that acknowledge it; the application calls `ack` once its sinks confirmed the batch,
 //! and only acknowledged positions are committed. `stop` ends polling, commits every ack that
 //! arrived before it, and joins the thread: nothing is committed that was not acknowledged.
 
@@ -10,22 +10,22 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded, unbounded};
-use qadf_core_types::{Checkpoint, RawMessage};
+use qadf_core_types::{LogPosition, RawMessage};
 
-use crate::consumer::{ConsumerStatistics, KafkaConsumer, SeekTo, checkpoints_after};
+use crate::consumer::{ConsumerStatistics, KafkaConsumer, SeekTo, positions_after};
 use crate::error::KafkaError;
 
-/// A batch of messages and the checkpoints that acknowledge it.
+/// A batch of messages and the positions that acknowledge it.
 #[derive(Debug)]
 pub struct Delivery {
     /// The messages, in offset order per partition.
     pub messages: Vec<RawMessage>,
     /// Pass these to [`RunningConsumer::ack`] once the batch is fully handled.
-    pub checkpoints: Vec<Checkpoint>,
+    pub positions: Vec<LogPosition>,
 }
 
 enum Control {
-    Ack(Vec<Checkpoint>),
+    Ack(Vec<LogPosition>),
     Pause(String, i32),
     Resume(String, i32),
     Seek(String, i32, SeekTo),
@@ -73,8 +73,8 @@ pub fn spawn(mut consumer: KafkaConsumer, batch_size: usize, max_wait: Duration,
                 if pending.is_none() {
                     let messages = consumer.poll_messages(batch_size, max_wait)?;
                     if !messages.is_empty() {
-                        let checkpoints = checkpoints_after(&messages);
-                        pending = Some(Delivery { messages, checkpoints });
+                        let positions = positions_after(&messages);
+                        pending = Some(Delivery { messages, positions });
                     }
                 }
                 // Hand the batch over; while the application is busy, keep serving commands.
@@ -114,8 +114,8 @@ impl RunningConsumer {
     }
 
     /// Acknowledges a delivered batch: its sinks have it, so its offsets may be committed.
-    pub fn ack(&self, checkpoints: &[Checkpoint]) {
-        let _ = self.control.send(Control::Ack(checkpoints.to_vec()));
+    pub fn ack(&self, positions: &[LogPosition]) {
+        let _ = self.control.send(Control::Ack(positions.to_vec()));
     }
 
     /// Pauses a partition.

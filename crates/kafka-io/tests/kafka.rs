@@ -140,7 +140,7 @@ fn a_consumer_dropped_without_commit_is_redelivered_from_the_last_commit() {
     let mut first = KafkaConsumer::new(config(&topic, "g", Assignment::All), offsets.clone()).unwrap();
     let got = consume(&mut first, 60);
     assert_eq!(got.len(), 60);
-    first.ack(&checkpoints_after(&got[..30])); // the sinks confirmed only the first 30
+    first.ack(&positions_after(&got[..30])); // the sinks confirmed only the first 30
     first.commit_acked().unwrap();
     drop(first); // a crash: 30..60 were delivered but never acknowledged
 
@@ -148,7 +148,7 @@ fn a_consumer_dropped_without_commit_is_redelivered_from_the_last_commit() {
     let again = consume(&mut second, 70);
     let offsets_seen: Vec<i64> = again.iter().map(|m| m.origin.offset).collect();
     assert_eq!(offsets_seen, (30..100).collect::<Vec<_>>(), "resumes at the committed offset, nothing missing");
-    second.ack(&checkpoints_after(&again));
+    second.ack(&positions_after(&again));
     second.close().unwrap();
     assert_eq!(offsets.load_offsets("g", &topic).unwrap()[0].next_offset, 100);
 }
@@ -335,9 +335,9 @@ fn a_running_consumer_commits_only_acknowledged_batches_and_stops_cleanly() {
         assert!(d.messages.len() <= 100, "batches respect the size limit");
         received += d.messages.len();
         if received < 400 {
-            running.ack(&d.checkpoints);
+            running.ack(&d.positions);
         } else {
-            last_unacked.get_or_insert(d.checkpoints);
+            last_unacked.get_or_insert(d.positions);
         }
     }
     let stats = running.stop().unwrap();
@@ -351,7 +351,7 @@ fn a_running_consumer_commits_only_acknowledged_batches_and_stops_cleanly() {
     let mut again = 0;
     while let Some(d) = running.recv_timeout(Duration::from_millis(1500)) {
         again += d.messages.len();
-        running.ack(&d.checkpoints);
+        running.ack(&d.positions);
     }
     running.stop().unwrap();
     assert_eq!(again as i64, 500 - committed);
@@ -446,7 +446,7 @@ fn source_contract(sink: &dyn MessageSink, source: &mut dyn qadf_core_types::Mes
     }
     assert_eq!(got.iter().map(text).collect::<Vec<_>>(), sent);
     assert!(got.windows(2).all(|w| w[1].origin.offset == w[0].origin.offset + 1));
-    source.commit(&checkpoints_after(&got)).unwrap();
+    source.commit(&positions_after(&got)).unwrap();
     assert!(source.poll(10, Duration::from_millis(300)).unwrap().is_empty(), "nothing is delivered twice");
 }
 

@@ -54,7 +54,7 @@ fn consumer_and_producer_survive_a_broker_restart() {
     while first.len() < 50 {
         first.extend(consumer.poll_messages(50, Duration::from_millis(200)).unwrap());
     }
-    consumer.ack(&checkpoints_after(&first));
+    consumer.ack(&positions_after(&first));
     consumer.commit_acked().unwrap();
 
     let mut handed_back = Vec::new();

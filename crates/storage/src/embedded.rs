@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qadf_core_types::{
-    BackendError, BackendErrorKind, Cache, Checkpoint, Clock, HistoryQuery, HistoryStore, OffsetStore, Sample,
+    BackendError, BackendErrorKind, Cache, Clock, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Sample,
     StoreReport, StoredSample, SystemClock, Timestamp, Value,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -153,22 +153,22 @@ impl HistoryStore for EmbeddedStore {
 }
 
 impl OffsetStore for EmbeddedStore {
-    fn load_offsets(&self, group: &str, topic: &str) -> Result<Vec<Checkpoint>, BackendError> {
+    fn load_offsets(&self, group: &str, topic: &str) -> Result<Vec<LogPosition>, BackendError> {
         let tx = self.db.begin_read().map_err(io)?;
         let table = tx.open_table(OFFSETS).map_err(io)?;
         let mut out = Vec::new();
         for entry in table.range((group, topic, i32::MIN)..=(group, topic, i32::MAX)).map_err(io)? {
             let (k, v) = entry.map_err(io)?;
-            out.push(Checkpoint { topic: topic.to_owned(), partition: k.value().2, next_offset: v.value() });
+            out.push(LogPosition { topic: topic.to_owned(), partition: k.value().2, next_offset: v.value() });
         }
         Ok(out)
     }
 
-    fn store_offsets(&self, group: &str, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
+    fn store_offsets(&self, group: &str, positions: &[LogPosition]) -> Result<(), BackendError> {
         let tx = self.db.begin_write().map_err(io)?;
         {
             let mut table = tx.open_table(OFFSETS).map_err(io)?;
-            for c in checkpoints {
+            for c in positions {
                 table.insert((group, c.topic.as_str(), c.partition), c.next_offset).map_err(io)?;
             }
         }

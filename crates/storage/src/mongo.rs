@@ -13,7 +13,7 @@ use mongodb::bson::{Bson, DateTime, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::sync::{Client, Collection};
 use qadf_core_types::{
-    BackendError, BackendErrorKind, Checkpoint, HistoryQuery, HistoryStore, OffsetStore, Point3, Sample, Signals,
+    BackendError, BackendErrorKind, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Point3, Sample, Signals,
     StoreReport, StoredSample, StreamingConfig, Timestamp,
 };
 
@@ -257,7 +257,7 @@ impl HistoryStore for MongoStore {
 }
 
 impl OffsetStore for MongoStore {
-    fn load_offsets(&self, group: &str, topic: &str) -> Result<Vec<Checkpoint>, BackendError> {
+    fn load_offsets(&self, group: &str, topic: &str) -> Result<Vec<LogPosition>, BackendError> {
         let cursor = self
             .offsets
             .find(doc! { "group": group, "topic": topic })
@@ -267,7 +267,7 @@ impl OffsetStore for MongoStore {
         cursor
             .map(|d| {
                 let d = d.map_err(classify)?;
-                Ok(Checkpoint {
+                Ok(LogPosition {
                     topic: topic.to_owned(),
                     partition: d.get_i32("partition").map_err(corrupt)?,
                     next_offset: d.get_i64("next_offset").map_err(corrupt)?,
@@ -276,8 +276,8 @@ impl OffsetStore for MongoStore {
             .collect()
     }
 
-    fn store_offsets(&self, group: &str, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
-        for c in checkpoints {
+    fn store_offsets(&self, group: &str, positions: &[LogPosition]) -> Result<(), BackendError> {
+        for c in positions {
             let id = format!("{group}/{}/{}", c.topic, c.partition);
             let document = doc! { "_id": &id, "group": group, "topic": &c.topic, "partition": c.partition, "next_offset": c.next_offset };
             self.offsets.replace_one(doc! { "_id": &id }, document).upsert(true).run().map_err(classify)?;

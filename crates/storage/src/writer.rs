@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 use parking_lot::{Condvar, Mutex};
-use qadf_core_types::{BackendError, Backoff, Checkpoint, HistoryStore, OffsetStore, StoreReport, StoredSample};
+use qadf_core_types::{BackendError, Backoff, HistoryStore, LogPosition, OffsetStore, StoreReport, StoredSample};
 
 /// A batch to persist and the source positions it covers.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,14 +31,14 @@ pub struct WriteJob {
     /// Samples with their idempotent ids.
     pub samples: Vec<StoredSample>,
     /// Positions to commit once the samples are stored.
-    pub checkpoints: Vec<Checkpoint>,
+    pub positions: Vec<LogPosition>,
 }
 
 /// A finished job.
 #[derive(Debug)]
 pub struct WriteDone {
     /// The positions now safe to acknowledge.
-    pub checkpoints: Vec<Checkpoint>,
+    pub positions: Vec<LogPosition>,
     /// What the store reported for the group commit that held this job, or the permanent error
     /// that refused this job's samples.
     pub result: Result<StoreReport, BackendError>,
@@ -133,7 +133,7 @@ pub fn spawn_writer(
                     queued.release(samples);
                     for (job, result) in group.into_iter().zip(results) {
                         // Nobody may listen for completions any more; keep storing what was handed over.
-                        let _ = done_tx.send(WriteDone { checkpoints: job.checkpoints, result });
+                        let _ = done_tx.send(WriteDone { positions: job.positions, result });
                     }
                 }
             })
@@ -198,11 +198,11 @@ fn persist_group(
     // Positions up to (not including) the first refused job, and none ever after it.
     let stored = if *halted { 0 } else { results.iter().take_while(|r| r.is_ok()).count() };
     *halted |= stored < group.len();
-    let checkpoints: Vec<Checkpoint> = group[..stored].iter().flat_map(|j| j.checkpoints.iter().cloned()).collect();
+    let positions: Vec<LogPosition> = group[..stored].iter().flat_map(|j| j.positions.iter().cloned()).collect();
     let mut results = results;
     if let Some((store, consumer_group)) = offsets
-        && !checkpoints.is_empty()
-        && let Err(e) = with_retry(stats, || store.store_offsets(consumer_group, &checkpoints))
+        && !positions.is_empty()
+        && let Err(e) = with_retry(stats, || store.store_offsets(consumer_group, &positions))
     {
         // The data is stored but its positions are not: report the jobs failed, store no more positions.
         *halted = true;

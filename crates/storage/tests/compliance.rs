@@ -5,7 +5,7 @@ mod suite;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qadf_core_types::{Checkpoint, HistoryStore, ManualClock, OffsetStore, Timestamp};
+use qadf_core_types::{HistoryStore, LogPosition, ManualClock, OffsetStore, Timestamp};
 use qadf_storage::{EmbeddedStore, MemoryCache};
 use suite::{cache_suite, history_suite, offset_suite, sample};
 
@@ -32,7 +32,7 @@ fn embedded_store_survives_reopening() {
     {
         let store = EmbeddedStore::open(&path).unwrap();
         store.store_batch(&(0..10).map(sample).collect::<Vec<_>>()).unwrap();
-        store.store_offsets("g", &[Checkpoint { topic: "t".into(), partition: 0, next_offset: 10 }]).unwrap();
+        store.store_offsets("g", &[LogPosition { topic: "t".into(), partition: 0, next_offset: 10 }]).unwrap();
     }
     let store = EmbeddedStore::open(&path).unwrap();
     assert_eq!(store.count().unwrap(), 10);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qadf_core_types::{
-    Checkpoint, HistoryStore, OffsetStore, Point3, Sample, StoredSample, StreamingConfig, Timestamp,
+    HistoryStore, LogPosition, OffsetStore, Point3, Sample, StoredSample, StreamingConfig, Timestamp,
 };
 use qadf_integration_tests::{wait_until, xtask_services};
 use qadf_storage::{MongoStore, QueueLimit, WriteJob, spawn_writer};
@@ -30,7 +30,7 @@ fn job(n: i64) -> WriteJob {
             )
         })
         .collect();
-    WriteJob { samples, checkpoints: vec![Checkpoint { topic: "t".into(), partition: 0, next_offset: n + 1 }] }
+    WriteJob { samples, positions: vec![LogPosition { topic: "t".into(), partition: 0, next_offset: n + 1 }] }
 }
 
 #[test]

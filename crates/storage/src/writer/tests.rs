@@ -51,12 +51,12 @@ impl HistoryStore for FlakyStore {
 }
 
 impl OffsetStore for FlakyStore {
-    fn load_offsets(&self, _: &str, _: &str) -> Result<Vec<Checkpoint>, BackendError> {
+    fn load_offsets(&self, _: &str, _: &str) -> Result<Vec<LogPosition>, BackendError> {
         Ok(Vec::new())
     }
-    fn store_offsets(&self, _: &str, checkpoints: &[Checkpoint]) -> Result<(), BackendError> {
+    fn store_offsets(&self, _: &str, positions: &[LogPosition]) -> Result<(), BackendError> {
         let stored_so_far = self.stored.lock().len();
-        self.offsets.lock().extend(checkpoints.iter().map(|c| (stored_so_far, c.next_offset)));
+        self.offsets.lock().extend(positions.iter().map(|c| (stored_so_far, c.next_offset)));
         Ok(())
     }
 }
@@ -65,7 +65,7 @@ fn job(n: i64) -> WriteJob {
     let s = Sample::new(Timestamp::from_nanos(n), Point3::origin(), [("t", 1.0)].into_iter().collect());
     WriteJob {
         samples: vec![StoredSample { id: format!("id-{n}"), sample: s }],
-        checkpoints: vec![Checkpoint { topic: "t".into(), partition: 0, next_offset: n + 1 }],
+        positions: vec![LogPosition { topic: "t".into(), partition: 0, next_offset: n + 1 }],
     }
 }
 
@@ -99,7 +99,7 @@ fn jobs_queued_behind_a_slow_write_are_stored_in_one_group_commit() {
     open.send(()).unwrap(); // jobs 1-4, together
     let done = writer.finish();
     assert_eq!(store.calls.load(Ordering::SeqCst), 2, "two writes for five jobs");
-    let committed: Vec<i64> = done.iter().map(|d| d.checkpoints[0].next_offset).collect();
+    let committed: Vec<i64> = done.iter().map(|d| d.positions[0].next_offset).collect();
     assert_eq!(committed, [1, 2, 3, 4, 5], "one completion per job, in order");
     assert!(done.iter().all(|d| d.result.is_ok()));
     assert_eq!(*store.offsets.lock(), [(1, 1), (5, 2), (5, 3), (5, 4), (5, 5)], "offsets after the group's data");
@@ -144,8 +144,7 @@ fn a_refused_group_is_stored_job_by_job_so_only_the_bad_job_fails() {
     }
     drop(open);
     let done = writer.finish();
-    let failed: Vec<i64> =
-        done.iter().filter(|d| d.result.is_err()).map(|d| d.checkpoints[0].next_offset - 1).collect();
+    let failed: Vec<i64> = done.iter().filter(|d| d.result.is_err()).map(|d| d.positions[0].next_offset - 1).collect();
     assert_eq!(failed, [3], "only the job holding the refused sample fails");
     assert_eq!(*store.stored.lock(), ["id-0", "id-1", "id-2", "id-4"], "the others are stored, in order");
     let positions: Vec<i64> = store.offsets.lock().iter().map(|&(_, next)| next).collect();
@@ -181,7 +180,7 @@ fn the_queue_is_bounded_in_samples_too_and_lets_an_oversize_job_in_alone() {
     let writer = spawn_writer(store.clone(), None, QueueLimit { jobs: 100, samples: 3 });
     let sized = |n: i64, len: usize| WriteJob {
         samples: (0..len).map(|i| job(n * 10 + i as i64).samples[0].clone()).collect(),
-        checkpoints: Vec::new(),
+        positions: Vec::new(),
     };
     writer.try_submit(sized(0, 2)).unwrap();
     wait_for(|| store.calls.load(Ordering::SeqCst) == 1); // 2 samples in the store, still counted

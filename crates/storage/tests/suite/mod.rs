@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use qadf_core_types::{
-    Cache, Checkpoint, HistoryQuery, HistoryStore, OffsetStore, Point3, Sample, StoredSample, Timestamp, Value,
+    Cache, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Point3, Sample, StoredSample, Timestamp, Value,
 };
 
 pub fn sample(i: i64) -> StoredSample {
@@ -79,7 +79,7 @@ pub fn history_suite(store: &dyn HistoryStore) {
 
 /// The `OffsetStore` contract.
 pub fn offset_suite(store: &dyn OffsetStore) {
-    let cp = |topic: &str, partition, next_offset| Checkpoint { topic: topic.into(), partition, next_offset };
+    let cp = |topic: &str, partition, next_offset| LogPosition { topic: topic.into(), partition, next_offset };
     assert!(store.load_offsets("g", "t").unwrap().is_empty());
     store.store_offsets("g", &[cp("t", 1, 10), cp("t", 0, 5), cp("u", 0, 7)]).unwrap();
     store.store_offsets("other", &[cp("t", 0, 99)]).unwrap();
