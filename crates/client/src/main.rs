@@ -29,113 +29,129 @@ struct Cli {
 enum Command {
     /// Simulate a laser powder-bed-fusion build with labelled defects and stream it through the full
     /// pipeline on embedded defaults (no services), serving the live dashboard.
-    Demo {
-        /// Layers to build.
-        #[arg(long, default_value_t = 20)]
-        layers: u32,
-        /// Side of the simulated square part in mm.
-        #[arg(long, default_value_t = 20.0)]
-        part_size: f64,
-        /// Seed of the simulator (noise and defect places).
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        /// Samples per second to send (a real monitor: 100,000); 0 sends as fast as possible.
-        #[arg(long, default_value_t = 100_000.0)]
-        rate: f64,
-        /// Address of the live dashboard (port 0 picks a free one).
-        #[arg(long, default_value = "127.0.0.1:8765")]
-        dashboard: String,
-        /// Do not serve the dashboard.
-        #[arg(long)]
-        no_dashboard: bool,
-        /// After the build, keep serving the dashboard until Ctrl-C.
-        #[arg(long)]
-        hold: bool,
-        /// Start the build only when the first dashboard viewer connects.
-        #[arg(long)]
-        wait_for_viewer: bool,
-        /// Keep the history in <DIR>/history.redb (default: history is not kept).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Message encoding on the (in-process) wire: json or bincode (overrides the configuration).
-        #[arg(long)]
-        encoding: Option<String>,
-    },
+    Demo(DemoArgs),
     /// Production mode: consume Kafka, process, store history and commit offsets after storage.
-    Run {
-        /// This instance's number when several share the topic (partition p goes to p mod n).
-        #[arg(long, requires = "instances")]
-        instance: Option<u32>,
-        /// How many instances share the topic.
-        #[arg(long, requires = "instance")]
-        instances: Option<u32>,
-        /// Stop after this many seconds without a message (default: run until stopped).
-        #[arg(long)]
-        exit_when_idle: Option<f64>,
-        /// Directory of the embedded store (used when MongoDB storage is disabled).
-        #[arg(long, default_value = "qadf-data")]
-        data_dir: PathBuf,
-        /// Rebuild the voxel grids from the stored history before consuming (after a restart).
-        #[arg(long)]
-        restore_voxels: bool,
-        /// Sampling rate of the monitors in Hz (a gap over three periods raises a dropout alert).
-        #[arg(long, default_value_t = 100_000.0)]
-        sample_rate_hz: f64,
-    },
+    Run(RunArgs),
     /// Send a simulated build to Kafka.
-    ProduceSim {
-        /// Kafka broker host:port (overrides the configuration).
-        #[arg(long)]
-        kafka: Option<String>,
-        /// Topic (overrides the configuration).
-        #[arg(long)]
-        topic: Option<String>,
-        /// Partitions of the topic if it has to be created.
-        #[arg(long, default_value_t = 4)]
-        partitions: i32,
-        /// Layers to build.
-        #[arg(long, default_value_t = 5)]
-        layers: u32,
-        /// Side of the simulated square part in mm.
-        #[arg(long, default_value_t = 5.0)]
-        part_size: f64,
-        /// Build id.
-        #[arg(long, default_value = "sim-build")]
-        build: String,
-        /// Seed of the simulator.
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        /// Inject the demo's labelled defects (hot spot, cold track, stuck sensor, dropout).
-        #[arg(long)]
-        defects: bool,
-    },
+    ProduceSim(ProduceSimArgs),
     /// Read stored history.
-    Query {
-        /// Start, RFC 3339 (default: the epoch).
-        #[arg(long)]
-        from: Option<String>,
-        /// End (exclusive), RFC 3339 (default: now).
-        #[arg(long)]
-        to: Option<String>,
-        /// Only this build.
-        #[arg(long)]
-        build: Option<String>,
-        /// Only this layer.
-        #[arg(long)]
-        layer: Option<u32>,
-        /// Most samples to print.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Print the count only.
-        #[arg(long)]
-        count: bool,
-        /// Print JSON lines instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Directory of the embedded store (used when MongoDB storage is disabled).
-        #[arg(long, default_value = "qadf-data")]
-        data_dir: PathBuf,
-    },
+    Query(QueryArgs),
+}
+
+/// The options of `demo`.
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Layers to build.
+    #[arg(long, default_value_t = 20)]
+    layers: u32,
+    /// Side of the simulated square part in mm.
+    #[arg(long, default_value_t = 20.0)]
+    part_size: f64,
+    /// Seed of the simulator (noise and defect places).
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Samples per second to send (a real monitor: 100,000); 0 sends as fast as possible.
+    #[arg(long, default_value_t = 100_000.0)]
+    rate: f64,
+    /// Address of the live dashboard (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8765")]
+    dashboard: String,
+    /// Do not serve the dashboard.
+    #[arg(long)]
+    no_dashboard: bool,
+    /// After the build, keep serving the dashboard until Ctrl-C.
+    #[arg(long)]
+    hold: bool,
+    /// Start the build only when the first dashboard viewer connects.
+    #[arg(long)]
+    wait_for_viewer: bool,
+    /// Keep the history in <DIR>/history.redb (default: history is not kept).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Message encoding on the (in-process) wire: json or bincode (overrides the configuration).
+    #[arg(long)]
+    encoding: Option<String>,
+}
+
+/// The options of `run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// This instance's number when several share the topic (partition p goes to p mod n).
+    #[arg(long, requires = "instances")]
+    instance: Option<u32>,
+    /// How many instances share the topic.
+    #[arg(long, requires = "instance")]
+    instances: Option<u32>,
+    /// Stop after this many seconds without a message (default: run until stopped).
+    #[arg(long)]
+    exit_when_idle: Option<f64>,
+    /// Directory of the embedded store (used when MongoDB storage is disabled).
+    #[arg(long, default_value = "qadf-data")]
+    data_dir: PathBuf,
+    /// Rebuild the voxel grids from the stored history before consuming (after a restart).
+    #[arg(long)]
+    restore_voxels: bool,
+    /// Sampling rate of the monitors in Hz (a gap over three periods raises a dropout alert).
+    #[arg(long, default_value_t = 100_000.0)]
+    sample_rate_hz: f64,
+}
+
+/// The options of `produce-sim`.
+#[derive(clap::Args)]
+struct ProduceSimArgs {
+    /// Kafka broker host:port (overrides the configuration).
+    #[arg(long)]
+    kafka: Option<String>,
+    /// Topic (overrides the configuration).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Partitions of the topic if it has to be created.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Layers to build.
+    #[arg(long, default_value_t = 5)]
+    layers: u32,
+    /// Side of the simulated square part in mm.
+    #[arg(long, default_value_t = 5.0)]
+    part_size: f64,
+    /// Build id.
+    #[arg(long, default_value = "sim-build")]
+    build: String,
+    /// Seed of the simulator.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Inject the demo's labelled defects (hot spot, cold track, stuck sensor, dropout).
+    #[arg(long)]
+    defects: bool,
+}
+
+/// The options of `query`.
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// Start, RFC 3339 (default: the epoch).
+    #[arg(long)]
+    from: Option<String>,
+    /// End (exclusive), RFC 3339 (default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this build.
+    #[arg(long)]
+    build: Option<String>,
+    /// Only this layer.
+    #[arg(long)]
+    layer: Option<u32>,
+    /// Most samples to print.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Print the count only.
+    #[arg(long)]
+    count: bool,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Directory of the embedded store (used when MongoDB storage is disabled).
+    #[arg(long, default_value = "qadf-data")]
+    data_dir: PathBuf,
 }
 
 fn parse_time(text: Option<&str>, default: Timestamp) -> Result<Timestamp> {
@@ -191,191 +207,191 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 fn main() -> Result<()> {
     allocator::tune();
     let cli = Cli::parse();
-    let mut config = StreamingConfig::load(cli.config.as_deref())?;
+    let config = StreamingConfig::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Run { instance, instances, exit_when_idle, data_dir, restore_voxels, sample_rate_hz } => {
-            let options = production::RunOptions {
-                instance: check_instance(instance, instances)?,
-                exit_when_idle: exit_when_idle.map(|s| seconds("--exit-when-idle", s)).transpose()?,
-                data_dir,
-                restore_voxels,
-                sample_rate_hz: check_sample_rate(sample_rate_hz)?,
-                shutdown: stop_on_signals()?,
-            };
-            let report = production::run(config, options, |line| println!("{line}"))?;
-            println!(
-                "stopped: {} messages in {} polls, {} commits, {} dead letters, {} refused batches, {} alerts published{}",
-                report.messages,
-                report.polls,
-                report.commits,
-                report.dead_letters,
-                report.failed_batches,
-                report.alerts_published,
-                report.error.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default()
-            );
-            if let Some(e) = report.error {
-                anyhow::bail!(e);
-            }
-            Ok(())
+        Command::Run(args) => run_command(config, args),
+        Command::ProduceSim(args) => produce_sim_command(config, args),
+        Command::Query(args) => query_command(config, args),
+        Command::Demo(args) => demo_command(config, args),
+    }
+}
+
+/// `qadf-stream run`: consume, process, store and commit until idle or signalled.
+fn run_command(config: StreamingConfig, args: RunArgs) -> Result<()> {
+    let RunArgs { instance, instances, exit_when_idle, data_dir, restore_voxels, sample_rate_hz } = args;
+    let options = production::RunOptions {
+        instance: check_instance(instance, instances)?,
+        exit_when_idle: exit_when_idle.map(|s| seconds("--exit-when-idle", s)).transpose()?,
+        data_dir,
+        restore_voxels,
+        sample_rate_hz: check_sample_rate(sample_rate_hz)?,
+        shutdown: stop_on_signals()?,
+    };
+    let report = production::run(config, options, |line| println!("{line}"))?;
+    println!(
+        "stopped: {} messages in {} polls, {} commits, {} dead letters, {} refused batches, {} alerts published{}",
+        report.messages,
+        report.polls,
+        report.commits,
+        report.dead_letters,
+        report.failed_batches,
+        report.alerts_published,
+        report.error.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default()
+    );
+    if let Some(e) = report.error {
+        anyhow::bail!(e);
+    }
+    Ok(())
+}
+
+/// `qadf-stream produce-sim`: the simulated build to Kafka.
+fn produce_sim_command(mut config: StreamingConfig, args: ProduceSimArgs) -> Result<()> {
+    let ProduceSimArgs { kafka, topic, partitions, layers, part_size, build, seed, defects } = args;
+    if let Some(k) = kafka {
+        config.kafka_bootstrap_servers = vec![k];
+    }
+    if let Some(t) = topic {
+        config.kafka_topic = t;
+    }
+    config.validate()?;
+    let mut sim = SimConfig { layers, part_size_mm: part_size, seed, build_id: build, ..SimConfig::default() };
+    if defects {
+        sim.defects = demo::demo_defects(&sim);
+    }
+    let sent = production::produce_sim(&config, sim, partitions).context("producing the simulated build")?;
+    println!("sent {sent} samples to {}", config.kafka_topic);
+    Ok(())
+}
+
+/// `qadf-stream query`: stored history as a table, JSON lines or a count.
+fn query_command(config: StreamingConfig, args: QueryArgs) -> Result<()> {
+    let QueryArgs { from, to, build, layer, limit, count, json, data_dir } = args;
+    let q = HistoryQuery {
+        start: parse_time(from.as_deref(), Timestamp::EPOCH)?,
+        end: parse_time(to.as_deref(), Timestamp::now())?,
+        build_id: build,
+        source_id: None,
+        layer,
+        skip: 0,
+        limit: if count { usize::MAX } else { limit },
+    };
+    let found = production::query(&config, &data_dir, &q)?;
+    if count {
+        println!("{}", found.len());
+    } else if json {
+        for s in &found {
+            println!("{}", serde_json::to_string(s)?);
         }
-        Command::ProduceSim { kafka, topic, partitions, layers, part_size, build, seed, defects } => {
-            if let Some(k) = kafka {
-                config.kafka_bootstrap_servers = vec![k];
-            }
-            if let Some(t) = topic {
-                config.kafka_topic = t;
-            }
-            config.validate()?;
-            let mut sim = SimConfig { layers, part_size_mm: part_size, seed, build_id: build, ..SimConfig::default() };
-            if defects {
-                sim.defects = demo::demo_defects(&sim);
-            }
-            let sent = production::produce_sim(&config, sim, partitions).context("producing the simulated build")?;
-            println!("sent {sent} samples to {}", config.kafka_topic);
-            Ok(())
-        }
-        Command::Query { from, to, build, layer, limit, count, json, data_dir } => {
-            let q = HistoryQuery {
-                start: parse_time(from.as_deref(), Timestamp::EPOCH)?,
-                end: parse_time(to.as_deref(), Timestamp::now())?,
-                build_id: build,
-                source_id: None,
-                layer,
-                skip: 0,
-                limit: if count { usize::MAX } else { limit },
-            };
-            let found = production::query(&config, &data_dir, &q)?;
-            if count {
-                println!("{}", found.len());
-            } else if json {
-                for s in &found {
-                    println!("{}", serde_json::to_string(s)?);
-                }
-            } else {
-                println!("{:<32} {:<14} {:>5} {:>24}  signals", "timestamp", "build", "layer", "position (mm)");
-                for s in &found {
-                    let p = s
-                        .sample
-                        .position
-                        .map_or_else(|| "-".to_owned(), |p| format!("{:.2},{:.2},{:.3}", p.x, p.y, p.z));
-                    let signals: Vec<String> = s.sample.signals.iter().map(|(n, v)| format!("{n}={v:.3}")).collect();
-                    println!(
-                        "{:<32} {:<14} {:>5} {:>24}  {}",
-                        s.sample.timestamp,
-                        s.sample.build_id,
-                        s.sample.layer,
-                        p,
-                        signals.join(" ")
-                    );
-                }
-            }
-            Ok(())
-        }
-        Command::Demo {
-            layers,
-            part_size,
-            seed,
-            rate,
-            dashboard,
-            no_dashboard,
-            hold,
-            wait_for_viewer,
-            data_dir,
-            encoding,
-        } => {
-            if let Some(e) = encoding {
-                config.message_encoding = match e.as_str() {
-                    "json" => Encoding::Json,
-                    "bincode" => Encoding::Bincode,
-                    other => anyhow::bail!("--encoding: `{other}` is not an encoding; use json or bincode"),
-                };
-            }
-            anyhow::ensure!(
-                rate.is_finite() && rate >= 0.0,
-                "--rate: must be a number of samples/s >= 0 (0: no limit)"
-            );
-            let mut sim = SimConfig { layers, part_size_mm: part_size, seed, ..SimConfig::default() };
-            sim.defects = demo::demo_defects(&sim);
-            let interrupt = Arc::new(AtomicBool::new(false));
-            {
-                let interrupt = interrupt.clone();
-                ctrlc::set_handler(move || {
-                    if interrupt.swap(true, Ordering::SeqCst) {
-                        std::process::exit(130);
-                    }
-                    eprintln!("interrupted: finishing what was sent (Ctrl-C again to quit at once)");
-                })
-                .context("installing the Ctrl-C handler")?;
-            }
+    } else {
+        println!("{:<32} {:<14} {:>5} {:>24}  signals", "timestamp", "build", "layer", "position (mm)");
+        for s in &found {
+            let p = s.sample.position.map_or_else(|| "-".to_owned(), |p| format!("{:.2},{:.2},{:.3}", p.x, p.y, p.z));
+            let signals: Vec<String> = s.sample.signals.iter().map(|(n, v)| format!("{n}={v:.3}")).collect();
             println!(
-                "simulating {layers} layers of a {part_size} mm part (seed {seed}) at {}, {:?} messages of {} samples",
-                if rate > 0.0 { format!("{rate} samples/s") } else { "full speed".to_owned() },
-                config.message_encoding,
-                config.processing_batch_size
+                "{:<32} {:<14} {:>5} {:>24}  {}",
+                s.sample.timestamp,
+                s.sample.build_id,
+                s.sample.layer,
+                p,
+                signals.join(" ")
             );
-            for d in &sim.defects {
-                println!(
-                    "  injected {:?} in layer {} at ({:.1}, {:.1}) mm, radius {:.1} mm",
-                    d.kind, d.layer, d.center[0], d.center[1], d.radius_mm
-                );
-            }
-            let options = demo::DemoOptions {
-                sim,
-                rate: (rate > 0.0).then_some(rate),
-                dashboard: (!no_dashboard).then_some(dashboard),
-                data_dir,
-                hold,
-                wait_for_viewer,
-                interrupt,
-            };
-            let summary = demo::run(config, options, |event| match event {
-                demo::DemoEvent::Serving(url) => println!("live dashboard: {url}"),
-                demo::DemoEvent::Waiting => println!("waiting for a dashboard viewer before starting the build"),
-                demo::DemoEvent::Layer(layer, s) => println!(
-                    "layer {:>4}/{layers} sent: {:>9} samples, {:>9} processed, {:>9.0} samples/s, {:>3} alerts, batch p99 {:.3} ms",
-                    layer + 1,
-                    s.samples,
-                    s.processed,
-                    s.samples_per_second(),
-                    s.alerts,
-                    s.latency_ms.1
-                ),
-                demo::DemoEvent::Holding => println!("build done; the dashboard stays up until Ctrl-C"),
-            })?;
-            println!(
-                "{}: {} of {} layers, {} samples sent in {} messages, {} processed in {:.2} s ({:.0} samples/s), {} dead letters",
-                if summary.interrupted { "interrupted" } else { "done" },
-                summary.layers_done,
-                layers,
-                summary.samples,
-                summary.messages,
-                summary.processed,
-                summary.seconds,
-                summary.samples_per_second(),
-                summary.dead_letters
-            );
-            println!(
-                "quality: {} alerts; {} of {} injected defects detected, {} alerts elsewhere; batch latency p50 {:.3} ms, p99 {:.3} ms",
-                summary.alerts,
-                summary.detected,
-                summary.defects,
-                summary.false_alarms,
-                summary.latency_ms.0,
-                summary.latency_ms.1
-            );
-            println!(
-                "voxels: {} values in {} blocks ({:.1} MiB, {} out of bounds); live view: {} frames, {} dropped for slow viewers",
-                summary.voxels.totals.values_applied,
-                summary.voxels.blocks_allocated,
-                summary.voxels.bytes_used as f64 / 1048576.0,
-                summary.voxels.totals.rejected_out_of_bounds,
-                summary.feed.frames_sent,
-                summary.feed.frames_dropped
-            );
-            if let Some(e) = summary.error {
-                anyhow::bail!("the consumer stopped: {e}");
-            }
-            Ok(())
         }
     }
+    Ok(())
+}
+
+/// `qadf-stream demo`: the simulated build through the production path on embedded defaults.
+fn demo_command(mut config: StreamingConfig, args: DemoArgs) -> Result<()> {
+    let DemoArgs { layers, part_size, seed, rate, dashboard, no_dashboard, hold, wait_for_viewer, data_dir, encoding } =
+        args;
+    if let Some(e) = encoding {
+        config.message_encoding = match e.as_str() {
+            "json" => Encoding::Json,
+            "bincode" => Encoding::Bincode,
+            other => anyhow::bail!("--encoding: `{other}` is not an encoding; use json or bincode"),
+        };
+    }
+    anyhow::ensure!(rate.is_finite() && rate >= 0.0, "--rate: must be a number of samples/s >= 0 (0: no limit)");
+    let mut sim = SimConfig { layers, part_size_mm: part_size, seed, ..SimConfig::default() };
+    sim.defects = demo::demo_defects(&sim);
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let interrupt = interrupt.clone();
+        ctrlc::set_handler(move || {
+            if interrupt.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("interrupted: finishing what was sent (Ctrl-C again to quit at once)");
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    println!(
+        "simulating {layers} layers of a {part_size} mm part (seed {seed}) at {}, {:?} messages of {} samples",
+        if rate > 0.0 { format!("{rate} samples/s") } else { "full speed".to_owned() },
+        config.message_encoding,
+        config.processing_batch_size
+    );
+    for d in &sim.defects {
+        println!(
+            "  injected {:?} in layer {} at ({:.1}, {:.1}) mm, radius {:.1} mm",
+            d.kind, d.layer, d.center[0], d.center[1], d.radius_mm
+        );
+    }
+    let options = demo::DemoOptions {
+        sim,
+        rate: (rate > 0.0).then_some(rate),
+        dashboard: (!no_dashboard).then_some(dashboard),
+        data_dir,
+        hold,
+        wait_for_viewer,
+        interrupt,
+    };
+    let summary = demo::run(config, options, |event| match event {
+        demo::DemoEvent::Serving(url) => println!("live dashboard: {url}"),
+        demo::DemoEvent::Waiting => println!("waiting for a dashboard viewer before starting the build"),
+        demo::DemoEvent::Layer(layer, s) => println!(
+            "layer {:>4}/{layers} sent: {:>9} samples, {:>9} processed, {:>9.0} samples/s, {:>3} alerts, batch p99 {:.3} ms",
+            layer + 1,
+            s.samples,
+            s.processed,
+            s.samples_per_second(),
+            s.alerts,
+            s.latency_ms.1
+        ),
+        demo::DemoEvent::Holding => println!("build done; the dashboard stays up until Ctrl-C"),
+    })?;
+    println!(
+        "{}: {} of {} layers, {} samples sent in {} messages, {} processed in {:.2} s ({:.0} samples/s), {} dead letters",
+        if summary.interrupted { "interrupted" } else { "done" },
+        summary.layers_done,
+        layers,
+        summary.samples,
+        summary.messages,
+        summary.processed,
+        summary.seconds,
+        summary.samples_per_second(),
+        summary.dead_letters
+    );
+    println!(
+        "quality: {} alerts; {} of {} injected defects detected, {} alerts elsewhere; batch latency p50 {:.3} ms, p99 {:.3} ms",
+        summary.alerts,
+        summary.detected,
+        summary.defects,
+        summary.false_alarms,
+        summary.latency_ms.0,
+        summary.latency_ms.1
+    );
+    println!(
+        "voxels: {} values in {} blocks ({:.1} MiB, {} out of bounds); live view: {} frames, {} dropped for slow viewers",
+        summary.voxels.totals.values_applied,
+        summary.voxels.blocks_allocated,
+        summary.voxels.bytes_used as f64 / 1048576.0,
+        summary.voxels.totals.rejected_out_of_bounds,
+        summary.feed.frames_sent,
+        summary.feed.frames_dropped
+    );
+    if let Some(e) = summary.error {
+        anyhow::bail!("the consumer stopped: {e}");
+    }
+    Ok(())
 }
