@@ -13,7 +13,6 @@ use qadf_core_types::{
     Alert, Codec, HistoryStore, MessageSink, OffsetStore, OutgoingMessage, SampleBatch, StreamingConfig, Timestamp,
 };
 use qadf_kafka_io::{MemoryOffsetStore, in_process};
-use qadf_pipeline::{CheckpointAction, GapCheck, RangeCheck};
 use qadf_storage::EmbeddedStore;
 use qadf_voxel::ProcessorStatistics;
 
@@ -135,15 +134,6 @@ pub fn demo_defects(sim: &SimConfig) -> Vec<Defect> {
         .collect()
 }
 
-/// The demo's quality checkpoints: melt-pool temperature within 1700-2150 K (hot spots, cold
-/// tracks, a stuck sensor) and no gap longer than three sample periods (sensor dropouts).
-pub fn add_quality_checkpoints(client: &StreamingClient, sample_rate_hz: f64) {
-    let range = RangeCheck::new("melt_pool_temperature", "temperature", 1700.0, 2150.0);
-    client.add_quality_checkpoint(Arc::new(range), CheckpointAction::Continue);
-    let gap = GapCheck::new("sensor_dropout", Duration::from_secs_f64(3.0 / sample_rate_hz));
-    client.add_quality_checkpoint(Arc::new(gap), CheckpointAction::Continue);
-}
-
 /// Whether `alert` is at `defect`'s layer and within half a millimetre of its disc.
 pub fn alert_matches(alert: &Alert, defect: &Defect) -> bool {
     alert.layer == Some(defect.layer)
@@ -180,7 +170,7 @@ pub fn run(
 ) -> Result<DemoSummary, DemoError> {
     let sim = options.sim.clone();
     let client = Arc::new(StreamingClient::new(config)?);
-    add_quality_checkpoints(&client, sim.sample_rate_hz);
+    crate::checks::add_melt_pool_checks(&client, sim.sample_rate_hz);
 
     let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::default())?);
     feed.set_layers_total(Some(sim.layers));

@@ -14,6 +14,7 @@
 pub use client::{ClientError, StreamingClient};
 pub use consumer::{ConsumerError, ConsumerReport, ConsumerSinks};
 
+pub mod checks;
 mod client;
 mod consumer;
 pub mod demo;

@@ -150,7 +150,7 @@ pub fn run(
     };
     let client = Arc::new(StreamingClient::new(config)?);
     // The melt-pool checks of the demo: temperature 1700-2150 K and no gap over three sample periods.
-    qadf_client::demo::add_quality_checkpoints(&client, options.sample_rate_hz);
+    qadf_client::checks::add_melt_pool_checks(&client, options.sample_rate_hz);
     if options.restore_voxels {
         let history = stores.history().query_stream_history(&HistoryQuery::all())?;
         let n = history.len();

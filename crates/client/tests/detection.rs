@@ -18,7 +18,7 @@ fn injected_defects_are_detected_where_they_are_and_clean_layers_stay_quiet() {
     let sim = SimConfig { layers: 6, part_size_mm: 4.0, defects: defects.clone(), ..SimConfig::default() };
     let config = StreamingConfig { alert_dedup_interval_ms: 0, ..StreamingConfig::default() };
     let client = StreamingClient::new(config).unwrap();
-    qadf_client::demo::add_quality_checkpoints(&client, sim.sample_rate_hz);
+    qadf_client::checks::add_melt_pool_checks(&client, sim.sample_rate_hz);
 
     let mut simulator = Simulator::new(sim.clone(), Timestamp::now());
     let mut alerts: Vec<Alert> = Vec::new();
@@ -48,7 +48,7 @@ fn detection_rate_over_seeds_and_batch_sizes_with_default_deduplication() {
         let mut sim = SimConfig { layers: 10, part_size_mm: 5.0, seed, ..SimConfig::default() };
         sim.defects = qadf_client::demo::demo_defects(&sim);
         let client = StreamingClient::new(StreamingConfig::default()).unwrap();
-        qadf_client::demo::add_quality_checkpoints(&client, sim.sample_rate_hz);
+        qadf_client::checks::add_melt_pool_checks(&client, sim.sample_rate_hz);
         let mut simulator = Simulator::new(sim.clone(), Timestamp::now());
         let mut alerts: Vec<Alert> = Vec::new();
         for layer in 0..sim.layers {
