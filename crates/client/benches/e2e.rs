@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use qadf_client::StreamingClient;
+use qadf_client::dashboard::{DashboardServer, LiveFeed, LiveOptions};
 use qadf_client::demo::{self, DemoOptions};
-use qadf_client::live::{DashboardServer, LiveFeed, LiveOptions};
 use qadf_client::sim::{SimConfig, Simulator};
 use qadf_core_types::{Codec, Encoding, MessageSink, OutgoingMessage, SampleBatch, StreamingConfig, Timestamp};
 use serde::Deserialize;

@@ -16,7 +16,7 @@ use qadf_kafka_io::{MemoryOffsetStore, in_process};
 use qadf_storage::EmbeddedStore;
 use qadf_voxel::ProcessorStatistics;
 
-use crate::live::{DashboardServer, FeedStatistics, LiveFeed, LiveOptions};
+use crate::dashboard::{DashboardServer, FeedStatistics, LiveFeed, LiveOptions};
 use crate::sim::{Defect, DefectKind, SimConfig, Simulator};
 use crate::{ConsumerSinks, StreamingClient};
 

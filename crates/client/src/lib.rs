@@ -1,6 +1,6 @@
 //! The qadf-stream client: [`StreamingClient`] (`client.rs`: the upstream entry point and its
 //! statistics), the consumer path (`consumer.rs`), the simulated monitoring source (`sim.rs`), the
-//! demo (`demo.rs`) and the live view (`live/`: the feed, its wire format and the page server).
+//! demo (`demo.rs`) and the live dashboard (`dashboard/`: the feed, its wire format and the page server).
 //!
 //! ```
 //! use qadf_client::sim::{SimConfig, Simulator};
@@ -17,6 +17,6 @@ pub use consumer::{ConsumerError, ConsumerReport, ConsumerSinks};
 pub mod checks;
 mod client;
 mod consumer;
+pub mod dashboard;
 pub mod demo;
-pub mod live;
 pub mod sim;

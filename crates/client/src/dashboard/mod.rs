@@ -1,4 +1,4 @@
-//! The live view: a feed of versioned JSON frames ([`protocol`]) built from the client's voxel
+//! The live dashboard: a feed of versioned JSON frames ([`protocol`]) built from the client's voxel
 //! grids, alerts and statistics ([`feed`]), served with the page to browsers ([`server`]).
 
 pub mod feed;

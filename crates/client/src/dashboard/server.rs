@@ -19,7 +19,7 @@ use crossbeam_channel::RecvTimeoutError;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-use crate::live::feed::LiveFeed;
+use crate::dashboard::feed::LiveFeed;
 
 /// The page, served at `/`.
 pub const PAGE: &str = include_str!("dashboard.html");

@@ -20,7 +20,7 @@ use qadf_voxel::{Aggregation, BLOCK_EDGE, IncrementalProcessor, LayerSlice};
 use tungstenite::Utf8Bytes;
 
 use crate::StreamingClient;
-use crate::live::protocol::{Frame, Heatmap, PROTOCOL_VERSION, Progress, Tile};
+use crate::dashboard::protocol::{Frame, Heatmap, PROTOCOL_VERSION, Progress, Tile};
 
 /// How the feed publishes.
 #[derive(Clone, Debug)]

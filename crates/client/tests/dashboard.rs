@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use qadf_client::StreamingClient;
-use qadf_client::live::server::{HEAD_DEADLINE, MAX_CONNECTIONS};
-use qadf_client::live::{DashboardServer, Frame, LiveFeed, LiveOptions, PROTOCOL_VERSION};
+use qadf_client::dashboard::server::{HEAD_DEADLINE, MAX_CONNECTIONS};
+use qadf_client::dashboard::{DashboardServer, Frame, LiveFeed, LiveOptions, PROTOCOL_VERSION};
 use qadf_core_types::{Point3, Sample, StreamingConfig, Timestamp};
 use qadf_pipeline::{CheckpointAction, RangeCheck};
 use tungstenite::Utf8Bytes;
