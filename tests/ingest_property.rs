@@ -6,8 +6,9 @@
 //! Properties, checked on 100,000 messages in CI (`QADF_TEST_INGEST_CASES` changes it), in runs
 //! of 5,000 through one consumer each:
 //! - no panic, and the consumer ends without an error;
+//! - every dead letter names its message (a refused sample also its index within it);
 //! - at every commit, every message before the committed position is accounted for: dead-lettered
-//!   whole (a dead letter with its origin), or each of its samples stored or dead-lettered itself;
+//!   whole, or each of its samples stored or dead-lettered itself;
 //! - at the end everything is committed and accounted for the same way;
 //! - the process stays under 1 GiB of RSS.
 
@@ -24,7 +25,7 @@ use qadf_core_types::{
     BackendError, Codec, Encoding, HistoryStore, LogPosition, MessageSink, MessageSource, OffsetStore, OutgoingMessage,
     RawMessage, Sample, SendError, StoredSample, StreamingConfig,
 };
-use qadf_kafka_io::{DeadLetterSink, MemoryOffsetStore, ORIGIN_HEADER, in_process};
+use qadf_kafka_io::{DeadLetterSink, MemoryOffsetStore, ORIGIN_HEADER, SAMPLE_HEADER, in_process};
 use qadf_storage::EmbeddedStore;
 
 const TOPIC: &str = "am_qadf_monitoring";
@@ -119,11 +120,11 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// Dead letters as they are sent: the origin of whole messages, the content ids of single samples.
+/// Dead letters as they are sent: the offsets of whole messages; (offset, content id) of single samples.
 #[derive(Default)]
 struct Letters {
     messages: HashSet<i64>,
-    samples: HashSet<String>,
+    samples: HashSet<(i64, String)>,
 }
 
 struct RecordingSink(Arc<Mutex<Letters>>);
@@ -132,16 +133,18 @@ impl MessageSink for RecordingSink {
     fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), SendError<Vec<OutgoingMessage>>> {
         let mut letters = self.0.lock();
         for m in messages {
-            match m.headers.iter().find(|(k, _)| k == ORIGIN_HEADER) {
-                Some((_, origin)) => {
-                    let offset = String::from_utf8_lossy(origin).rsplit('/').next().unwrap().parse().unwrap();
+            let (_, origin) =
+                m.headers.iter().find(|(k, _)| k == ORIGIN_HEADER).expect("every dead letter names its message");
+            let offset: i64 = String::from_utf8_lossy(origin).rsplit('/').next().unwrap().parse().unwrap();
+            match m.headers.iter().find(|(k, _)| k == SAMPLE_HEADER) {
+                None => {
                     letters.messages.insert(offset);
                 }
-                None => {
+                Some(_) => {
                     let (sample, _): (Sample, usize) =
                         bincode::serde::decode_from_slice(&m.payload, bincode::config::standard())
                             .expect("a refused sample travels as bincode");
-                    letters.samples.insert(StoredSample::content_id(&sample));
+                    letters.samples.insert((offset, StoredSample::content_id(&sample)));
                 }
             }
         }
@@ -186,7 +189,7 @@ impl Ledger {
         let stored = self.history.stored_ids(&ids).expect("reading the history");
         let letters = self.letters.lock();
         for ((offset, id), stored) in samples.iter().zip(stored) {
-            if !stored && !letters.samples.contains(id) {
+            if !stored && !letters.samples.contains(&(*offset, id.clone())) {
                 let payload = &self.delivered.lock()[offset].payload;
                 let text: String = String::from_utf8_lossy(payload).chars().take(300).collect();
                 violations.push(format!("offset {offset}: sample {id} neither stored nor dead-lettered: {text}"));

@@ -218,6 +218,7 @@ impl Run {
                     .map(|m| DeadLetter {
                         reason: format!("the history refused this batch: {e}"),
                         origin: Some(m.origin),
+                        sample_index: None,
                         payload: m.payload,
                     })
                     .collect();
@@ -282,7 +283,11 @@ impl Run {
     /// first not stored, none is (and that partition's replay is over); otherwise every one is
     /// looked up. Assumes registered processors do not drop or rewrite samples, and a store that
     /// applies an insert request whole.
-    fn skip_stored(&mut self, batch: &mut SampleBatch, origins: &[(Origin, usize)]) -> Result<(), ConsumerError> {
+    fn skip_stored(
+        &mut self,
+        batch: &mut SampleBatch,
+        origins: &mut Vec<(Origin, usize)>,
+    ) -> Result<(), ConsumerError> {
         let Some(history) = self.sinks.history.clone() else { return Ok(()) };
         let mut runs: Vec<((String, i32), Vec<usize>)> = Vec::new();
         for (i, (origin, _)) in origins.iter().enumerate().take(batch.samples.len()) {
@@ -326,8 +331,10 @@ impl Run {
             }
         }
         let replayed = skip.iter().filter(|&&s| s).count();
-        let mut flags = skip.into_iter();
-        batch.samples.retain(|_| !flags.next().unwrap_or(false));
+        let mut flags = skip.iter();
+        batch.samples.retain(|_| !flags.next().copied().unwrap_or(false));
+        let mut flags = skip.iter();
+        origins.retain(|_| !flags.next().copied().unwrap_or(false));
         self.report.replayed += replayed as u64;
         Ok(())
     }
@@ -348,17 +355,25 @@ impl Run {
         let positions = positions_after(&messages);
         let decoded = decode_messages(&self.codec, &messages);
         self.dead_letter(&decoded.dead_letters, true)?;
-        let mut batch = decoded.batch;
-        self.skip_stored(&mut batch, &decoded.origins)?;
+        let (mut batch, mut origins) = (decoded.batch, decoded.origins);
+        self.skip_stored(&mut batch, &mut origins)?;
+        // Ids of the samples as decoded: the stored ones keep theirs, and a refused one is traced
+        // back to its message (only when there is a history or a dead-letter sink to use them).
+        let ids: Option<Vec<String>> = (self.writer.is_some() || self.sinks.dead_letters.is_some())
+            .then(|| batch.samples.iter().map(StoredSample::content_id).collect());
         match self.client.process_in_place(&mut batch) {
-            Ok(result) => {
+            Ok(mut result) => {
                 callback(&result);
+                let kept_ids = ids.and_then(|ids| attribute(ids, &origins, batch.len(), &mut result.dead_letters));
                 self.dead_letter(&result.dead_letters, false)?;
                 self.publish_alerts(&result.alerts)?;
-                // Ids are derived only when there is a history to store them in.
-                let samples = match self.writer {
-                    Some(_) => batch.samples.into_iter().map(StoredSample::from_content).collect(),
-                    None => Vec::new(),
+                let samples = match (&self.writer, kept_ids) {
+                    (None, _) => Vec::new(),
+                    (Some(_), Some(ids)) => {
+                        ids.into_iter().zip(batch.samples).map(|(id, sample)| StoredSample { id, sample }).collect()
+                    }
+                    // A registered processor changed or dropped samples: ids from what is stored.
+                    (Some(_), None) => batch.samples.into_iter().map(StoredSample::from_content).collect(),
                 };
                 self.store_then_commit(samples, positions, messages)
             }
@@ -372,6 +387,7 @@ impl Run {
                     .map(|m| DeadLetter {
                         reason: format!("batch refused: {e}"),
                         origin: Some(m.origin.clone()),
+                        sample_index: None,
                         payload: m.payload.clone(),
                     })
                     .collect();
@@ -435,6 +451,40 @@ impl Run {
         self.report.error = first_error.map(|e| e.to_string());
         self.report
     }
+}
+
+/// Traces each sample the pipeline refused (a dead letter holding it in bincode) to its message
+/// and index, walking the samples as decoded (`ids`, aligned with `origins`); returns the ids of
+/// the `kept` samples in order, or `None` when the walk does not account for them (a registered
+/// processor changed or dropped samples), leaving those dead letters without an origin.
+fn attribute(
+    ids: Vec<String>,
+    origins: &[(Origin, usize)],
+    kept: usize,
+    letters: &mut [DeadLetter],
+) -> Option<Vec<String>> {
+    if letters.is_empty() {
+        return (ids.len() == kept).then_some(ids);
+    }
+    let mut refused: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+    for (i, letter) in letters.iter().enumerate().rev() {
+        if letter.origin.is_none()
+            && let Some(sample) = letter.sample()
+        {
+            refused.entry(StoredSample::content_id(&sample)).or_default().push(i);
+        }
+    }
+    let mut kept_ids = Vec::with_capacity(kept);
+    for (id, (origin, index)) in ids.into_iter().zip(origins) {
+        match refused.get_mut(&id).and_then(Vec::pop) {
+            Some(i) => {
+                letters[i].origin = Some(origin.clone());
+                letters[i].sample_index = Some(*index);
+            }
+            None => kept_ids.push(id),
+        }
+    }
+    (kept_ids.len() == kept).then_some(kept_ids)
 }
 
 impl StreamingClient {

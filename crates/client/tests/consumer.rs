@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use qadf_client::{ConsumerSinks, StreamingClient};
 use qadf_core_types::{HistoryStore, MessageSink, MessageSource, OffsetStore, OutgoingMessage, StreamingConfig};
-use qadf_kafka_io::{AlertSink, DeadLetterSink, MemoryOffsetStore, in_process};
+use qadf_kafka_io::{AlertSink, DeadLetterSink, MemoryOffsetStore, ORIGIN_HEADER, SAMPLE_HEADER, in_process};
 use qadf_storage::EmbeddedStore;
 
 fn message(payload: String) -> OutgoingMessage {
@@ -116,6 +116,18 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
 
     let dead = dl_source.poll(10, Duration::from_millis(500)).unwrap();
     let reasons: Vec<String> = dead.iter().map(|m| String::from_utf8_lossy(&m.headers[0].1).into_owned()).collect();
+    // Every dead letter names its message; a refused sample also its index within it.
+    let header = |m: &qadf_core_types::RawMessage, name: &str| {
+        m.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let origins: Vec<(Option<String>, Option<String>)> =
+        dead.iter().map(|m| (header(m, ORIGIN_HEADER), header(m, SAMPLE_HEADER))).collect();
+    let at = |offset: i64| Some(format!("am_qadf_monitoring/0/{offset}"));
+    assert_eq!(
+        origins,
+        [(at(3), None), (at(7), Some("0".into())), (at(9), Some("0".into()))],
+        "undecodable message 3 whole; samples 0 of messages 7 and 9"
+    );
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("invalid JSON")));
     assert!(reasons.iter().any(|r| r.contains("no signals")));

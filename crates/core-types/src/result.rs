@@ -73,6 +73,10 @@ pub struct DeadLetter {
     pub reason: String,
     /// Where it came from, when it came from a log.
     pub origin: Option<Origin>,
+    /// For a single refused sample: its index within the message at `origin` (the payload is then
+    /// that sample in bincode); `None` when the payload is the whole original message.
+    #[serde(default)]
+    pub sample_index: Option<usize>,
     /// The original bytes (a message), or the rejected sample in bincode.
     pub payload: Vec<u8>,
 }
@@ -102,6 +106,24 @@ pub struct StreamingResult {
     pub stage_outputs: BTreeMap<String, serde_json::Value>,
     /// Free-form context (source, partition range, ...).
     pub metadata: BTreeMap<String, String>,
+}
+
+impl DeadLetter {
+    /// A refused sample's dead letter: the sample in bincode (standard configuration), origin and
+    /// index unknown until the consumer traces it to its message.
+    pub fn of_sample(reason: impl Into<String>, sample: &crate::Sample) -> DeadLetter {
+        DeadLetter {
+            reason: reason.into(),
+            origin: None,
+            sample_index: None,
+            payload: bincode::serde::encode_to_vec(sample, bincode::config::standard()).unwrap_or_default(),
+        }
+    }
+
+    /// The refused sample this dead letter holds, if its payload is one (see [`DeadLetter::of_sample`]).
+    pub fn sample(&self) -> Option<crate::Sample> {
+        bincode::serde::decode_from_slice(&self.payload, bincode::config::standard()).ok().map(|(s, _)| s)
+    }
 }
 
 impl StreamingResult {

@@ -10,6 +10,9 @@ use crate::topic_sink::TopicSink;
 pub const REASON_HEADER: &str = "qadf.error";
 /// Header carrying `topic/partition/offset` of the original message, when known.
 pub const ORIGIN_HEADER: &str = "qadf.origin";
+/// Header carrying, for a dead letter of one refused sample, its index within the message at
+/// [`ORIGIN_HEADER`] (the payload is then that sample in bincode, not the original message).
+pub const SAMPLE_HEADER: &str = "qadf.sample";
 /// Header carrying the original payload's length when the dead letter holds only its first bytes.
 pub const TRUNCATED_HEADER: &str = "qadf.truncated";
 /// Most original bytes a dead letter carries (a larger payload is cut, and says so in
@@ -48,6 +51,9 @@ impl DeadLetterSink {
                         ORIGIN_HEADER.to_owned(),
                         format!("{}/{}/{}", o.topic, o.partition, o.offset).into_bytes(),
                     ));
+                }
+                if let Some(index) = l.sample_index {
+                    headers.push((SAMPLE_HEADER.to_owned(), index.to_string().into_bytes()));
                 }
                 let mut payload = l.payload.clone();
                 if payload.len() > MAX_DEAD_LETTER_PAYLOAD {

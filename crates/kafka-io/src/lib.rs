@@ -46,7 +46,7 @@ pub use consumer::{
     Assignment, ConsumerConfig, ConsumerStatistics, KafkaConsumer, PartitionLag, SeekTo, SharedStatistics,
     positions_after,
 };
-pub use dead_letter::{DeadLetterSink, ORIGIN_HEADER, REASON_HEADER};
+pub use dead_letter::{DeadLetterSink, ORIGIN_HEADER, REASON_HEADER, SAMPLE_HEADER, TRUNCATED_HEADER};
 pub use error::KafkaError;
 pub use linger::LingeringProducer;
 pub use offsets::MemoryOffsetStore;

@@ -217,6 +217,7 @@ fn undecodable_messages_go_to_the_dead_letter_topic_with_their_reason() {
             Err(e) => letters.push(DeadLetter {
                 reason: e.to_string(),
                 origin: Some(m.origin.clone()),
+                sample_index: None,
                 payload: m.payload.clone(),
             }),
         }

@@ -28,6 +28,7 @@ pub fn decode_messages(codec: &Codec, messages: &[RawMessage]) -> Decoded {
             Err(e) => out.dead_letters.push(DeadLetter {
                 reason: e.to_string(),
                 origin: Some(message.origin.clone()),
+                sample_index: None,
                 payload: message.payload.clone(),
             }),
         }

@@ -41,14 +41,14 @@ impl Stage for ValidateStage {
         batch.samples.retain(|s| match s.validate_with(&self.limits) {
             Ok(()) => true,
             Err(e) => {
-                rejected.push((e, bincode::serde::encode_to_vec(s, bincode::config::standard()).unwrap_or_default()));
+                rejected.push((reason_key(&e), DeadLetter::of_sample(e.to_string(), s)));
                 false
             }
         });
-        for (e, payload) in rejected {
-            result.add_to_metric(&format!("rejected.{}", reason_key(&e)), 1.0);
+        for (key, letter) in rejected {
+            result.add_to_metric(&format!("rejected.{key}"), 1.0);
             result.rejected_count += 1;
-            result.dead_letters.push(DeadLetter { reason: e.to_string(), origin: None, payload });
+            result.dead_letters.push(letter);
         }
         Ok(())
     }

@@ -172,8 +172,7 @@ impl VoxelStage {
             true
         });
         for (s, reason, metric) in refused {
-            let payload = bincode::serde::encode_to_vec(&s, bincode::config::standard()).unwrap_or_default();
-            result.dead_letters.push(DeadLetter { reason, origin: None, payload });
+            result.dead_letters.push(DeadLetter::of_sample(reason, &s));
             result.rejected_count += 1;
             result.add_to_metric(metric, 1.0);
         }
