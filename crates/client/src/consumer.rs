@@ -1,18 +1,23 @@
-//! The consumer path: batches from any `MessageSource` (Kafka or in-process) go through the same
-//! `process_stream_batch` path and statistics as batches handed in directly.
+//! The consumer path, the one owner of delivery: batches from any `MessageSource` (Kafka or
+//! in-process) go through the same `process_stream_batch` path and statistics as batches handed
+//! in directly.
 //!
-//! Per poll, in parts of at most [`CHUNK_BYTES`] of payload: decode (undecodable messages → dead
-//! letters), process, publish the alerts (when there is an alerts sink), hand the kept samples to the history writer (which holds at most
-//! [`WRITER_QUEUE`], so memory stays bounded however the input bursts), and commit the poll's
-//! offsets only when the writer reports them stored. Every commit goes through the writer's
-//! queue, so commits stay in order. Stored positions are committed together: at most every
-//! `auto_commit_interval_ms` while messages keep coming (every poll with auto-commit off), at once
-//! when the source goes idle, and at stop. After a restart, samples stored but not yet committed
-//! are recognised and not processed twice (`skip_stored`). A batch the pipeline refuses goes to
-//! the dead-letter sink (then it is committed) or, without one, stops the consumer uncommitted, so
-//! a restart delivers it again: nothing is lost and nothing is silent. Alerts are published before
-//! their samples are stored, so every stored sample's alerts were published (at least once: a
-//! crash between the two publishes them again).
+//! Per poll, in parts of at most [`CHUNK_BYTES`] of payload: decode under the ingest limits
+//! (undecodable messages → dead letters), skip what a killed run already stored (`skip_stored`),
+//! process (refused samples → dead letters traced to their message and index), publish the alerts
+//! (when there is an alerts sink), hand the kept samples to the history writer (which holds at
+//! most [`WRITER_QUEUE`], so memory stays bounded however the input bursts) with the job's raw
+//! messages kept in flight, and commit a position only when the writer reports its data stored.
+//! Completions come back in order, so commits stay in order. A job the store refuses for good goes
+//! whole to the dead-letter sink before its position may be committed, or (`on_store_failure =
+//! "stop"`, or no dead-letter sink) halts the consumer with nothing after it committed. Stored
+//! positions are committed together: at most every `auto_commit_interval_ms` while messages keep
+//! coming (every poll with auto-commit off), at once when the source goes idle, and at stop;
+//! transient failures of commits, polls and look-ups are retried with the one [`Backoff`]. A batch
+//! the pipeline refuses goes to the dead-letter sink (then it is committed) or, without one, stops
+//! the consumer uncommitted, so a restart delivers it again: nothing is lost and nothing is
+//! silent. Alerts are published before their samples are stored, so every stored sample's alerts
+//! were published (at least once: a crash between the two publishes them again).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
