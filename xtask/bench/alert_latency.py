@@ -1,13 +1,19 @@
 """Alert latency of `qadf-stream run`, measured from outside with confluent-kafka (librdkafka).
 
 Usage: alert_latency.py create BROKER TOPIC ALERTS
-       alert_latency.py measure BROKER TOPIC ALERTS RATE SECONDS
+       alert_latency.py measure BROKER TOPIC ALERTS RATE SECONDS [REFERENCE_WAIT_MS]
 
 `measure` produces single-sample JSON messages to TOPIC at RATE messages/s for SECONDS; every
 50 ms one sample is out of range (3000 K) on a fresh layer, so `run`'s range check raises one
 alert for it. It reads ALERTS and records produce -> alert received per spike, and reads TOPIC
 itself with a second consumer: the broker's own produce -> consume latency for the same messages,
-in the same seconds. Prints one JSON object.
+in the same seconds. Prints one JSON object, with how many messages each reader received: a
+percentile over only the messages that arrived says nothing about the ones that did not.
+
+The broker's own reader uses `fetch.wait.max.ms = REFERENCE_WAIT_MS` (default 20). Tansu 0.6.0's
+memory engine lists a partition's records from the start on every fetch, within the fetch's wait:
+with 1 ms a reader stops receiving once the partition holds ~1,300 records (librdkafka and
+rskafka alike), so a 1 ms reference would measure only the first second of the run.
 """
 import json
 import sys
@@ -38,10 +44,11 @@ def create(broker, topic, alerts):
                 raise
 
 
-def measure(broker, topic, alerts, rate, seconds):
+def measure(broker, topic, alerts, rate, seconds, reference_wait_ms=20):
     producer = Producer({"bootstrap.servers": broker, "linger.ms": 0, "acks": "all"})
     alert_reader = Consumer(dict(FAST, **{"bootstrap.servers": broker, "group.id": "lat-a-%d" % time.time_ns()}))
-    probe = Consumer(dict(FAST, **{"bootstrap.servers": broker, "group.id": "lat-p-%d" % time.time_ns()}))
+    probe = Consumer(dict(FAST, **{"bootstrap.servers": broker, "group.id": "lat-p-%d" % time.time_ns(),
+                                   "fetch.wait.max.ms": int(reference_wait_ms)}))
     alert_reader.subscribe([alerts])
     probe.subscribe([topic])
     # Wait for both assignments before the clock starts.
@@ -100,6 +107,7 @@ def measure(broker, topic, alerts, rate, seconds):
         "alerts": len(alert_lat), "alerts_missing": len(spike_at),
         "alert_p50_ms": percentile(alert_lat, 50), "alert_p99_ms": percentile(alert_lat, 99),
         "alert_max_ms": max(alert_lat) if alert_lat else None,
+        "broker_received": len(broker_lat), "broker_wait_ms": int(reference_wait_ms),
         "broker_p50_ms": percentile(broker_lat, 50), "broker_p99_ms": percentile(broker_lat, 99),
         "achieved_rate": total / max(1e-9, produced),
     }))
@@ -109,4 +117,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "create":
         create(*sys.argv[2:5])
     else:
-        measure(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6]))
+        measure(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6]), *sys.argv[7:8])

@@ -13,6 +13,10 @@ use crate::services::{Layout, Service};
 /// Message rates measured (single-sample JSON messages per second).
 pub const RATES: [u32; 3] = [1_000, 5_000, 10_000];
 
+/// `fetch.wait.max.ms` of the broker's own reader: Tansu 0.6.0 lists a partition from its start
+/// within each fetch's wait, so a 1 ms reader stops receiving after ~1,300 records (see the script).
+const REFERENCE_WAIT_MS: u32 = 20;
+
 /// Measures each rate for `seconds` with a fresh `run`, and returns one report line per rate.
 pub fn bench(root: &Path, binary: &Path, seconds: u32) -> Result<Vec<String>> {
     let layout = Layout::new(root);
@@ -21,8 +25,9 @@ pub fn bench(root: &Path, binary: &Path, seconds: u32) -> Result<Vec<String>> {
     let script = root.join("xtask/bench/alert_latency.py");
     let broker = Service::Kafka.addr();
     let mut lines = vec![format!(
-        "produce -> alert on the alerts topic vs the broker's own produce -> consume, {seconds} s per rate, \
-         one 3000 K spike on a fresh layer every 50 ms (confluent-kafka {})",
+        "produce -> alert on the alerts topic vs the broker's own produce -> consume (librdkafka, \
+         fetch.wait.max.ms = {REFERENCE_WAIT_MS}), {seconds} s per rate, one 3000 K spike on a fresh layer every 50 ms \
+         (confluent-kafka {})",
         script.display()
     )];
     for rate in RATES {
@@ -55,7 +60,15 @@ pub fn bench(root: &Path, binary: &Path, seconds: u32) -> Result<Vec<String>> {
             .spawn()
             .context("starting qadf-stream run")?;
         std::thread::sleep(Duration::from_secs(3)); // connected and fetching
-        let measured = py(&["measure", &broker, &topic, &alerts, &rate.to_string(), &seconds.to_string()]);
+        let measured = py(&[
+            "measure",
+            &broker,
+            &topic,
+            &alerts,
+            &rate.to_string(),
+            &seconds.to_string(),
+            &REFERENCE_WAIT_MS.to_string(),
+        ]);
         let _ = Command::new("kill").args(["-TERM", &run.id().to_string()]).status();
         let _ = run.wait();
         let _ = std::fs::remove_dir_all(&data);

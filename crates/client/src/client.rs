@@ -2,15 +2,12 @@
 //! directly and, later, for batches from a consumer, with correct statistics.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use qadf_core_types::{
-    LatencySummary, Point3, SampleBatch, Stage, StreamStatistics, StreamingConfig, StreamingResult, Timestamp,
-};
+use qadf_core_types::{Point3, SampleBatch, Stage, StreamStatistics, StreamingConfig, StreamingResult};
 use qadf_pipeline::{
-    CheckpointAction, LatencyRecorder, Pipeline, PipelineBuilder, PipelineError, QualityCheck, ThroughputMeter,
-    ValidateStage, VoxelStage,
+    CheckpointAction, Metrics, Pipeline, PipelineBuilder, PipelineError, QualityCheck, ValidateStage, VoxelStage,
 };
 use qadf_voxel::VoxelGrid;
 
@@ -44,36 +41,6 @@ pub enum ClientError {
 /// Window of the sliding throughput figure.
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(10);
 
-struct Counters {
-    started: Instant,
-    latency: LatencyRecorder,
-    throughput: ThroughputMeter,
-    messages: u64,
-    batches: u64,
-    total_ms: f64,
-    errors: u64,
-    dead_letters: u64,
-    consumer_lag: u64,
-    last_update: Option<Timestamp>,
-}
-
-impl Counters {
-    fn new() -> Counters {
-        Counters {
-            started: Instant::now(),
-            latency: LatencyRecorder::default(),
-            throughput: ThroughputMeter::new(THROUGHPUT_WINDOW),
-            messages: 0,
-            batches: 0,
-            total_ms: 0.0,
-            errors: 0,
-            dead_letters: 0,
-            consumer_lag: 0,
-            last_update: None,
-        }
-    }
-}
-
 /// Processes monitoring batches through validation, voxel fusion, registered processors and
 /// quality checkpoints, keeping the statistics the Python original promised (correctly).
 pub struct StreamingClient {
@@ -81,8 +48,8 @@ pub struct StreamingClient {
     voxels: Arc<VoxelStage>,
     processors: Mutex<Vec<(String, Arc<dyn Stage>)>>,
     checkpoints: Mutex<Vec<(Arc<dyn QualityCheck>, CheckpointAction)>>,
+    /// The current pipeline; its metrics are the client's statistics (kept across rebuilds).
     pipeline: RwLock<Arc<Pipeline>>,
-    counters: Mutex<Counters>,
     pub(crate) consumer: Mutex<Option<crate::consumer::ConsumerLoop>>,
 }
 
@@ -103,8 +70,7 @@ impl StreamingClient {
             voxels,
             processors: Mutex::default(),
             checkpoints: Mutex::default(),
-            pipeline: RwLock::new(Arc::new(PipelineBuilder::new().build())),
-            counters: Mutex::new(Counters::new()),
+            pipeline: RwLock::new(Arc::new(PipelineBuilder::new().throughput_window(THROUGHPUT_WINDOW).build())),
             consumer: Mutex::new(None),
         };
         client.rebuild();
@@ -121,9 +87,16 @@ impl StreamingClient {
         &self.voxels
     }
 
-    /// Builds a new immutable pipeline from the current processors and checkpoints.
+    /// Builds a new immutable pipeline from the current processors and checkpoints, counting
+    /// into the same metrics as the one it replaces.
     fn rebuild(&self) {
+        let metrics = self.metrics(); // the read guard must be gone before the rebuild writes
+        self.rebuild_with(metrics);
+    }
+
+    fn rebuild_with(&self, metrics: Arc<Metrics>) {
         let mut builder = PipelineBuilder::new()
+            .metrics(metrics)
             .dedup_interval(Duration::from_millis(self.config.alert_dedup_interval_ms))
             .add_stage(Arc::new(ValidateStage::new(self.config.ingest_limits())))
             .add_stage(self.voxels.clone());
@@ -177,27 +150,7 @@ impl StreamingClient {
     /// Like `process_stream_batch`, leaving the samples the pipeline kept in `batch`.
     pub(crate) fn process_in_place(&self, batch: &mut SampleBatch) -> Result<StreamingResult, ClientError> {
         let pipeline = self.pipeline.read().clone();
-        let started = Instant::now();
-        let outcome = pipeline.process_batch(batch);
-        let elapsed = started.elapsed();
-        let mut c = self.counters.lock();
-        match &outcome {
-            Ok(result) => {
-                c.messages += result.processed_count as u64;
-                c.batches += 1;
-                c.total_ms += elapsed.as_secs_f64() * 1e3;
-                c.latency.record(elapsed);
-                c.throughput.record(result.processed_count as u64);
-                c.dead_letters += result.dead_letters.len() as u64;
-                c.last_update = Some(Timestamp::now());
-            }
-            Err(e) => {
-                c.errors += 1;
-                c.dead_letters += e.partial().map_or(0, |p| p.dead_letters.len() as u64);
-            }
-        }
-        drop(c);
-        Ok(outcome?)
+        Ok(pipeline.process_batch(batch)?)
     }
 
     /// Fuses already-processed samples (e.g. history after a restart) into the voxel grids only:
@@ -221,39 +174,34 @@ impl StreamingClient {
             && sample.position.is_none_or(|p| self.voxels.contains(&p))
     }
 
-    /// Records the consumer's lag (messages behind the log end, over all partitions).
-    pub fn record_consumer_lag(&self, lag: u64) {
-        self.counters.lock().consumer_lag = lag;
+    /// The counters behind the statistics (per stage and checkpoint too), shared by every pipeline
+    /// the client builds.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.pipeline.read().shared_metrics().clone()
     }
 
-    /// Counts dead letters found before the pipeline (undecodable messages).
-    pub fn record_dead_letters(&self, n: u64) {
-        self.counters.lock().dead_letters += n;
-    }
-
-    /// Throughput over a sliding window and over uptime, latency, errors (the upstream `get_stream_statistics`).
+    /// Throughput over a sliding window and over uptime, latency, errors (the upstream
+    /// `get_stream_statistics`): a view of [`StreamingClient::metrics`].
     pub fn get_stream_statistics(&self) -> StreamStatistics {
-        let c = self.counters.lock();
-        let t = c.throughput.snapshot();
-        let latency: LatencySummary = c.latency.summary();
+        let m = self.metrics().snapshot();
         StreamStatistics {
-            messages_processed: c.messages,
-            batches_processed: c.batches,
-            total_processing_time_ms: c.total_ms,
-            latency,
-            throughput_window: t.per_second_window,
-            throughput_uptime: t.per_second_uptime,
-            uptime_seconds: c.started.elapsed().as_secs_f64(),
-            last_update_time: c.last_update,
-            errors: c.errors,
-            dead_letters: c.dead_letters,
-            consumer_lag: c.consumer_lag,
+            messages_processed: m.samples.total,
+            batches_processed: m.batches_processed,
+            total_processing_time_ms: m.total_processing_ms,
+            latency: m.end_to_end,
+            throughput_window: m.samples.per_second_window,
+            throughput_uptime: m.samples.per_second_uptime,
+            uptime_seconds: m.samples.uptime_seconds,
+            last_update_time: m.last_batch,
+            errors: m.batches_failed,
+            dead_letters: m.dead_letters,
+            consumer_lag: m.consumer_lag,
         }
     }
 
-    /// Zeroes the statistics (the upstream `reset_statistics`).
+    /// Zeroes the statistics (the upstream `reset_statistics`): the next pipeline counts afresh.
     pub fn reset_statistics(&self) {
-        *self.counters.lock() = Counters::new();
+        self.rebuild_with(Arc::new(Metrics::new(THROUGHPUT_WINDOW)));
     }
 }
 

@@ -263,7 +263,7 @@ impl Run {
             return Ok(());
         }
         if unseen {
-            self.client.record_dead_letters(letters.len() as u64);
+            self.client.metrics().record_dead_letters(letters.len() as u64);
         }
         match &self.sinks.dead_letters {
             Some(dlq) => dlq.send(letters).map_err(|e| ConsumerError::DeadLetters(e.error))?,
@@ -417,7 +417,7 @@ impl Run {
                 self.flush_commits(false)?;
                 let polled = self.source.poll(max, wait);
                 if let Some(lag) = self.source.lag() {
-                    self.client.record_consumer_lag(lag.iter().map(|&(_, l)| l).sum());
+                    self.client.metrics().record_consumer_lag(lag.iter().map(|&(_, l)| l).sum());
                 }
                 if polled.is_ok() {
                     self.poll_backoff.reset();

@@ -40,7 +40,9 @@ pub use checkpoint::{
 pub use decode::{Decoded, decode_messages};
 pub use dedup::{AlertDeduplicator, MAX_REMEMBERED_CONDITIONS};
 pub use error::PipelineError;
-pub use metrics::{CheckpointStats, LatencyRecorder, PipelineMetrics, StageMetrics, Throughput, ThroughputMeter};
+pub use metrics::{
+    CheckpointStats, LatencyRecorder, Metrics, PipelineMetrics, StageMetrics, Throughput, ThroughputMeter,
+};
 pub use parallel::{Completed, ParallelProcessor, TrySubmitError};
 pub use pipeline::{ErrorPolicy, Pipeline, PipelineBuilder, Step, create_processing_pipeline};
 pub use stages::{

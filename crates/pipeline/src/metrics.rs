@@ -1,12 +1,18 @@
 //! Latency histograms (HdrHistogram), throughput over a sliding window and over uptime, error and
 //! checkpoint counts. Snapshots are serializable and never contain infinities.
+//!
+//! [`Metrics`] is the one owner of processing statistics: every pipeline built with the same
+//! `Metrics` counts into it, so the figures survive a rebuild, and `StreamingClient`'s statistics
+//! are a view of it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use qadf_core_types::{LatencySummary, finite_ratio};
+use qadf_core_types::{LatencySummary, Timestamp, finite_ratio};
 use serde::{Deserialize, Serialize};
 
 /// Longest latency the histograms resolve (longer ones are recorded as this).
@@ -176,6 +182,125 @@ pub struct PipelineMetrics {
     pub alerts_emitted: u64,
     /// Alerts suppressed as duplicates.
     pub alerts_suppressed: u64,
+    /// Dead letters: samples the stages refused, and messages refused before the pipeline.
+    pub dead_letters: u64,
+    /// Time spent in completed batches, in milliseconds.
+    pub total_processing_ms: f64,
+    /// When the last batch completed.
+    pub last_batch: Option<Timestamp>,
+    /// Messages behind the log end over all partitions, as the consumer last reported.
+    pub consumer_lag: u64,
+}
+
+/// Latency and failure counters of one step (steps sharing a name share them).
+#[derive(Debug, Default)]
+pub(crate) struct StepCounters {
+    pub(crate) latency: LatencyRecorder,
+    pub(crate) errors: AtomicU64,
+    pub(crate) panics: AtomicU64,
+}
+
+/// The live counters behind [`PipelineMetrics`]; share one between pipelines (an `Arc`) so a
+/// rebuild keeps counting where the last pipeline stopped.
+#[derive(Debug)]
+pub struct Metrics {
+    steps: Mutex<BTreeMap<String, Arc<StepCounters>>>,
+    checkpoints: Mutex<BTreeMap<String, Arc<Mutex<CheckpointStats>>>>,
+    pub(crate) end_to_end: LatencyRecorder,
+    pub(crate) samples: ThroughputMeter,
+    pub(crate) batches_processed: AtomicU64,
+    pub(crate) batches_failed: AtomicU64,
+    pub(crate) errors_total: AtomicU64,
+    pub(crate) alerts_emitted: AtomicU64,
+    pub(crate) alerts_suppressed: AtomicU64,
+    dead_letters: AtomicU64,
+    processing_ns: AtomicU64,
+    /// Nanoseconds since the epoch of the last completed batch; `i64::MIN` before the first.
+    last_batch_ns: AtomicI64,
+    consumer_lag: AtomicU64,
+}
+
+impl Metrics {
+    /// Fresh counters with a throughput window of `throughput_window`.
+    pub fn new(throughput_window: Duration) -> Metrics {
+        Metrics {
+            steps: Mutex::default(),
+            checkpoints: Mutex::default(),
+            end_to_end: LatencyRecorder::default(),
+            samples: ThroughputMeter::new(throughput_window),
+            batches_processed: AtomicU64::new(0),
+            batches_failed: AtomicU64::new(0),
+            errors_total: AtomicU64::new(0),
+            alerts_emitted: AtomicU64::new(0),
+            alerts_suppressed: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            processing_ns: AtomicU64::new(0),
+            last_batch_ns: AtomicI64::new(i64::MIN),
+            consumer_lag: AtomicU64::new(0),
+        }
+    }
+
+    /// The counters of the step named `name`.
+    pub(crate) fn step(&self, name: &str) -> Arc<StepCounters> {
+        self.steps.lock().entry(name.to_owned()).or_default().clone()
+    }
+
+    /// The pass/fail counts of the checkpoint named `name`.
+    pub(crate) fn checkpoint(&self, name: &str) -> Arc<Mutex<CheckpointStats>> {
+        self.checkpoints.lock().entry(name.to_owned()).or_default().clone()
+    }
+
+    /// Counts a completed batch of `samples` that took `elapsed`.
+    pub(crate) fn batch_done(&self, samples: usize, elapsed: Duration) {
+        self.end_to_end.record(elapsed);
+        self.samples.record(samples as u64);
+        self.batches_processed.fetch_add(1, Ordering::Relaxed);
+        self.processing_ns.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.last_batch_ns.store(Timestamp::now().as_nanos(), Ordering::Relaxed);
+    }
+
+    /// Counts dead letters (the pipeline's own, or messages refused before it, such as undecodable ones).
+    pub fn record_dead_letters(&self, n: u64) {
+        self.dead_letters.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records the consumer's lag (messages behind the log end, over all partitions).
+    pub fn record_consumer_lag(&self, lag: u64) {
+        self.consumer_lag.store(lag, Ordering::Relaxed);
+    }
+
+    /// A snapshot of every counter.
+    pub fn snapshot(&self) -> PipelineMetrics {
+        let stages = self
+            .steps
+            .lock()
+            .iter()
+            .map(|(name, c)| {
+                let m = StageMetrics {
+                    latency: c.latency.summary(),
+                    errors: c.errors.load(Ordering::Relaxed),
+                    panics: c.panics.load(Ordering::Relaxed),
+                };
+                (name.clone(), m)
+            })
+            .collect();
+        let last = self.last_batch_ns.load(Ordering::Relaxed);
+        PipelineMetrics {
+            stages,
+            checkpoints: self.checkpoints.lock().iter().map(|(name, s)| (name.clone(), *s.lock())).collect(),
+            end_to_end: self.end_to_end.summary(),
+            batches_processed: self.batches_processed.load(Ordering::Relaxed),
+            batches_failed: self.batches_failed.load(Ordering::Relaxed),
+            samples: self.samples.snapshot(),
+            errors_total: self.errors_total.load(Ordering::Relaxed),
+            alerts_emitted: self.alerts_emitted.load(Ordering::Relaxed),
+            alerts_suppressed: self.alerts_suppressed.load(Ordering::Relaxed),
+            dead_letters: self.dead_letters.load(Ordering::Relaxed),
+            total_processing_ms: self.processing_ns.load(Ordering::Relaxed) as f64 / 1e6,
+            last_batch: (last != i64::MIN).then(|| Timestamp::from_nanos(last)),
+            consumer_lag: self.consumer_lag.load(Ordering::Relaxed),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,9 @@
 //! never share a mutable stage list (the Python original's aliasing defect). Stage failures and
 //! panics are counted once, with the stage's name, and handled by the [`ErrorPolicy`].
 
-use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -17,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{CheckpointAction, QualityCheck};
 use crate::dedup::AlertDeduplicator;
 use crate::error::PipelineError;
-use crate::metrics::{CheckpointStats, LatencyRecorder, PipelineMetrics, StageMetrics, ThroughputMeter};
+use crate::metrics::{CheckpointStats, Metrics, PipelineMetrics, StepCounters};
 
 /// What happens to a batch when a stage fails or panics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +57,7 @@ pub struct PipelineBuilder {
     error_policy: ErrorPolicy,
     dedup_interval: Duration,
     throughput_window: Duration,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for PipelineBuilder {
@@ -67,6 +67,7 @@ impl Default for PipelineBuilder {
             error_policy: ErrorPolicy::default(),
             dedup_interval: Duration::from_secs(1),
             throughput_window: Duration::from_secs(10),
+            metrics: None,
         }
     }
 }
@@ -113,38 +114,37 @@ impl PipelineBuilder {
         self
     }
 
-    /// Sets the throughput sliding window (default 10 s).
+    /// Sets the throughput sliding window (default 10 s; ignored with [`PipelineBuilder::metrics`]).
     pub fn throughput_window(mut self, window: Duration) -> PipelineBuilder {
         self.throughput_window = window;
         self
     }
 
-    /// The pipeline, with fresh metrics.
+    /// Counts into `metrics` (shared with earlier pipelines) instead of fresh counters.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> PipelineBuilder {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The pipeline, counting into the given metrics or fresh ones.
     pub fn build(self) -> Pipeline {
-        let step_counters = self.steps.iter().map(|_| StageCounters::default()).collect();
-        let checkpoints = self
+        let metrics = self.metrics.unwrap_or_else(|| Arc::new(Metrics::new(self.throughput_window)));
+        let counters = self
             .steps
             .iter()
-            .filter(|s| matches!(s, Step::Checkpoint(..)))
-            .map(|s| (s.name().to_owned(), Mutex::new(CheckpointStats::default())))
+            .map(|s| {
+                let checkpoint = matches!(s, Step::Checkpoint(..)).then(|| metrics.checkpoint(s.name()));
+                (metrics.step(s.name()), checkpoint)
+            })
             .collect();
         Pipeline {
             steps: self.steps.into(),
+            counters,
             error_policy: self.error_policy,
             dedup: AlertDeduplicator::new(self.dedup_interval),
             dedup_interval: self.dedup_interval,
             throughput_window: self.throughput_window,
-            metrics: Metrics {
-                steps: step_counters,
-                checkpoints,
-                end_to_end: LatencyRecorder::default(),
-                samples: ThroughputMeter::new(self.throughput_window),
-                batches_processed: AtomicU64::new(0),
-                batches_failed: AtomicU64::new(0),
-                errors_total: AtomicU64::new(0),
-                alerts_emitted: AtomicU64::new(0),
-                alerts_suppressed: AtomicU64::new(0),
-            },
+            metrics,
         }
     }
 }
@@ -154,34 +154,16 @@ pub fn create_processing_pipeline(stages: Vec<Arc<dyn Stage>>) -> Pipeline {
     stages.into_iter().fold(PipelineBuilder::new(), PipelineBuilder::add_stage).build()
 }
 
-#[derive(Default)]
-struct StageCounters {
-    latency: LatencyRecorder,
-    errors: AtomicU64,
-    panics: AtomicU64,
-}
-
-struct Metrics {
-    /// One per step, in step order.
-    steps: Vec<StageCounters>,
-    checkpoints: BTreeMap<String, Mutex<CheckpointStats>>,
-    end_to_end: LatencyRecorder,
-    samples: ThroughputMeter,
-    batches_processed: AtomicU64,
-    batches_failed: AtomicU64,
-    errors_total: AtomicU64,
-    alerts_emitted: AtomicU64,
-    alerts_suppressed: AtomicU64,
-}
-
 /// An immutable, shareable (`Send + Sync`) pipeline of stages and checkpoints.
 pub struct Pipeline {
     steps: Arc<[Step]>,
+    /// Per step, in step order: its counters and, for a checkpoint, its pass/fail counts.
+    counters: Vec<(Arc<StepCounters>, Option<Arc<Mutex<CheckpointStats>>>)>,
     error_policy: ErrorPolicy,
     dedup: AlertDeduplicator,
     dedup_interval: Duration,
     throughput_window: Duration,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 /// What a stage did with a batch.
@@ -191,14 +173,21 @@ enum Failure {
 }
 
 impl Pipeline {
-    /// A builder starting from this pipeline's steps and settings (metrics start fresh).
+    /// A builder starting from this pipeline's steps and settings (metrics start fresh; pass
+    /// [`Pipeline::shared_metrics`] to [`PipelineBuilder::metrics`] to keep counting).
     pub fn to_builder(&self) -> PipelineBuilder {
         PipelineBuilder {
             steps: self.steps.to_vec(),
             error_policy: self.error_policy,
             dedup_interval: self.dedup_interval,
             throughput_window: self.throughput_window,
+            metrics: None,
         }
+    }
+
+    /// The counters this pipeline counts into.
+    pub fn shared_metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Names of the steps, in order.
@@ -220,7 +209,7 @@ impl Pipeline {
     pub fn process_batch(&self, batch: &mut SampleBatch) -> Result<StreamingResult, PipelineError> {
         let started = Instant::now();
         let mut result = StreamingResult::default();
-        for (step, counters) in self.steps.iter().zip(&self.metrics.steps) {
+        for (step, (counters, checkpoint_stats)) in self.steps.iter().zip(&self.counters) {
             match step {
                 Step::Stage(stage) => {
                     let t = Instant::now();
@@ -264,8 +253,8 @@ impl Pipeline {
                     let t = Instant::now();
                     let outcome = check.check(batch);
                     counters.latency.record(t.elapsed());
-                    {
-                        let mut stats = self.metrics.checkpoints[check.name()].lock();
+                    if let Some(stats) = checkpoint_stats {
+                        let mut stats = stats.lock();
                         stats.passed += outcome.passed;
                         stats.failed += outcome.failed;
                         stats.pass_rate = Some(stats.passed as f64 / (stats.passed + stats.failed).max(1) as f64);
@@ -290,9 +279,8 @@ impl Pipeline {
         result.timestamp = Timestamp::now();
         let elapsed = started.elapsed();
         result.processing_time_ms = elapsed.as_secs_f64() * 1e3;
-        self.metrics.end_to_end.record(elapsed);
-        self.metrics.samples.record(batch.len() as u64);
-        self.metrics.batches_processed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.record_dead_letters(result.dead_letters.len() as u64);
+        self.metrics.batch_done(batch.len(), elapsed);
         Ok(result)
     }
 
@@ -307,36 +295,13 @@ impl Pipeline {
 
     fn fail(&self, error: PipelineError) -> PipelineError {
         self.metrics.batches_failed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.record_dead_letters(error.partial().map_or(0, |p| p.dead_letters.len() as u64));
         error
     }
 
-    /// Per step name (steps sharing a name are summed; latencies of the first are reported).
-    fn stage_metrics(&self) -> BTreeMap<String, StageMetrics> {
-        let mut out: BTreeMap<String, StageMetrics> = BTreeMap::new();
-        for (step, c) in self.steps.iter().zip(&self.metrics.steps) {
-            let entry = out
-                .entry(step.name().to_owned())
-                .or_insert_with(|| StageMetrics { latency: c.latency.summary(), ..StageMetrics::default() });
-            entry.errors += c.errors.load(Ordering::Relaxed);
-            entry.panics += c.panics.load(Ordering::Relaxed);
-        }
-        out
-    }
-
-    /// A snapshot of the metrics.
+    /// A snapshot of the metrics (of every pipeline sharing them).
     pub fn metrics(&self) -> PipelineMetrics {
-        let m = &self.metrics;
-        PipelineMetrics {
-            stages: self.stage_metrics(),
-            checkpoints: m.checkpoints.iter().map(|(name, s)| (name.clone(), *s.lock())).collect(),
-            end_to_end: m.end_to_end.summary(),
-            batches_processed: m.batches_processed.load(Ordering::Relaxed),
-            batches_failed: m.batches_failed.load(Ordering::Relaxed),
-            samples: m.samples.snapshot(),
-            errors_total: m.errors_total.load(Ordering::Relaxed),
-            alerts_emitted: m.alerts_emitted.load(Ordering::Relaxed),
-            alerts_suppressed: m.alerts_suppressed.load(Ordering::Relaxed),
-        }
+        self.metrics.snapshot()
     }
 }
 

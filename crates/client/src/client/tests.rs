@@ -1,6 +1,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use qadf_core_types::{Codec, Encoding, Sample};
+use qadf_core_types::{Codec, Encoding, Sample, Timestamp};
 use qadf_pipeline::{FnStage, RangeCheck};
 
 use super::*;
@@ -102,4 +102,34 @@ fn an_invalid_config_is_refused_with_the_field_named() {
     let bad = StreamingConfig { voxel_resolution: -1.0, ..StreamingConfig::default() };
     let err = StreamingClient::new(bad).err().unwrap().to_string();
     assert!(err.contains("voxel_resolution"), "{err}");
+}
+
+/// One owner of the statistics: adding a processor or a checkpoint rebuilds the pipeline, and the
+/// statistics (and the per-stage and per-checkpoint counts behind them) go on from where they were.
+#[test]
+fn statistics_survive_a_pipeline_rebuild_and_are_the_pipelines_metrics() {
+    let client = StreamingClient::new(config()).unwrap();
+    client.process_stream_batch(batch(100, 1900.0)).unwrap();
+    client.add_quality_checkpoint(
+        Arc::new(RangeCheck::new("limit", "temperature", 1500.0, 2100.0)),
+        CheckpointAction::Continue,
+    );
+    client.process_stream_batch(batch(50, 2300.0)).unwrap();
+    let s = client.get_stream_statistics();
+    assert_eq!((s.messages_processed, s.batches_processed, s.latency.count), (150, 2, 2), "{s:?}");
+    assert!(s.last_update_time.is_some() && s.total_processing_time_ms > 0.0, "{s:?}");
+    let m = client.metrics().snapshot();
+    assert_eq!(m.stages["validate"].latency.count, 2, "the validate stage ran in both pipelines: {m:?}");
+    let limit = m.checkpoints["limit"];
+    assert_eq!((limit.passed + limit.failed, m.alerts_emitted), (50, 1), "only the second batch met the checkpoint");
+    assert_eq!((m.samples.total, m.batches_processed), (s.messages_processed, s.batches_processed));
+    client.metrics().record_dead_letters(3);
+    client.metrics().record_consumer_lag(7);
+    let s = client.get_stream_statistics();
+    assert_eq!((s.dead_letters, s.consumer_lag), (3, 7));
+    client.reset_statistics();
+    let s = client.get_stream_statistics();
+    assert_eq!((s.messages_processed, s.batches_processed, s.dead_letters), (0, 0, 0));
+    client.process_stream_batch(batch(10, 1900.0)).unwrap();
+    assert_eq!(client.get_stream_statistics().messages_processed, 10, "the reset pipeline counts again");
 }
