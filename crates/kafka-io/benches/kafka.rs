@@ -92,8 +92,6 @@ fn main() {
         group: "bench".into(),
         assignment: Assignment::All,
         auto_offset_reset: OffsetReset::Earliest,
-        enable_auto_commit: false,
-        auto_commit_interval: Duration::from_secs(5),
         fetch_max_bytes: 4 << 20,
         request_timeout: Duration::from_secs(10),
     };
@@ -104,23 +102,6 @@ fn main() {
         delivered += plain.poll_messages(10_000, Duration::from_millis(100)).unwrap().len();
     }
     let plain_rate = delivered as f64 / t.elapsed().as_secs_f64();
-
-    // Threaded: the consumer thread fetches while this thread decodes (2 cores).
-    let threaded = qadf_kafka_io::spawn(
-        KafkaConsumer::new(config.clone(), Arc::new(MemoryOffsetStore::default())).unwrap(),
-        10_000,
-        Duration::from_millis(100),
-        4,
-    );
-    let t = Instant::now();
-    let mut decoded = 0usize;
-    while decoded < n {
-        let d = threaded.recv_timeout(Duration::from_secs(10)).expect("a batch");
-        decoded += d.messages.iter().map(|m| codec.decode(&m.payload).map_or(0, |b| b.len())).sum::<usize>();
-        threaded.ack(&d.positions);
-    }
-    let threaded_rate = decoded as f64 / t.elapsed().as_secs_f64();
-    threaded.stop().unwrap();
 
     let mut consumer = KafkaConsumer::new(config, Arc::new(MemoryOffsetStore::default())).unwrap();
     let t = Instant::now();
@@ -152,11 +133,6 @@ fn main() {
         "| KafkaConsumer + bincode decode of every record, one thread | {:.0} records/s ({:.0}% of the ceiling) |",
         ours_rate,
         100.0 * ours_rate / raw_rate
-    );
-    println!(
-        "| RunningConsumer (fetch thread) + decode and ack on the caller | {:.0} records/s ({:.0}% of the ceiling) |",
-        threaded_rate,
-        100.0 * threaded_rate / raw_rate
     );
     println!(
         "TARGET | Kafka messages consumed and decoded per second (one thread) | {ours_rate:.0} msg/s | > 1000 msg/s | {} |",

@@ -1,12 +1,11 @@
-//! `KafkaConsumer`: static partition assignment, committed offsets in an `OffsetStore`,
-//! at-least-once delivery, pause/resume, seek, lag, and reconnection.
+//! `KafkaConsumer`: a fetcher with positions — static partition assignment, start positions from
+//! an `OffsetStore`, pause/resume, seek, lag, and reconnection.
 //!
-//! Offsets: [`KafkaConsumer::ack`] records that a delivered batch is fully handled (its sinks
-//! acknowledged it); acknowledged positions reach the offset store on the auto-commit interval, on
-//! [`KafkaConsumer::commit_acked`], or on [`KafkaConsumer::close`]. Nothing unacknowledged is ever
-//! committed, so a crash re-delivers it. Without a committed offset a partition starts at
-//! `auto_offset_reset` (earliest by default); a position beyond the log (the broker lost its data)
-//! is reset the same way.
+//! It never commits by itself: the one commit path is its caller's ([`MessageSource::commit`],
+//! called by the client's delivery loop with positions whose data is stored), so nothing is
+//! committed that was not handled and a crash re-delivers it. Without a committed offset a
+//! partition starts at `auto_offset_reset` (earliest by default); a position beyond the log (the
+//! broker lost its data) is reset the same way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,10 +86,6 @@ pub struct ConsumerConfig {
     pub assignment: Assignment,
     /// Start without a committed offset.
     pub auto_offset_reset: OffsetReset,
-    /// Commit acknowledged offsets on an interval (else only on `commit_acked`/`close`).
-    pub enable_auto_commit: bool,
-    /// The auto-commit interval.
-    pub auto_commit_interval: Duration,
     /// Largest fetch response per partition in bytes.
     pub fetch_max_bytes: i32,
     /// Longest a single broker call may take.
@@ -106,8 +101,6 @@ impl ConsumerConfig {
             group: c.consumer_group_id.clone(),
             assignment: Assignment::All,
             auto_offset_reset: c.auto_offset_reset,
-            enable_auto_commit: c.enable_auto_commit,
-            auto_commit_interval: Duration::from_millis(c.auto_commit_interval_ms),
             // Kafka's own default (max.partition.fetch.bytes = 1 MiB), or one largest message: what
             // a partition's answer may bring at once is what a burst costs in memory.
             fetch_max_bytes: i32::try_from(c.max_message_bytes.max(1 << 20)).unwrap_or(i32::MAX),
@@ -238,8 +231,6 @@ pub struct KafkaConsumer {
     offsets: Arc<dyn OffsetStore>,
     partitions: Vec<PartitionState>,
     next: usize,
-    acked: HashMap<(String, i32), i64>,
-    last_commit: Instant,
     stats: ConsumerStatistics,
     shared: SharedStatistics,
     /// The wait before the next reconnect (the workspace's one retry policy).
@@ -287,8 +278,6 @@ impl KafkaConsumer {
             offsets,
             partitions,
             next: 0,
-            acked: HashMap::new(),
-            last_commit: Instant::now(),
             stats: ConsumerStatistics::default(),
             shared: SharedStatistics::default(),
             reconnect: Backoff::default(),
@@ -345,7 +334,6 @@ impl KafkaConsumer {
     /// A broker failure is retried (reconnecting with exponential backoff and jitter) until the
     /// timeout; messages are never skipped.
     pub fn poll_messages(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, KafkaError> {
-        self.maybe_auto_commit();
         let deadline = Instant::now() + timeout;
         let max_bytes = usize::try_from(self.config.fetch_max_bytes).unwrap_or(1).max(1);
         let mut out = PollOut { messages: Vec::new(), bytes: 0, max, max_bytes };
@@ -474,40 +462,15 @@ impl KafkaConsumer {
         Ok(())
     }
 
-    /// Records that everything before each position is handled (committed on the next commit).
-    pub fn ack(&mut self, positions: &[LogPosition]) {
-        for c in positions {
-            let e = self.acked.entry((c.topic.clone(), c.partition)).or_insert(c.next_offset);
-            *e = (*e).max(c.next_offset);
-        }
-    }
-
-    /// Writes the acknowledged positions to the offset store now.
-    pub fn commit_acked(&mut self) -> Result<(), BackendError> {
-        if self.acked.is_empty() {
+    /// Writes `positions` to the offset store: a restart (of this consumer or another in its
+    /// group) starts there. Call it only with positions whose messages are handled.
+    pub fn commit(&mut self, positions: &[LogPosition]) -> Result<(), BackendError> {
+        if positions.is_empty() {
             return Ok(());
         }
-        let positions: Vec<LogPosition> = self
-            .acked
-            .iter()
-            .map(|((topic, partition), next)| LogPosition {
-                topic: topic.clone(),
-                partition: *partition,
-                next_offset: *next,
-            })
-            .collect();
-        self.offsets.store_offsets(&self.config.group, &positions)?;
-        self.acked.clear();
-        self.last_commit = Instant::now();
+        self.offsets.store_offsets(&self.config.group, positions)?;
         self.stats.commits += 1;
         Ok(())
-    }
-
-    fn maybe_auto_commit(&mut self) {
-        if self.config.enable_auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
-            // A failed auto-commit keeps the acks and retries on the next poll.
-            let _ = self.commit_acked();
-        }
     }
 
     /// Stops reading a partition; its position is kept.
@@ -567,11 +530,6 @@ impl KafkaConsumer {
     pub fn shared_statistics(&self) -> SharedStatistics {
         self.shared.clone()
     }
-
-    /// Commits what was acknowledged and closes the connection.
-    pub fn close(mut self) -> Result<(), BackendError> {
-        self.commit_acked()
-    }
 }
 
 impl MessageSource for KafkaConsumer {
@@ -580,8 +538,7 @@ impl MessageSource for KafkaConsumer {
     }
 
     fn commit(&mut self, positions: &[LogPosition]) -> Result<(), BackendError> {
-        self.ack(positions);
-        self.commit_acked()
+        KafkaConsumer::commit(self, positions)
     }
 
     fn lag(&self) -> Option<Vec<(i32, u64)>> {

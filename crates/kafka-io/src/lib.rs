@@ -1,11 +1,10 @@
 //! Kafka input and output for qadf-stream on the pure-Rust `rskafka` client, plus an in-process
 //! transport with the same traits.
 //!
-//! - [`KafkaConsumer`] (`consumer.rs`): static assignment (all, a list, or instance i of n),
-//!   at-least-once offsets in an [`OffsetStore`](qadf_core_types::OffsetStore), pause/resume, seek,
-//!   lag from the fetch high watermark, reconnection with backoff and jitter.
-//! - [`spawn`] / [`RunningConsumer`] (`runner.rs`): the consumer on a thread behind bounded channels,
-//!   acknowledged batches committed, a clean `stop`.
+//! - [`KafkaConsumer`] (`consumer.rs`): a fetcher with positions — static assignment (all, a list,
+//!   or instance i of n), start positions from an [`OffsetStore`](qadf_core_types::OffsetStore),
+//!   `commit` only when its caller says the data is handled, pause/resume, seek, lag from the
+//!   fetch high watermark, reconnection with backoff and jitter.
 //! - [`KafkaProducer`] (`producer.rs`): acknowledged sends, Kafka's murmur2 key partitioning.
 //! - [`LingeringProducer`] (`linger.rs`): batching by size or linger time, `flush` waits for acks.
 //! - [`DeadLetterSink`] (`dead_letter.rs`): undecodable input to a topic, with reason and origin.
@@ -38,7 +37,6 @@ pub mod in_process;
 mod linger;
 mod offsets;
 mod producer;
-mod runner;
 mod topic_sink;
 
 pub use alert_sink::{AlertSink, CHECKPOINT_HEADER};
@@ -51,4 +49,3 @@ pub use error::KafkaError;
 pub use linger::LingeringProducer;
 pub use offsets::MemoryOffsetStore;
 pub use producer::{KafkaProducer, ProducerStatistics, SEND_ATTEMPTS, murmur2, partition_for_key};
-pub use runner::{Delivery, RunningConsumer, spawn};

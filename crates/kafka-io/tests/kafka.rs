@@ -43,8 +43,6 @@ fn config(topic: &str, group: &str, assignment: Assignment) -> ConsumerConfig {
         group: group.to_owned(),
         assignment,
         auto_offset_reset: OffsetReset::Earliest,
-        enable_auto_commit: false,
-        auto_commit_interval: Duration::from_secs(5),
         fetch_max_bytes: 1 << 20,
         request_timeout: Duration::from_secs(5),
     }
@@ -140,16 +138,15 @@ fn a_consumer_dropped_without_commit_is_redelivered_from_the_last_commit() {
     let mut first = KafkaConsumer::new(config(&topic, "g", Assignment::All), offsets.clone()).unwrap();
     let got = consume(&mut first, 60);
     assert_eq!(got.len(), 60);
-    first.ack(&positions_after(&got[..30])); // the sinks confirmed only the first 30
-    first.commit_acked().unwrap();
-    drop(first); // a crash: 30..60 were delivered but never acknowledged
+    first.commit(&positions_after(&got[..30])).unwrap(); // the sinks stored only the first 30
+    drop(first); // a crash: 30..60 were delivered but never committed
 
     let mut second = KafkaConsumer::new(config(&topic, "g", Assignment::All), offsets.clone()).unwrap();
     let again = consume(&mut second, 70);
     let offsets_seen: Vec<i64> = again.iter().map(|m| m.origin.offset).collect();
     assert_eq!(offsets_seen, (30..100).collect::<Vec<_>>(), "resumes at the committed offset, nothing missing");
-    second.ack(&positions_after(&again));
-    second.close().unwrap();
+    second.commit(&positions_after(&again)).unwrap();
+    drop(second);
     assert_eq!(offsets.load_offsets("g", &topic).unwrap()[0].next_offset, 100);
 }
 
@@ -318,46 +315,6 @@ fn latest_reset_skips_what_was_there_before_start() {
     producer().send(vec![message(&topic, None, "new".into())]).unwrap();
     let got = consume(&mut c, 1);
     assert_eq!(got.iter().map(text).collect::<Vec<_>>(), ["new"]);
-}
-
-#[test]
-fn a_running_consumer_commits_only_acknowledged_batches_and_stops_cleanly() {
-    let topic = unique("runner");
-    let p = producer();
-    p.create_topic(&topic, 2).unwrap();
-    p.send((0..500).map(|i| message(&topic, Some(&format!("k{}", i % 7)), i.to_string())).collect()).unwrap();
-    let store: Arc<dyn OffsetStore> = Arc::new(MemoryOffsetStore::default());
-    let consumer = KafkaConsumer::new(config(&topic, "g", Assignment::All), store.clone()).unwrap();
-    let running = spawn(consumer, 100, Duration::from_millis(100), 2);
-    let mut received = 0;
-    let mut last_unacked = None;
-    while received < 500 {
-        let d = running.recv_timeout(Duration::from_secs(10)).expect("a batch within 10 s");
-        assert!(d.messages.len() <= 100, "batches respect the size limit");
-        received += d.messages.len();
-        if received < 400 {
-            running.ack(&d.positions);
-        } else {
-            last_unacked.get_or_insert(d.positions);
-        }
-    }
-    let stats = running.stop().unwrap();
-    assert_eq!(stats.messages as usize, received);
-    let committed: i64 = store.load_offsets("g", &topic).unwrap().iter().map(|c| c.next_offset).sum();
-    assert!((300..500).contains(&committed), "only acknowledged batches are committed: {committed}");
-
-    // A restart resumes exactly there: what was not acknowledged comes again, nothing is missing.
-    let consumer = KafkaConsumer::new(config(&topic, "g", Assignment::All), store.clone()).unwrap();
-    let running = spawn(consumer, 1000, Duration::from_millis(100), 2);
-    let mut again = 0;
-    while let Some(d) = running.recv_timeout(Duration::from_millis(1500)) {
-        again += d.messages.len();
-        running.ack(&d.positions);
-    }
-    running.stop().unwrap();
-    assert_eq!(again as i64, 500 - committed);
-    let after: i64 = store.load_offsets("g", &topic).unwrap().iter().map(|c| c.next_offset).sum();
-    assert_eq!(after, 500);
 }
 
 /// Python with confluent-kafka (librdkafka), installed by `cargo xtask services up kafka`.

@@ -44,8 +44,6 @@ fn consumer_and_producer_survive_a_broker_restart() {
         group: "g".into(),
         assignment: Assignment::All,
         auto_offset_reset: OffsetReset::Earliest,
-        enable_auto_commit: false,
-        auto_commit_interval: Duration::from_secs(5),
         fetch_max_bytes: 1 << 20,
         request_timeout: Duration::from_secs(2),
     };
@@ -54,8 +52,7 @@ fn consumer_and_producer_survive_a_broker_restart() {
     while first.len() < 50 {
         first.extend(consumer.poll_messages(50, Duration::from_millis(200)).unwrap());
     }
-    consumer.ack(&positions_after(&first));
-    consumer.commit_acked().unwrap();
+    consumer.commit(&positions_after(&first)).unwrap();
 
     let mut handed_back = Vec::new();
     restart_broker(|| {
