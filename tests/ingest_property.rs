@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use qadf_client::{ConsumerSinks, StreamingClient};
+use qadf_client::{ConsumerSinks, Ingest, StreamingClient};
 use qadf_core_types::{
     BackendError, Codec, Encoding, HistoryStore, LogPosition, MessageSink, MessageSource, OffsetStore, OutgoingMessage,
     RawMessage, Sample, SendError, StoredSample, StreamingConfig,
@@ -262,7 +262,8 @@ fn every_message_is_stored_or_dead_lettered_and_nothing_is_committed_before_it_i
             dead_letters: Some(Arc::new(DeadLetterSink::new(Arc::new(RecordingSink(letters.clone())), "dlq"))),
             ..Default::default()
         };
-        client.start_consumer(Box::new(Recording { inner: source, ledger: ledger.clone() }), sinks, |_| {}).unwrap();
+        let ingest =
+            Ingest::start(&client, Box::new(Recording { inner: source, ledger: ledger.clone() }), sinks, |_| {});
         for _ in 0..n {
             let payload = strategy.new_tree(&mut runner).unwrap().current();
             kinds += usize::from(payload.first() == Some(&b'['));
@@ -272,11 +273,11 @@ fn every_message_is_stored_or_dead_lettered_and_nothing_is_committed_before_it_i
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while offsets.load_offsets("g", TOPIC).unwrap().first().is_none_or(|c| c.next_offset < n as i64) {
-            assert!(client.consumer_running(), "the consumer stopped: {:?}", client.stop_consumer());
+            assert!(ingest.running(), "the consumer stopped: {:?}", ingest.stop());
             assert!(std::time::Instant::now() < deadline, "not everything was committed in 120 s");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let report = client.stop_consumer().unwrap();
+        let report = ingest.stop().unwrap();
         assert_eq!(report.error, None, "{report:?}");
         assert_eq!(report.messages, n as u64);
         ledger.verify_up_to(n as i64);

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use qadf_client::StreamingClient;
 use qadf_client::dashboard::{DashboardServer, LiveFeed, LiveOptions};
 use qadf_client::demo::{self, DemoOptions};
 use qadf_client::sim::{SimConfig, Simulator};
+use qadf_client::{Ingest, StreamingClient};
 use qadf_core_types::{Codec, Encoding, MessageSink, OutgoingMessage, SampleBatch, StreamingConfig, Timestamp};
 use serde::Deserialize;
 
@@ -56,7 +56,7 @@ fn viewer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Receive
 }
 
 /// Latency to 10 viewers; `via_consumer` sends bincode messages through the in-process transport
-/// and `start_consumer` (the demo's path) instead of calling `process_stream_batch`.
+/// and `Ingest` (the demo's path) instead of calling `process_stream_batch`.
 /// Prints the latency figures and returns the p99 in ms.
 fn websocket_latency(batches: usize, via_consumer: bool) -> f64 {
     let config = StreamingConfig { message_encoding: Encoding::Bincode, ..StreamingConfig::default() };
@@ -70,8 +70,8 @@ fn websocket_latency(batches: usize, via_consumer: bool) -> f64 {
         let offsets = Arc::new(qadf_kafka_io::MemoryOffsetStore::default());
         let (sink, source) = qadf_kafka_io::in_process::channel(256, "bench", offsets);
         let f = feed.clone();
-        client.start_consumer(Box::new(source), Default::default(), move |r| f.on_result(r)).unwrap();
-        sink
+        let ingest = Ingest::start(&client, Box::new(source), Default::default(), move |r| f.on_result(r));
+        (sink, ingest)
     });
     let codec = Codec::new(Encoding::Bincode);
     while feed.statistics().subscribers < CLIENTS {
@@ -100,7 +100,7 @@ fn websocket_latency(batches: usize, via_consumer: bool) -> f64 {
         }
         let t0 = Instant::now();
         match &sink {
-            Some(sink) => {
+            Some((sink, _)) => {
                 let payload = codec.encode(&SampleBatch::new(chunk)).unwrap();
                 let message =
                     OutgoingMessage { topic: "t".into(), partition: Some(0), key: None, payload, headers: Vec::new() };
@@ -114,8 +114,8 @@ fn websocket_latency(batches: usize, via_consumer: bool) -> f64 {
         pushed.push((newest, t0));
     }
     std::thread::sleep(Duration::from_millis(300));
-    if sink.is_some() {
-        client.stop_consumer().unwrap();
+    if let Some((_, ingest)) = sink {
+        ingest.stop().unwrap();
     }
     stop.store(true, Ordering::SeqCst);
     let received: Vec<Received> = viewers.into_iter().map(|v| v.join().unwrap()).collect();

@@ -24,12 +24,6 @@ pub enum ClientError {
     /// The batch did not complete the pipeline (its partial result is inside).
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    /// `start_consumer` was called while a consumer runs.
-    #[error("a consumer is already running")]
-    ConsumerRunning,
-    /// `stop_consumer` was called with no consumer.
-    #[error("no consumer is running")]
-    ConsumerNotRunning,
     /// The consumer thread panicked.
     #[error("the consumer thread panicked")]
     ConsumerPanicked,
@@ -50,7 +44,6 @@ pub struct StreamingClient {
     checkpoints: Mutex<Vec<(Arc<dyn QualityCheck>, CheckpointAction)>>,
     /// The current pipeline; its metrics are the client's statistics (kept across rebuilds).
     pipeline: RwLock<Arc<Pipeline>>,
-    pub(crate) consumer: Mutex<Option<crate::consumer::ConsumerLoop>>,
 }
 
 impl StreamingClient {
@@ -71,7 +64,6 @@ impl StreamingClient {
             processors: Mutex::default(),
             checkpoints: Mutex::default(),
             pipeline: RwLock::new(Arc::new(PipelineBuilder::new().throughput_window(THROUGHPUT_WINDOW).build())),
-            consumer: Mutex::new(None),
         };
         client.rebuild();
         Ok(client)

@@ -18,7 +18,7 @@ use qadf_voxel::ProcessorStatistics;
 
 use crate::dashboard::{DashboardServer, FeedStatistics, LiveFeed, LiveOptions};
 use crate::sim::{Defect, DefectKind, SimConfig, Simulator};
-use crate::{ConsumerSinks, StreamingClient};
+use crate::{ConsumerSinks, Ingest, StreamingClient};
 
 /// Topic name used on the in-process transport.
 const TOPIC: &str = "ispm-demo";
@@ -200,19 +200,15 @@ pub fn run(
     let offsets = Arc::new(MemoryOffsetStore::default());
     let (sink, source) = in_process::channel(256, GROUP, offsets.clone());
     let alerts: Arc<Mutex<Vec<Alert>>> = Arc::default();
-    {
+    let ingest = {
         let (feed, alerts) = (feed.clone(), alerts.clone());
-        client.start_consumer(
-            Box::new(source),
-            ConsumerSinks { history, ..ConsumerSinks::default() },
-            move |result| {
-                feed.on_result(result);
-                if !result.alerts.is_empty() {
-                    alerts.lock().extend(result.alerts.iter().cloned());
-                }
-            },
-        )?;
-    }
+        Ingest::start(&client, Box::new(source), ConsumerSinks { history, ..ConsumerSinks::default() }, move |result| {
+            feed.on_result(result);
+            if !result.alerts.is_empty() {
+                alerts.lock().extend(result.alerts.iter().cloned());
+            }
+        })
+    };
 
     if options.wait_for_viewer && server.is_some() {
         event(DemoEvent::Waiting);
@@ -277,11 +273,11 @@ pub fn run(
     }
 
     // Everything sent is processed once its offset is committed.
-    while client.consumer_running() && committed(offsets.as_ref()) < summary.messages as i64 {
+    while ingest.running() && committed(offsets.as_ref()) < summary.messages as i64 {
         std::thread::sleep(Duration::from_millis(1));
     }
     update(&mut summary);
-    let report = client.stop_consumer()?;
+    let report = ingest.stop()?;
     drop(sink);
     if summary.error.is_none() {
         summary.error = report.error;

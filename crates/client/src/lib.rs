@@ -1,5 +1,6 @@
 //! The qadf-stream client: [`StreamingClient`] (`client.rs`: the upstream entry point and its
-//! statistics), the consumer path (`consumer.rs`), the simulated monitoring source (`sim.rs`), the
+//! statistics), ingest (`ingest/`: the delivery loop from a `MessageSource` to the stores, the one
+//! commit path), the simulated monitoring source (`sim.rs`), the
 //! demo (`demo.rs`) and the live dashboard (`dashboard/`: the feed, its wire format and the page server).
 //!
 //! ```
@@ -12,11 +13,11 @@
 #![deny(missing_docs)]
 
 pub use client::{ClientError, StreamingClient};
-pub use consumer::{ConsumerError, ConsumerReport, ConsumerSinks};
+pub use ingest::{ConsumerError, ConsumerReport, ConsumerSinks, Ingest};
 
 pub mod checks;
 mod client;
-mod consumer;
 pub mod dashboard;
 pub mod demo;
+mod ingest;
 pub mod sim;

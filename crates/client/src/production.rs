@@ -14,7 +14,7 @@ use qadf_kafka_io::{AlertSink, Assignment, ConsumerConfig, DeadLetterSink, Kafka
 use qadf_storage::{EmbeddedStore, LiveView, MongoStore, RedisCache};
 
 use qadf_client::sim::{SimConfig, Simulator};
-use qadf_client::{ConsumerReport, ConsumerSinks, StreamingClient};
+use qadf_client::{ConsumerReport, ConsumerSinks, Ingest, StreamingClient};
 
 /// The history/offset backend chosen by the configuration.
 pub enum Stores {
@@ -160,27 +160,25 @@ pub fn run(
     let live_counters = live.as_ref().map(|l| (l.dropped.clone(), l.failed.clone()));
     let last_message = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    {
-        // A weak handle: the client owns the consumer, which owns this callback.
-        let (weak, last_message) = (Arc::downgrade(&client), last_message.clone());
+    let ingest = {
+        let (view_client, last_message) = (client.clone(), last_message.clone());
         let sinks =
             ConsumerSinks { history: Some(stores.history()), dead_letters: Some(dead_letters), alerts: Some(alerts) };
         let callback = move |result: &qadf_core_types::StreamingResult| {
             last_message.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             if let Some(view) = &live
                 && !result.alerts.is_empty()
-                && let Some(client) = weak.upgrade()
             {
                 // Best effort, off this thread: a cache outage must not stop or slow the stream.
-                view.publish(result.alerts.clone(), client.get_stream_statistics());
+                view.publish(result.alerts.clone(), view_client.get_stream_statistics());
             }
         };
-        client.start_consumer(Box::new(consumer), sinks, callback)?;
-    }
+        Ingest::start(&client, Box::new(consumer), sinks, callback)
+    };
     let mut last_report = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        if !client.consumer_running() {
+        if !ingest.running() {
             break;
         }
         if options.shutdown.load(Ordering::SeqCst) {
@@ -207,7 +205,7 @@ pub fn run(
             ));
             last_report = Instant::now();
         }
-        if client.consumer_busy() {
+        if ingest.busy() {
             last_message.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
         if let Some(idle) = options.exit_when_idle {
@@ -217,7 +215,7 @@ pub fn run(
             }
         }
     }
-    let report = stop_within(&client, Duration::from_millis(client.config().shutdown_timeout_ms))?;
+    let report = stop_within(ingest, Duration::from_millis(client.config().shutdown_timeout_ms))?;
     for build in client.voxels().builds() {
         if let Some(grid) = client.voxels().grid(&build) {
             for digest in grid.read(|g| g.signals().iter().map(|s| g.digest(s)).collect::<Vec<_>>()) {
@@ -232,11 +230,10 @@ pub fn run(
 
 /// Stops the consumer (store, commit, join), giving up after `timeout`: then the process exits
 /// with status 1 and nothing further committed (a restart resumes from the last commit).
-fn stop_within(client: &Arc<StreamingClient>, timeout: Duration) -> anyhow::Result<ConsumerReport> {
+fn stop_within(ingest: Ingest, timeout: Duration) -> anyhow::Result<ConsumerReport> {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let stopping = client.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(stopping.stop_consumer());
+        let _ = tx.send(ingest.stop());
     });
     match rx.recv_timeout(timeout) {
         Ok(report) => Ok(report?),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use qadf_client::{ConsumerSinks, StreamingClient};
+use qadf_client::{ConsumerSinks, Ingest, StreamingClient};
 use qadf_core_types::{HistoryStore, MessageSink, MessageSource, OffsetStore, OutgoingMessage, StreamingConfig};
 use qadf_kafka_io::{AlertSink, DeadLetterSink, MemoryOffsetStore, ORIGIN_HEADER, SAMPLE_HEADER, in_process};
 use qadf_storage::EmbeddedStore;
@@ -59,17 +59,16 @@ fn stored_by_a_killed_run(history: &EmbeddedStore, batches: std::ops::Range<usiz
     history.store_batch(&stored).unwrap();
 }
 
-/// Starts `client` consuming an in-process topic of `group` into `history` alone; returns the producer side.
+/// Starts `client` consuming an in-process topic of `group` into `history` alone; returns the producer side and the loop.
 fn start_storing(
     client: &Arc<StreamingClient>,
     history: &Arc<EmbeddedStore>,
     group: &str,
     offsets: &Arc<MemoryOffsetStore>,
-) -> in_process::InProcessSink {
+) -> (in_process::InProcessSink, Ingest) {
     let (sink, source) = in_process::channel(64, group, offsets.clone());
     let sinks = ConsumerSinks { history: Some(history.clone()), ..Default::default() };
-    client.start_consumer(Box::new(source), sinks, |_| {}).unwrap();
-    sink
+    (sink, Ingest::start(client, Box::new(source), sinks, |_| {}))
 }
 
 #[test]
@@ -93,11 +92,9 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
     };
     let results = Arc::new(AtomicUsize::new(0));
     let seen = results.clone();
-    client
-        .start_consumer(Box::new(source), sinks, move |_| {
-            seen.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
+    let ingest = Ingest::start(&client, Box::new(source), sinks, move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
 
     let mut messages: Vec<OutgoingMessage> = (0..10).map(|b| message(good(b))).collect();
     messages.insert(3, message("{not json".into()));
@@ -109,7 +106,7 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
     wait_until("every offset is committed", || {
         offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 13)
     });
-    let report = client.stop_consumer().unwrap();
+    let report = ingest.stop().unwrap();
     assert_eq!(report.messages, 13);
     assert_eq!(report.dead_letters, 3, "{report:?}");
     assert_eq!(report.error, None);
@@ -139,12 +136,12 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
     assert_eq!(results.load(Ordering::SeqCst) as u64, stats.batches_processed);
 
     // A replay of already-stored data stores nothing twice.
-    let sink = start_storing(&client, &history, "g2", &offsets);
+    let (sink, ingest) = start_storing(&client, &history, "g2", &offsets);
     sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
     wait_until("the replay is committed", || {
         offsets.load_offsets("g2", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 10)
     });
-    client.stop_consumer().unwrap();
+    ingest.stop().unwrap();
     assert_eq!(history.count().unwrap(), 100);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -178,17 +175,15 @@ fn alerts_are_published_to_the_alerts_sink_before_their_batch_is_committed() {
     let sinks = ConsumerSinks { alerts: Some(alerts.clone()), ..Default::default() };
     let raised = Arc::new(AtomicUsize::new(0));
     let counted = raised.clone();
-    client
-        .start_consumer(Box::new(source), sinks, move |r| {
-            counted.fetch_add(r.alerts.len(), Ordering::SeqCst);
-        })
-        .unwrap();
+    let ingest = Ingest::start(&client, Box::new(source), sinks, move |r| {
+        counted.fetch_add(r.alerts.len(), Ordering::SeqCst);
+    });
     // A hot sample in layer 0, a normal one, a cold one in layer 1: two conditions.
     sink.send(vec![reading(0, 1, 2300.0), reading(0, 2, 1900.0), reading(1, 3, 1500.0)]).unwrap();
     wait_until("every offset is committed", || {
         offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 3)
     });
-    let report = client.stop_consumer().unwrap();
+    let report = ingest.stop().unwrap();
     assert_eq!(raised.load(Ordering::SeqCst), 2);
     assert_eq!(report.alerts_published, 2, "{report:?}");
     assert_eq!(alerts.sent(), 2);
@@ -225,10 +220,10 @@ fn a_failed_alert_publish_stops_the_consumer_uncommitted_and_stores_nothing() {
         alerts: Some(Arc::new(AlertSink::new(Arc::new(Refusing), "am_qadf_alerts"))),
         ..Default::default()
     };
-    client.start_consumer(Box::new(source), sinks, |_| {}).unwrap();
+    let ingest = Ingest::start(&client, Box::new(source), sinks, |_| {});
     sink.send(vec![reading(0, 1, 2300.0)]).unwrap();
-    wait_until("the consumer stops by itself", || !client.consumer_running());
-    let report = client.stop_consumer().unwrap();
+    wait_until("the consumer stops by itself", || !ingest.running());
+    let report = ingest.stop().unwrap();
     assert!(report.error.as_deref().is_some_and(|e| e.contains("alerts sink failed")), "{report:?}");
     assert_eq!(report.alerts_published, 0);
     assert_eq!(history.count().unwrap(), 0, "a batch whose alerts were not published is not stored");
@@ -246,10 +241,10 @@ fn a_refused_batch_without_a_dead_letter_sink_stops_the_consumer_uncommitted() {
         qadf_pipeline::CheckpointAction::DropBatch,
     );
     let (sink, source) = in_process::channel(8, "g", offsets.clone());
-    client.start_consumer(Box::new(source), ConsumerSinks::default(), |_| {}).unwrap();
+    let ingest = Ingest::start(&client, Box::new(source), ConsumerSinks::default(), |_| {});
     sink.send(vec![message(r#"{"build_id":"b1","x":1,"y":1,"z":0.1,"temperature":2500}"#.into())]).unwrap();
-    wait_until("the consumer stops by itself", || !client.consumer_running());
-    let report = client.stop_consumer().unwrap();
+    wait_until("the consumer stops by itself", || !ingest.running());
+    let report = ingest.stop().unwrap();
     assert!(report.error.as_deref().is_some_and(|e| e.contains("stopped uncommitted")), "{report:?}");
     assert!(
         offsets.load_offsets("g", "am_qadf_monitoring").unwrap().is_empty(),
@@ -269,12 +264,12 @@ fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once
     let restored = history.query_stream_history(&qadf_core_types::HistoryQuery::all()).unwrap();
     assert_eq!(client.restore_voxels(restored.into_iter().map(|s| s.sample).collect()).unwrap(), 60);
     let offsets = Arc::new(MemoryOffsetStore::default());
-    let sink = start_storing(&client, &history, "g", &offsets);
+    let (sink, ingest) = start_storing(&client, &history, "g", &offsets);
     sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
     wait_until("every offset is committed", || {
         offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 10)
     });
-    let report = client.stop_consumer().unwrap();
+    let report = ingest.stop().unwrap();
     assert_eq!(report.replayed, 60, "{report:?}");
     assert_eq!(client.get_stream_statistics().messages_processed, 40, "only the new samples are processed");
     assert_eq!(history.count().unwrap(), 100);
@@ -338,14 +333,14 @@ fn run_with_a_refusing_store(
         dead_letters: Some(Arc::new(DeadLetterSink::new(Arc::new(dl_sink), "am_qadf_dead_letter"))),
         ..Default::default()
     };
-    client.start_consumer(Box::new(source), sinks, |_| {}).unwrap();
+    let ingest = Ingest::start(&client, Box::new(source), sinks, |_| {});
     // One message a poll, so each is its own write job (a consumer that stopped refuses the rest).
     for m in [message(good(0)), message(POISON.into()), message(good(1))] {
         let _ = sink.send(vec![m]);
         std::thread::sleep(Duration::from_millis(150));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let report = client.stop_consumer().unwrap();
+    let report = ingest.stop().unwrap();
     let committed = offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().map(|c| c.next_offset);
     let letters = dl_source.poll(10, Duration::from_millis(300)).unwrap_or_default(); // no dead letter: its sink may be gone
     let stored = inner.count().unwrap() as usize;
@@ -382,7 +377,7 @@ fn replay_skipping_goes_on_past_a_sample_that_was_never_stored() {
     stored_by_a_killed_run(&history, 0..6);
     let client = Arc::new(StreamingClient::new(config).unwrap());
     let offsets = Arc::new(MemoryOffsetStore::default());
-    let sink = start_storing(&client, &history, "g", &offsets);
+    let (sink, ingest) = start_storing(&client, &history, "g", &offsets);
     // The replay starts with a sample the killed run refused (outside the grid), so never stored.
     let mut messages = vec![message(r#"{"build_id":"b1","x":900,"y":1,"z":0.1,"t":1}"#.into())];
     messages.extend((0..10).map(|b| message(good(b))));
@@ -390,7 +385,7 @@ fn replay_skipping_goes_on_past_a_sample_that_was_never_stored() {
     wait_until("every offset is committed", || {
         offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 11)
     });
-    let report = client.stop_consumer().unwrap();
+    let report = ingest.stop().unwrap();
     assert_eq!(report.replayed, 60, "{report:?}");
     assert_eq!(client.get_stream_statistics().messages_processed, 40, "only the new samples are processed");
     assert_eq!(client.voxels().grid("b1").unwrap().read(|g| g.digest("temperature")).values, 40);

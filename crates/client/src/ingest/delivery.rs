@@ -1,113 +1,21 @@
-//! The consumer path, the one owner of delivery: batches from any `MessageSource` (Kafka or
-//! in-process) go through the same `process_stream_batch` path and statistics as batches handed
-//! in directly.
-//!
-//! Per poll, in parts of at most [`CHUNK_BYTES`] of payload: decode under the ingest limits
-//! (undecodable messages → dead letters), skip what a killed run already stored (`skip_stored`),
-//! process (refused samples → dead letters traced to their message and index), publish the alerts
-//! (when there is an alerts sink), hand the kept samples to the history writer (which holds at
-//! most [`WRITER_QUEUE`], so memory stays bounded however the input bursts) with the job's raw
-//! messages kept in flight, and commit a position only when the writer reports its data stored.
-//! Completions come back in order, so commits stay in order. A job the store refuses for good goes
-//! whole to the dead-letter sink before its position may be committed, or (`on_store_failure =
-//! "stop"`, or no dead-letter sink) halts the consumer with nothing after it committed. Stored
-//! positions are committed together: at most every `auto_commit_interval_ms` while messages keep
-//! coming (every poll with auto-commit off), at once when the source goes idle, and at stop;
-//! transient failures of commits, polls and look-ups are retried with the one [`Backoff`]. A batch
-//! the pipeline refuses goes to the dead-letter sink (then it is committed) or, without one, stops
-//! the consumer uncommitted, so a restart delivers it again: nothing is lost and nothing is
-//! silent. Alerts are published before their samples are stored, so every stored sample's alerts
-//! were published (at least once: a crash between the two publishes them again).
+//! The delivery loop behind [`Ingest`](super::Ingest): poll → decode → skip what is stored →
+//! process → side outputs → store → commit (see the module docs of `ingest`).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
-    Alert, BackendError, Backoff, Codec, DeadLetter, HistoryStore, LogPosition, MessageSource, Origin, RawMessage,
-    SampleBatch, StoreFailurePolicy, StoredSample, StreamingResult,
+    Alert, Backoff, Codec, DeadLetter, LogPosition, MessageSource, Origin, RawMessage, SampleBatch, StoreFailurePolicy,
+    StoredSample, StreamingResult,
 };
-use qadf_kafka_io::{AlertSink, DeadLetterSink, positions_after};
+use qadf_kafka_io::positions_after;
 use qadf_pipeline::decode_messages;
-use qadf_storage::{QueueLimit, StorageWriter, WriteDone, WriteJob, spawn_writer};
+use qadf_storage::{StorageWriter, WriteDone, WriteJob, spawn_writer};
 
-use crate::client::{ClientError, StreamingClient};
-
-/// Where the consumer path sends what it produced.
-#[derive(Default)]
-pub struct ConsumerSinks {
-    /// Durable history (samples are stored with content-derived ids, so replays are idempotent).
-    pub history: Option<Arc<dyn HistoryStore>>,
-    /// Where undecodable messages and refused batches go, with their reason.
-    pub dead_letters: Option<Arc<DeadLetterSink>>,
-    /// Where quality alerts are published (before the batch is stored, so a failed publish stops
-    /// the consumer uncommitted and a restart raises the alerts again).
-    pub alerts: Option<Arc<AlertSink>>,
-}
-
-/// Why the consumer stopped by itself.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConsumerError {
-    /// The source failed permanently.
-    #[error("source failed: {0}")]
-    Source(BackendError),
-    /// A commit failed permanently (or the consumer was stopped while it was retried).
-    #[error("commit failed: {0}")]
-    Commit(BackendError),
-    /// The history refused a batch and `on_store_failure = "stop"` (or there is no dead-letter sink).
-    #[error("stopped uncommitted: the history refused a batch: {0}")]
-    Store(BackendError),
-    /// Dead letters could not be sent (nothing after them is committed).
-    #[error("dead-letter sink failed: {0}")]
-    DeadLetters(BackendError),
-    /// Alerts could not be published (their batch is not stored or committed).
-    #[error("alerts sink failed: {0}")]
-    Alerts(BackendError),
-    /// The pipeline refused a batch and there is no dead-letter sink.
-    #[error("stopped uncommitted: {0}")]
-    Refused(String),
-    /// Looking up replayed samples failed.
-    #[error("checking for replayed samples failed: {0}")]
-    ReplayCheck(BackendError),
-    /// The storage writer thread is gone.
-    #[error("the storage writer stopped")]
-    WriterStopped,
-}
-
-/// What a consumer run did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ConsumerReport {
-    /// Polls that returned messages.
-    pub polls: u64,
-    /// Messages received.
-    pub messages: u64,
-    /// Commits made (each after its data was stored).
-    pub commits: u64,
-    /// Dead letters sent (undecodable messages, invalid samples, refused batches' messages).
-    pub dead_letters: u64,
-    /// Alerts published to the alerts sink.
-    pub alerts_published: u64,
-    /// Batches the pipeline refused.
-    pub failed_batches: u64,
-    /// Samples delivered again after a restart that the history already held (not processed twice).
-    pub replayed: u64,
-    /// Batches the history refused permanently (their messages went to the dead-letter sink, or the consumer stopped).
-    pub store_failures: u64,
-    /// Polls, commits and replay look-ups retried after a transient failure.
-    pub retries: u64,
-    /// Why the consumer stopped by itself, if it did.
-    pub error: Option<String>,
-}
-
-/// What may wait for the history writer (the write in progress included): a burst of input waits
-/// in the source, compact, instead of piling up decoded samples (~400 bytes each, so ~2 MB here).
-pub const WRITER_QUEUE: QueueLimit = QueueLimit { jobs: 8, samples: 5_000 };
-
-/// Payload bytes decoded at a time: a poll holding more is handled in parts (each its own batch).
-pub const CHUNK_BYTES: usize = 256 << 10;
+use super::{CHUNK_BYTES, ConsumerError, ConsumerReport, ConsumerSinks, WRITER_QUEUE};
+use crate::client::StreamingClient;
 
 /// Splits `messages` into runs of at most `max_bytes` of payload, in order (a larger message is a run of its own).
 fn chunks_by_bytes(mut messages: Vec<RawMessage>, max_bytes: usize) -> Vec<Vec<RawMessage>> {
@@ -124,13 +32,7 @@ fn chunks_by_bytes(mut messages: Vec<RawMessage>, max_bytes: usize) -> Vec<Vec<R
     chunks
 }
 
-pub(crate) struct ConsumerLoop {
-    stop: Arc<AtomicBool>,
-    busy: Arc<AtomicBool>,
-    thread: JoinHandle<ConsumerReport>,
-}
-
-struct Run {
+pub(super) struct Run {
     client: Arc<StreamingClient>,
     source: Box<dyn MessageSource>,
     sinks: ConsumerSinks,
@@ -148,7 +50,7 @@ struct Run {
     halted: bool,
     /// What to do with a job the store refuses.
     on_store_failure: StoreFailurePolicy,
-    /// Set by `stop_consumer`: retries of transient failures give up.
+    /// Set by `Ingest::stop`: retries of transient failures give up.
     stop: Arc<AtomicBool>,
     /// The wait after a transient poll failure.
     poll_backoff: Backoff,
@@ -161,6 +63,45 @@ struct Run {
 }
 
 impl Run {
+    /// A loop over `source` for `client`; `stop` ends it, `busy` is set while a poll is handled.
+    pub(super) fn new(
+        client: Arc<StreamingClient>,
+        source: Box<dyn MessageSource>,
+        sinks: ConsumerSinks,
+        stop: Arc<AtomicBool>,
+        busy: Arc<AtomicBool>,
+    ) -> Run {
+        let config = client.config();
+        let codec = Codec::new(config.message_encoding)
+            .with_max_message_bytes(config.max_message_bytes)
+            .with_limits(config.ingest_limits());
+        let writer = sinks.history.clone().map(|h| spawn_writer(h, None, WRITER_QUEUE));
+        let on_store_failure = config.on_store_failure;
+        let commit_interval = if config.enable_auto_commit {
+            Duration::from_millis(config.auto_commit_interval_ms)
+        } else {
+            Duration::ZERO
+        };
+        Run {
+            client,
+            source,
+            sinks,
+            writer,
+            codec,
+            report: ConsumerReport::default(),
+            replay_done: HashSet::new(),
+            in_flight: VecDeque::new(),
+            halted: false,
+            on_store_failure,
+            stop,
+            poll_backoff: Backoff::default(),
+            busy,
+            pending: Vec::new(),
+            last_commit: Instant::now(),
+            commit_interval,
+        }
+    }
+
     /// Commits through the source, retrying transient failures (one backoff policy) until stopped.
     fn commit(&mut self, positions: &[LogPosition]) -> Result<(), ConsumerError> {
         let (source, stop, retries) = (&mut self.source, &self.stop, &mut self.report.retries);
@@ -402,7 +343,9 @@ impl Run {
         }
     }
 
-    fn run(mut self, stop: &AtomicBool, callback: &dyn Fn(&StreamingResult)) -> ConsumerReport {
+    /// Runs until stopped or a failure stops it; then stores what was handed over and commits what was stored.
+    pub(super) fn run(mut self, callback: &dyn Fn(&StreamingResult)) -> ConsumerReport {
+        let stop = self.stop.clone();
         let (max, wait) = {
             let c = self.client.config();
             (c.max_poll_records, Duration::from_millis(c.max_batch_wait_ms))
@@ -490,77 +433,6 @@ fn attribute(
         }
     }
     (kept_ids.len() == kept).then_some(kept_ids)
-}
-
-impl StreamingClient {
-    /// Consumes `source` on a thread through the same processing path and statistics as
-    /// `process_stream_batch`, calling `callback` with each batch's result (the upstream `start_consumer`).
-    pub fn start_consumer(
-        self: &Arc<Self>,
-        source: Box<dyn MessageSource>,
-        sinks: ConsumerSinks,
-        callback: impl Fn(&StreamingResult) + Send + 'static,
-    ) -> Result<(), ClientError> {
-        let mut slot = self.consumer.lock();
-        if slot.is_some() {
-            return Err(ClientError::ConsumerRunning);
-        }
-        let codec = Codec::new(self.config().message_encoding)
-            .with_max_message_bytes(self.config().max_message_bytes)
-            .with_limits(self.config().ingest_limits());
-        let writer = sinks.history.clone().map(|h| spawn_writer(h, None, WRITER_QUEUE));
-        let run = Run {
-            client: self.clone(),
-            source,
-            sinks,
-            writer,
-            codec,
-            report: ConsumerReport::default(),
-            replay_done: HashSet::new(),
-            in_flight: VecDeque::new(),
-            halted: false,
-            on_store_failure: self.config().on_store_failure,
-            stop: Arc::new(AtomicBool::new(false)),
-            poll_backoff: Backoff::default(),
-            busy: Arc::new(AtomicBool::new(false)),
-            pending: Vec::new(),
-            last_commit: Instant::now(),
-            commit_interval: if self.config().enable_auto_commit {
-                Duration::from_millis(self.config().auto_commit_interval_ms)
-            } else {
-                Duration::ZERO
-            },
-        };
-        let busy = run.busy.clone();
-        let stop = run.stop.clone();
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("qadf-client-consumer".to_owned())
-                .spawn(move || run.run(&stop, &callback))
-                .expect("spawning the consumer thread")
-        };
-        *slot = Some(ConsumerLoop { stop, busy, thread });
-        Ok(())
-    }
-
-    /// Whether a consumer thread is running (it may have stopped by itself: see `stop_consumer`).
-    pub fn consumer_running(&self) -> bool {
-        self.consumer.lock().as_ref().is_some_and(|c| !c.thread.is_finished())
-    }
-
-    /// Whether the consumer is handling a poll right now (decoding, processing, storing).
-    pub fn consumer_busy(&self) -> bool {
-        self.consumer.lock().as_ref().is_some_and(|c| c.busy.load(Ordering::SeqCst))
-    }
-
-    /// Stops the consumer: finishes the current poll, stores and commits what was processed, and
-    /// joins the thread (the upstream `stop_consumer`).
-    pub fn stop_consumer(&self) -> Result<ConsumerReport, ClientError> {
-        let running = self.consumer.lock().take().ok_or(ClientError::ConsumerNotRunning)?;
-        running.stop.store(true, Ordering::SeqCst);
-        running.thread.join().map_err(|_| ClientError::ConsumerPanicked)
-    }
 }
 
 #[cfg(test)]
