@@ -71,3 +71,41 @@ impl DeadLetterSink {
         self.out.sent()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use qadf_core_types::{MessageSource, Origin};
+
+    use super::*;
+    use crate::{MemoryOffsetStore, in_process};
+
+    /// A dead letter always fits a produce request a broker accepts (issue 17, failure 6): a huge
+    /// payload is cut and says how long it was, a huge reason is cut at a character boundary.
+    #[test]
+    fn a_huge_dead_letter_is_cut_to_fit_and_says_so() {
+        let (sink, mut source) = in_process::channel(4, "g", Arc::new(MemoryOffsetStore::default()));
+        let letters = DeadLetterSink::new(Arc::new(sink), "dlq");
+        let reason = "é".repeat(3000); // 6000 bytes of two-byte characters
+        let letter = DeadLetter {
+            reason,
+            origin: Some(Origin { topic: "t".into(), partition: 2, offset: 7 }),
+            sample_index: None,
+            payload: vec![b'x'; 2 << 20],
+        };
+        letters.send(std::slice::from_ref(&letter)).unwrap();
+        let got = source.poll(1, Duration::from_millis(200)).unwrap();
+        assert_eq!(got[0].payload.len(), MAX_DEAD_LETTER_PAYLOAD);
+        let header = |name: &str| got[0].headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        assert_eq!(header(TRUNCATED_HEADER), Some(b"2097152".to_vec()));
+        let kept = String::from_utf8(header(REASON_HEADER).unwrap()).expect("cut at a character boundary");
+        assert!(kept.len() <= MAX_REASON_BYTES && kept.len() > MAX_REASON_BYTES - 2, "{}", kept.len());
+        assert_eq!(header(ORIGIN_HEADER), Some(b"t/2/7".to_vec()));
+        // A small one is sent whole, with no truncation header.
+        letters.send(&[DeadLetter { payload: b"{bad".to_vec(), ..letter }]).unwrap();
+        let got = source.poll(1, Duration::from_millis(200)).unwrap();
+        assert_eq!(got[0].payload, b"{bad");
+        assert!(got[0].headers.iter().all(|(k, _)| k != TRUNCATED_HEADER));
+    }
+}

@@ -200,12 +200,15 @@ pub(crate) struct StepCounters {
     pub(crate) panics: AtomicU64,
 }
 
+/// A checkpoint's pass/fail counts, shared by the pipelines that run it.
+pub(crate) type CheckpointCounts = Arc<Mutex<CheckpointStats>>;
+
 /// The live counters behind [`PipelineMetrics`]; share one between pipelines (an `Arc`) so a
 /// rebuild keeps counting where the last pipeline stopped.
 #[derive(Debug)]
 pub struct Metrics {
     steps: Mutex<BTreeMap<String, Arc<StepCounters>>>,
-    checkpoints: Mutex<BTreeMap<String, Arc<Mutex<CheckpointStats>>>>,
+    checkpoints: Mutex<BTreeMap<String, CheckpointCounts>>,
     pub(crate) end_to_end: LatencyRecorder,
     pub(crate) samples: ThroughputMeter,
     pub(crate) batches_processed: AtomicU64,
@@ -246,7 +249,7 @@ impl Metrics {
     }
 
     /// The pass/fail counts of the checkpoint named `name`.
-    pub(crate) fn checkpoint(&self, name: &str) -> Arc<Mutex<CheckpointStats>> {
+    pub(crate) fn checkpoint(&self, name: &str) -> CheckpointCounts {
         self.checkpoints.lock().entry(name.to_owned()).or_default().clone()
     }
 

@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use qadf_core_types::{SampleBatch, Stage, StageError, StreamingResult, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointAction, QualityCheck};
 use crate::dedup::AlertDeduplicator;
 use crate::error::PipelineError;
-use crate::metrics::{CheckpointStats, Metrics, PipelineMetrics, StepCounters};
+use crate::metrics::{CheckpointCounts, Metrics, PipelineMetrics, StepCounters};
 
 /// What happens to a batch when a stage fails or panics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,7 +157,7 @@ pub fn create_processing_pipeline(stages: Vec<Arc<dyn Stage>>) -> Pipeline {
 pub struct Pipeline {
     steps: Arc<[Step]>,
     /// Per step, in step order: its counters and, for a checkpoint, its pass/fail counts.
-    counters: Vec<(Arc<StepCounters>, Option<Arc<Mutex<CheckpointStats>>>)>,
+    counters: Vec<(Arc<StepCounters>, Option<CheckpointCounts>)>,
     error_policy: ErrorPolicy,
     dedup: AlertDeduplicator,
     dedup_interval: Duration,
