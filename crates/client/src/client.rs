@@ -188,6 +188,7 @@ impl StreamingClient {
             errors: m.batches_failed,
             dead_letters: m.dead_letters,
             consumer_lag: m.consumer_lag,
+            consumer_lag_by_partition: m.consumer_lag_by_partition,
         }
     }
 

@@ -189,14 +189,15 @@ pub fn run(
             let (s, k) = (client.get_stream_statistics(), kafka_stats.get());
             progress(&format!(
                 "{} samples, {:.0} samples/s (last 10 s), batch p99 {:.3} ms, {} dead letters, {} errors; \
-                 kafka: lag {} messages, {} fetch errors, {} reconnects, {} empty fetches while behind; \
+                 kafka: lag {} messages{}, {} fetch errors, {} reconnects, {} empty fetches while behind; \
                  live view: {} failed, {} dropped",
                 s.messages_processed,
                 s.throughput_window,
                 s.latency.p99_ms.unwrap_or(0.0),
                 s.dead_letters,
                 s.errors,
-                k.lag,
+                s.consumer_lag,
+                lag_by_partition(&s.consumer_lag_by_partition),
                 k.fetch_errors,
                 k.reconnects,
                 k.empty_fetches_behind,
@@ -226,6 +227,15 @@ pub fn run(
     }
     progress(&format!("replayed samples skipped (already stored before a restart): {}", report.replayed));
     Ok(report)
+}
+
+/// ` (p0 5, p1 7)`: each partition's lag, when there is more than one partition.
+fn lag_by_partition(lag: &[(i32, u64)]) -> String {
+    if lag.len() < 2 {
+        return String::new();
+    }
+    let parts: Vec<String> = lag.iter().map(|(p, l)| format!("p{p} {l}")).collect();
+    format!(" ({})", parts.join(", "))
 }
 
 /// Stops the consumer (store, commit, join), giving up after `timeout`: then the process exits
@@ -282,4 +292,16 @@ pub fn query(
     q: &HistoryQuery,
 ) -> anyhow::Result<Vec<qadf_core_types::StoredSample>> {
     Ok(Stores::open(config, data_dir)?.history().query_stream_history(q)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag_by_partition;
+
+    #[test]
+    fn progress_lines_break_the_lag_down_only_for_several_partitions() {
+        assert_eq!(lag_by_partition(&[]), "");
+        assert_eq!(lag_by_partition(&[(0, 9)]), "");
+        assert_eq!(lag_by_partition(&[(0, 5), (2, 7)]), " (p0 5, p2 7)");
+    }
 }

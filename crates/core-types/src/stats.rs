@@ -48,6 +48,9 @@ pub struct StreamStatistics {
     pub dead_letters: u64,
     /// Messages behind the partitions' high watermarks.
     pub consumer_lag: u64,
+    /// The same per partition, `(partition, messages behind)`, as of the consumer's last poll.
+    #[serde(default)]
+    pub consumer_lag_by_partition: Vec<(i32, u64)>,
 }
 
 /// `numerator / denominator`, or `None` when the denominator is zero or the result is not finite.

@@ -190,6 +190,8 @@ pub struct PipelineMetrics {
     pub last_batch: Option<Timestamp>,
     /// Messages behind the log end over all partitions, as the consumer last reported.
     pub consumer_lag: u64,
+    /// The same per partition, `(partition, messages behind)`.
+    pub consumer_lag_by_partition: Vec<(i32, u64)>,
 }
 
 /// Latency and failure counters of one step (steps sharing a name share them).
@@ -220,7 +222,8 @@ pub struct Metrics {
     processing_ns: AtomicU64,
     /// Nanoseconds since the epoch of the last completed batch; `i64::MIN` before the first.
     last_batch_ns: AtomicI64,
-    consumer_lag: AtomicU64,
+    /// `(partition, messages behind)` as the consumer last reported.
+    consumer_lag: Mutex<Vec<(i32, u64)>>,
 }
 
 impl Metrics {
@@ -239,7 +242,7 @@ impl Metrics {
             dead_letters: AtomicU64::new(0),
             processing_ns: AtomicU64::new(0),
             last_batch_ns: AtomicI64::new(i64::MIN),
-            consumer_lag: AtomicU64::new(0),
+            consumer_lag: Mutex::default(),
         }
     }
 
@@ -267,9 +270,9 @@ impl Metrics {
         self.dead_letters.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Records the consumer's lag (messages behind the log end, over all partitions).
-    pub fn record_consumer_lag(&self, lag: u64) {
-        self.consumer_lag.store(lag, Ordering::Relaxed);
+    /// Records the consumer's lag: messages behind the log end, `(partition, lag)` for each partition.
+    pub fn record_consumer_lag(&self, per_partition: Vec<(i32, u64)>) {
+        *self.consumer_lag.lock() = per_partition;
     }
 
     /// A snapshot of every counter.
@@ -288,6 +291,7 @@ impl Metrics {
             })
             .collect();
         let last = self.last_batch_ns.load(Ordering::Relaxed);
+        let lag = self.consumer_lag.lock().clone();
         PipelineMetrics {
             stages,
             checkpoints: self.checkpoints.lock().iter().map(|(name, s)| (name.clone(), *s.lock())).collect(),
@@ -301,7 +305,8 @@ impl Metrics {
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
             total_processing_ms: self.processing_ns.load(Ordering::Relaxed) as f64 / 1e6,
             last_batch: (last != i64::MIN).then(|| Timestamp::from_nanos(last)),
-            consumer_lag: self.consumer_lag.load(Ordering::Relaxed),
+            consumer_lag: lag.iter().map(|&(_, l)| l).sum(),
+            consumer_lag_by_partition: lag,
         }
     }
 }

@@ -124,9 +124,10 @@ fn statistics_survive_a_pipeline_rebuild_and_are_the_pipelines_metrics() {
     assert_eq!((limit.passed + limit.failed, m.alerts_emitted), (50, 1), "only the second batch met the checkpoint");
     assert_eq!((m.samples.total, m.batches_processed), (s.messages_processed, s.batches_processed));
     client.metrics().record_dead_letters(3);
-    client.metrics().record_consumer_lag(7);
+    client.metrics().record_consumer_lag(vec![(0, 3), (1, 4)]);
     let s = client.get_stream_statistics();
     assert_eq!((s.dead_letters, s.consumer_lag), (3, 7));
+    assert_eq!(s.consumer_lag_by_partition, [(0, 3), (1, 4)]);
     client.reset_statistics();
     let s = client.get_stream_statistics();
     assert_eq!((s.messages_processed, s.batches_processed, s.dead_letters), (0, 0, 0));

@@ -360,7 +360,7 @@ impl Run {
                 self.flush_commits(false)?;
                 let polled = self.source.poll(max, wait);
                 if let Some(lag) = self.source.lag() {
-                    self.client.metrics().record_consumer_lag(lag.iter().map(|&(_, l)| l).sum());
+                    self.client.metrics().record_consumer_lag(lag);
                 }
                 if polled.is_ok() {
                     self.poll_backoff.reset();
