@@ -98,3 +98,38 @@ pub fn xtask_services(verb: &str, service: &str) {
         .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask services up`)", xtask.display()));
     assert!(status.success(), "xtask services {verb} {service} failed");
 }
+
+/// SplitMix64: deterministic noise for the test runs.
+fn noise(i: usize, salt: u64) -> f64 {
+    let mut z = (i as u64).wrapping_add(salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as f64 / u64::MAX as f64
+}
+
+/// A monitor's run of `n` samples in `layer` (build `b1`, source `pyro`): 100 kHz samples along 5 mm hatch lines 0.1 mm apart, a pyrometer reading in
+/// 0.1 K steps around 1900 K and a 12-bit photodiode, each with noise (the positions too: the
+/// scanner's encoder reads in 1 µm steps with jitter).
+pub fn monitor_run(n: usize, layer: u32) -> Vec<qadf_core_types::Sample> {
+    (0..n)
+        .map(|i| {
+            let along = (i % 500) as f64 * 0.01 + (noise(i, 1) * 3.0).round() * 0.001;
+            let mut s = qadf_core_types::Sample::new(
+                qadf_core_types::Timestamp::from_nanos(
+                    1_800_000_000_000_000_000 + i as i64 * 10_000 + (noise(i, 2) * 40.0) as i64,
+                ),
+                qadf_core_types::Point3::new(10.0 + along, 10.0 + (i / 500) as f64 * 0.1, 0.03 * f64::from(layer + 1)),
+                [
+                    ("temperature", ((1900.0 + 60.0 * (noise(i, 3) - 0.5)) * 10.0).round() / 10.0),
+                    ("melt_pool_intensity", (2000.0 + 400.0 * noise(i, 4)).round()),
+                ]
+                .into_iter()
+                .collect(),
+            );
+            s.build_id = "b1".into();
+            s.source_id = "pyro".into();
+            s.layer = layer;
+            s
+        })
+        .collect()
+}

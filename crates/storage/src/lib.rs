@@ -7,6 +7,8 @@
 //! - [`MongoStore`] (`mongo.rs`): history and offsets in MongoDB (sync driver), idempotent by id.
 //! - [`keys`] (`keys.rs`): the cache key scheme; [`LiveView`] (`live.rs`): latest state, layer slices
 //!   and alerts for dashboards; [`CacheExt`]: the upstream `cache_recent_data` / `get_cached_data`.
+//! - [`bucket`] (`bucket.rs`): runs of samples of one build, source and layer as compressed columns
+//!   with summaries — the bucketed history layout (not yet used by the stores).
 //! - [`spawn_writer`] (`writer.rs`): write-behind on a thread with a bounded queue; retries until
 //!   the backend returns, never drops a batch, stores offsets after their data.
 //!
@@ -26,6 +28,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bucket;
 mod embedded;
 pub mod keys;
 mod live;
