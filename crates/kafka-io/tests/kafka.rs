@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use qadf_core_types::{
     Codec, DeadLetter, Encoding, MessageSink, OffsetReset, OffsetStore, OutgoingMessage, RawMessage,
 };
+use qadf_integration_tests::run_python;
 use qadf_kafka_io::*;
 
 fn broker() -> String {
@@ -315,21 +316,6 @@ fn latest_reset_skips_what_was_there_before_start() {
     producer().send(vec![message(&topic, None, "new".into())]).unwrap();
     let got = consume(&mut c, 1);
     assert_eq!(got.iter().map(text).collect::<Vec<_>>(), ["new"]);
-}
-
-/// Python with confluent-kafka (librdkafka), installed by `cargo xtask services up kafka`.
-fn python() -> std::path::PathBuf {
-    let path = std::env::var("QADF_TEST_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/services/cache/pyclients/bin/python")
-    });
-    assert!(path.exists(), "{} is missing: run `cargo xtask services up kafka`", path.display());
-    path
-}
-
-fn run_python(script: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(python()).arg("-c").arg(script).args(args).output().unwrap();
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// An independent client (librdkafka) produces keyed JSON; we read all of it, and every key sits
