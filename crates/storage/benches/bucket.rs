@@ -26,6 +26,26 @@ fn main() {
     let decode_ns = ns(t);
     assert_eq!(decoded, n);
 
+    // The same buckets as BSON arrays (the other candidate): one array per column.
+    let t = Instant::now();
+    let array_bytes: usize = Bucket::runs(&samples)
+        .into_iter()
+        .map(|r| {
+            let run = &samples[r];
+            let mut doc = mongodb::bson::Document::new();
+            doc.insert("t", run.iter().map(|s| s.timestamp.as_nanos()).collect::<Vec<i64>>());
+            for (axis, pick) in [("x", 0), ("y", 1), ("z", 2)] {
+                let column: Vec<f64> = run.iter().map(|s| s.position.map_or(0.0, |p| p[pick])).collect();
+                doc.insert(axis, column);
+            }
+            for (name, _) in run[0].signals.iter() {
+                doc.insert(name, run.iter().map(|s| s.signals.get(name).unwrap_or(0.0)).collect::<Vec<f64>>());
+            }
+            mongodb::bson::to_vec(&doc).unwrap().len()
+        })
+        .sum();
+    let array_ns = ns(t);
+
     let t = Instant::now();
     let bincode_bytes: usize =
         samples.iter().map(|s| bincode::serde::encode_to_vec(s, bincode::config::standard()).unwrap().len()).sum();
@@ -44,6 +64,7 @@ fn main() {
         "| bucket columns (pcodec), decode {decode_ns:.0} ns/sample | {:.2} | {encode_ns:.0} |",
         per(bucket_bytes)
     );
+    println!("| the same buckets as BSON arrays, one per column | {:.2} | {array_ns:.0} |", per(array_bytes));
     println!("| bincode record per sample (embedded store today) | {:.2} | {bincode_ns:.0} |", per(bincode_bytes));
     println!("| BSON document per sample (MongoDB today, fields only) | {:.2} | {bson_ns:.0} |", per(bson_bytes));
 }
