@@ -21,9 +21,10 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use qadf_client::{ConsumerSinks, Ingest, StreamingClient};
+use qadf_core_types::bucket::Bucket;
 use qadf_core_types::{
-    BackendError, Codec, Encoding, HistoryStore, LogPosition, MessageSink, MessageSource, OffsetStore, OutgoingMessage,
-    RawMessage, Sample, SendError, StoredSample, StreamingConfig,
+    BackendError, Codec, Encoding, HistoryQuery, HistoryStore, LogPosition, MessageSink, MessageSource, OffsetStore,
+    OutgoingMessage, RawMessage, Sample, SendError, StoreReport, StreamingConfig, Timestamp,
 };
 use qadf_kafka_io::{DeadLetterSink, MemoryOffsetStore, ORIGIN_HEADER, SAMPLE_HEADER, in_process};
 use qadf_storage::EmbeddedStore;
@@ -144,7 +145,7 @@ impl MessageSink for RecordingSink {
                     let (sample, _): (Sample, usize) =
                         bincode::serde::decode_from_slice(&m.payload, bincode::config::standard())
                             .expect("a refused sample travels as bincode");
-                    letters.samples.insert((offset, StoredSample::content_id(&sample)));
+                    letters.samples.insert((offset, sample.content_id()));
                 }
             }
         }
@@ -157,7 +158,7 @@ struct Ledger {
     codec: Codec,
     delivered: Mutex<HashMap<i64, RawMessage>>,
     letters: Arc<Mutex<Letters>>,
-    history: Arc<EmbeddedStore>,
+    history: Arc<Observed>,
     verified: Mutex<i64>,
     violations: Mutex<Vec<String>>,
 }
@@ -180,22 +181,52 @@ impl Ledger {
                     continue;
                 };
                 match self.codec.decode_at(&m.payload, m.timestamp) {
-                    Ok(batch) => samples.extend(batch.samples.iter().map(|s| (offset, StoredSample::content_id(s)))),
+                    Ok(batch) => samples.extend(batch.samples.iter().map(|s| (offset, s.content_id()))),
                     Err(e) => violations.push(format!("offset {offset}: undecodable ({e}) and not dead-lettered")),
                 }
             }
         }
-        let ids: Vec<String> = samples.iter().map(|(_, id)| id.clone()).collect();
-        let stored = self.history.stored_ids(&ids).expect("reading the history");
+        let stored = self.history.stored.lock();
         let letters = self.letters.lock();
-        for ((offset, id), stored) in samples.iter().zip(stored) {
-            if !stored && !letters.samples.contains(&(*offset, id.clone())) {
+        for (offset, id) in &samples {
+            if !stored.contains(id) && !letters.samples.contains(&(*offset, id.clone())) {
                 let payload = &self.delivered.lock()[offset].payload;
                 let text: String = String::from_utf8_lossy(payload).chars().take(300).collect();
                 violations.push(format!("offset {offset}: sample {id} neither stored nor dead-lettered: {text}"));
             }
         }
         *verified = (*verified).max(next_offset);
+    }
+}
+
+/// The embedded history, noting the content id of every sample of every bucket it stored (what
+/// the ledger checks at each commit; at the end of a run the history read back must hold exactly
+/// these samples).
+struct Observed {
+    inner: EmbeddedStore,
+    stored: Mutex<HashSet<String>>,
+}
+
+impl HistoryStore for Observed {
+    fn store_buckets(&self, buckets: &[Bucket]) -> Result<StoreReport, BackendError> {
+        let report = self.inner.store_buckets(buckets)?;
+        let mut stored = self.stored.lock();
+        for b in buckets {
+            stored.extend(b.decode().expect("a bucket just stored decodes").iter().map(Sample::content_id));
+        }
+        Ok(report)
+    }
+    fn query_stream_history(&self, q: &HistoryQuery) -> Result<Vec<Sample>, BackendError> {
+        self.inner.query_stream_history(q)
+    }
+    fn count_samples(&self, q: &HistoryQuery) -> Result<u64, BackendError> {
+        self.inner.count_samples(q)
+    }
+    fn delete_old_data(&self, t: Timestamp) -> Result<u64, BackendError> {
+        self.inner.delete_old_data(t)
+    }
+    fn stored_buckets(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
+        self.inner.stored_buckets(ids)
     }
 }
 
@@ -243,7 +274,8 @@ fn every_message_is_stored_or_dead_lettered_and_nothing_is_committed_before_it_i
         let n = RUN.min(total - done);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let history = Arc::new(EmbeddedStore::open(&dir.join("history.redb")).unwrap());
+        let inner = EmbeddedStore::open(&dir.join("history.redb")).unwrap();
+        let history = Arc::new(Observed { inner, stored: Mutex::default() });
         let config = config();
         let letters = Arc::new(Mutex::new(Letters::default()));
         let ledger = Arc::new(Ledger {
@@ -281,6 +313,9 @@ fn every_message_is_stored_or_dead_lettered_and_nothing_is_committed_before_it_i
         assert_eq!(report.error, None, "{report:?}");
         assert_eq!(report.messages, n as u64);
         ledger.verify_up_to(n as i64);
+        let read_back: HashSet<String> =
+            history.query_stream_history(&HistoryQuery::all()).unwrap().iter().map(Sample::content_id).collect();
+        assert_eq!(read_back, *history.stored.lock(), "the history holds exactly what it was given");
         let violations = ledger.violations.lock();
         assert!(violations.is_empty(), "{} violations, first: {:?}", violations.len(), violations.first());
         done += n;

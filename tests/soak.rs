@@ -1,9 +1,10 @@
-//! Scenario 5 — soak: `qadf-stream run` (embedded history) consumes a real broker fed at 50,000
-//! samples/s. After a warm-up its resident memory is flat (the mean of the last third within 10% of
+//! Scenario 5 — soak: `qadf-stream run` with MongoDB history (SecantusDB, bucket documents)
+//! consumes a real broker fed at 100,000 samples/s — one laser powder-bed-fusion monitor. After a
+//! warm-up its resident memory is flat (the mean of the last third within 10% of
 //! the first third's; single readings within 25% of the lowest: the bounded in-flight buffers — a
 //! Kafka fetch, a decoded part, the history writer's queue — come and go, and in a ~30 MiB process
-//! they are ~10% by themselves), its batch p99 stays put, and the backlog (produced − processed)
-//! does not grow. The simulated part repeats its first ten layers, so the voxel grid stops growing
+//! they are ~10% by themselves), its batch p99 stays put, and the backlog (produced − stored in
+//! MongoDB) does not grow; at the end every sample is in the history. The simulated part repeats its first ten layers, so the voxel grid stops growing
 //! after the first pass: what is measured is the stream, not the part. Messages carry 1,000
 //! samples (20 ms of data, as a gateway batching a 100 kHz sensor would send them). This test found
 //! the consumer stalling for good once the broker's in-memory log took longer to answer than the
@@ -21,9 +22,9 @@ use qadf_client::sim::{SimConfig, Simulator};
 use qadf_core_types::{Codec, Encoding, MessageSink, OutgoingMessage, SampleBatch, Timestamp};
 use qadf_integration_tests::Service;
 use qadf_kafka_io::KafkaProducer;
-use scenario::{Scenario, progress};
+use scenario::{Scenario, progress, stored_so_far};
 
-const RATE: f64 = 50_000.0;
+const RATE: f64 = 100_000.0;
 /// Samples per message: 20 ms of data, as a gateway batching a 100 kHz sensor would send it.
 const PER_MESSAGE: usize = 1000;
 
@@ -33,7 +34,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 #[test]
-fn fifty_thousand_samples_per_second_with_flat_memory_latency_and_backlog() {
+fn a_monitor_s_hundred_thousand_samples_per_second_into_mongodb_with_flat_memory_latency_and_backlog() {
     let (total, warm_up) = if scenario::full() {
         (600, 60)
     } else {
@@ -42,12 +43,9 @@ fn fifty_thousand_samples_per_second_with_flat_memory_latency_and_backlog() {
     let mut s = Scenario::new("soak");
     // Short waits per fetch: the broker here (Tansu) holds a fetch for all of its wait.
     s.extra.push(("QADF_MAX_BATCH_WAIT_MS".into(), "20".into()));
-    s.extra.push(("QADF_ENABLE_MONGODB_STORAGE".into(), "false".into()));
-    let data = std::env::temp_dir().join(format!("qadf-soak-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
     let producer = KafkaProducer::new(&[Service::Kafka.addr()]).unwrap();
     producer.create_topic(&s.topic, 2).unwrap();
-    let run = s.spawn_run(&["--data-dir", data.to_str().unwrap()]);
+    let run = s.spawn_run(&[]);
     let pid = run.child.id();
 
     let sim = SimConfig { layers: 10, part_size_mm: 5.0, build_id: "soak".into(), ..SimConfig::default() };
@@ -56,7 +54,7 @@ fn fifty_thousand_samples_per_second_with_flat_memory_latency_and_backlog() {
     let started = Instant::now();
     let (mut sent, mut layer, mut pending) = (0u64, 0u32, Vec::new().into_iter());
     let mut next_sample = Duration::from_secs(1);
-    let mut samples_log: Vec<(f64, u64, u64, f64)> = Vec::new(); // (t, rss KiB, backlog, p99)
+    let mut samples_log: Vec<(f64, u64, u64, f64)> = Vec::new(); // (t, rss KiB, backlog stored, p99)
     while started.elapsed() < Duration::from_secs(total) {
         // One message per send, 20 ms of data, alternating partitions.
         let mut chunk: Vec<_> = pending.by_ref().take(PER_MESSAGE).collect();
@@ -80,9 +78,10 @@ fn fifty_thousand_samples_per_second_with_flat_memory_latency_and_backlog() {
         }
         if started.elapsed() >= next_sample {
             next_sample += Duration::from_secs(1);
-            let (processed, p99) = progress(&run.lines()).unwrap_or((0, 0.0));
-            let rss = rss_kib(pid).unwrap_or_else(|| panic!("qadf-stream exited:\n{}", run.lines().join("\n")));
-            samples_log.push((started.elapsed().as_secs_f64(), rss, sent.saturating_sub(processed), p99));
+            let lines = run.lines();
+            let p99 = progress(&lines).map_or(0.0, |(_, p99)| p99);
+            let rss = rss_kib(pid).unwrap_or_else(|| panic!("qadf-stream exited:\n{}", lines.join("\n")));
+            samples_log.push((started.elapsed().as_secs_f64(), rss, sent.saturating_sub(stored_so_far(&lines)), p99));
         }
     }
     let rate = sent as f64 / started.elapsed().as_secs_f64();
@@ -107,8 +106,15 @@ fn fifty_thousand_samples_per_second_with_flat_memory_latency_and_backlog() {
     eprintln!("RSS every 5 s (MiB): {series:?}");
     let lines = run.lines();
     eprintln!("last progress: {:?}", &lines[lines.len().saturating_sub(2)..]);
+    let store = s.store();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.count().unwrap_or(0) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let in_history = store.count().unwrap();
     drop(run);
-    let _ = std::fs::remove_dir_all(&data);
+    store.drop_all().unwrap();
+    assert_eq!(in_history, sent, "every sample produced is in the history");
     assert!(rate > 0.95 * RATE, "the producer kept the rate: {rate:.0}");
     assert!(
         rss_late <= rss_early * 1.10,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use qadf_client::sim::{SimConfig, Simulator};
 use qadf_core_types::{
     Codec, Encoding, HistoryQuery, HistoryStore, MessageSink, OffsetStore, OutgoingMessage, Sample, SampleBatch,
-    StoredSample, StreamingConfig, Timestamp,
+    StreamingConfig, Timestamp,
 };
 use qadf_integration_tests::{Service, unique_name};
 use qadf_kafka_io::{ConsumerConfig, KafkaConsumer, KafkaProducer, MemoryOffsetStore, REASON_HEADER};
@@ -201,7 +201,7 @@ pub fn build(layers: u32, part_mm: f64, build_id: &str) -> Vec<Sample> {
 pub fn checksum<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> u64 {
     samples.into_iter().fold(0u64, |acc, s| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        StoredSample::content_id(s).hash(&mut h);
+        s.content_id().hash(&mut h);
         s.layer.hash(&mut h);
         if let Some(p) = s.position {
             [p.x.to_bits(), p.y.to_bits(), p.z.to_bits()].hash(&mut h);
@@ -244,7 +244,7 @@ pub fn produce(topic: &str, partitions: i32, samples: &[Sample]) -> BTreeMap<i32
 
 /// Every stored sample.
 pub fn stored(store: &dyn HistoryStore) -> Vec<Sample> {
-    store.query_stream_history(&HistoryQuery::all()).unwrap().into_iter().map(|s| s.sample).collect()
+    store.query_stream_history(&HistoryQuery::all()).unwrap()
 }
 
 /// Committed offsets of `group` on `topic`, by partition.
@@ -258,6 +258,12 @@ pub fn progress(lines: &[String]) -> Option<(u64, f64)> {
     let samples = line.split_whitespace().next()?.parse().ok()?;
     let p99 = line.split("batch p99 ").nth(1)?.split_whitespace().next()?.parse().ok()?;
     Some((samples, p99))
+}
+
+/// Samples a run reported stored in its latest progress line ("..., N stored, ..."); 0 before the first.
+pub fn stored_so_far(lines: &[String]) -> u64 {
+    let Some(line) = lines.iter().rev().find(|l| l.contains("batch p99")) else { return 0 };
+    line.split(", ").find_map(|part| part.strip_suffix(" stored")).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// Samples a run reported processed in its latest progress line; 0 before the first.

@@ -9,6 +9,7 @@
 mod alerts;
 mod ping;
 mod report;
+mod run_bench;
 mod services;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +31,10 @@ const USAGE: &str = "usage:
   cargo xtask bench                         every benchmark below in one run; writes the report into
                                             docs/PERFORMANCE.md (figures, same-run ceilings, seed targets)
   cargo xtask bench kafka [--records N]     Kafka throughput and latency against the real broker (default 1M)
-  cargo xtask bench storage [--records N]   MongoDB/Redis/embedded stores against their ceilings (default 20,000)
+  cargo xtask bench storage [--records N]   MongoDB/Redis/embedded stores against their ceilings (N samples,
+                                            default 1,000,000)
+  cargo xtask bench run [--records N]       `run` Kafka -> checks -> MongoDB and -> embedded, beside pymongo
+                                            and the broker's fetch (backlog of ~N samples, default 12,000,000)
   cargo xtask bench e2e [--records N]       live-view WebSocket latency with 10 viewers (N batches, default 3000)
                                             and the demo's end-to-end samples/s
   cargo xtask bench alerts [--records S]    produce -> alert latency of `run` at 1k, 5k, 10k msg/s beside the
@@ -190,11 +194,17 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
             layout.up(Service::Mongodb)?;
             let mut bench = cargo(root);
             bench.args(["bench", "-p", "qadf-storage", "--features", "services", "--bench", "storage"]);
-            bench.env("QADF_BENCH_DOCS", records.unwrap_or(20_000).to_string());
+            bench.env("QADF_BENCH_SAMPLES", records.unwrap_or(1_000_000).to_string());
             for s in [Service::Redis, Service::Mongodb] {
                 bench.env(s.env_var(), s.addr());
             }
             run(&mut bench)
+        }
+        "run" => {
+            for line in run_bench::bench(root, &release_binary(root)?, records.unwrap_or(12_000_000))? {
+                println!("{line}");
+            }
+            Ok(())
         }
         "alerts" => {
             let seconds = records.map_or(Ok(20), u32::try_from).context("--records: seconds per rate")?;
@@ -221,16 +231,18 @@ fn bench_report(root: &Path) -> Result<()> {
     kafka.env("QADF_BENCH_RECORDS", "1000000").env(Service::Kafka.env_var(), Service::Kafka.addr());
     let mut storage = cargo(root);
     storage.args(["bench", "-p", "qadf-storage", "--features", "services", "--bench", "storage"]);
-    storage.env("QADF_BENCH_DOCS", "20000");
+    storage.env("QADF_BENCH_SAMPLES", "1000000");
     for s in [Service::Redis, Service::Mongodb] {
         storage.env(s.env_var(), s.addr());
     }
     let mut e2e = cargo(root);
     e2e.args(["bench", "-p", "qadf-client", "--bench", "e2e"]).env("QADF_BENCH_BATCHES", "3000");
+    let run_lines = run_bench::bench(root, &release_binary(root)?, 12_000_000)?;
     let alert_lines = alerts::bench(root, &release_binary(root)?, 20)?;
     let sections = vec![
         ("Kafka: 1,000,000 records, one partition (`bench kafka`)", report::run_capture(&mut kafka)?),
-        ("Storage: 20,000 samples (`bench storage`)", report::run_capture(&mut storage)?),
+        ("Storage: 1,000,000 samples in buckets (`bench storage`)", report::run_capture(&mut storage)?),
+        ("`run` throughput to MongoDB and embedded (`bench run`)", run_lines),
         ("End to end: live view and demo (`bench e2e`)", report::run_capture(&mut e2e)?),
         ("Alert latency of `run` (`bench alerts`)", alert_lines),
     ];

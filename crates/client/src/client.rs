@@ -189,6 +189,7 @@ impl StreamingClient {
             dead_letters: m.dead_letters,
             consumer_lag: m.consumer_lag,
             consumer_lag_by_partition: m.consumer_lag_by_partition,
+            samples_stored: m.samples_stored,
         }
     }
 

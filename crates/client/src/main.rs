@@ -137,13 +137,19 @@ struct QueryArgs {
     /// Only this build.
     #[arg(long)]
     build: Option<String>,
+    /// Only this source (sensor).
+    #[arg(long)]
+    source: Option<String>,
     /// Only this layer.
     #[arg(long)]
     layer: Option<u32>,
+    /// Samples to pass over first (paging, in time order).
+    #[arg(long, default_value_t = 0)]
+    skip: usize,
     /// Most samples to print.
     #[arg(long, default_value_t = 100)]
     limit: usize,
-    /// Print the count only.
+    /// Print the number of matching samples only (skip and limit aside; from bucket counts).
     #[arg(long)]
     count: bool,
     /// Print JSON lines instead of a table.
@@ -265,36 +271,31 @@ fn produce_sim_command(mut config: StreamingConfig, args: ProduceSimArgs) -> Res
 
 /// `qadf-stream query`: stored history as a table, JSON lines or a count.
 fn query_command(config: StreamingConfig, args: QueryArgs) -> Result<()> {
-    let QueryArgs { from, to, build, layer, limit, count, json, data_dir } = args;
+    let QueryArgs { from, to, build, source, layer, skip, limit, count, json, data_dir } = args;
     let q = HistoryQuery {
         start: parse_time(from.as_deref(), Timestamp::EPOCH)?,
         end: parse_time(to.as_deref(), Timestamp::now())?,
         build_id: build,
-        source_id: None,
+        source_id: source,
         layer,
-        skip: 0,
-        limit: if count { usize::MAX } else { limit },
+        skip,
+        limit,
     };
-    let found = production::query(&config, &data_dir, &q)?;
     if count {
-        println!("{}", found.len());
-    } else if json {
+        println!("{}", production::count(&config, &data_dir, &q)?);
+        return Ok(());
+    }
+    let found = production::query(&config, &data_dir, &q)?;
+    if json {
         for s in &found {
             println!("{}", serde_json::to_string(s)?);
         }
     } else {
         println!("{:<32} {:<14} {:>5} {:>24}  signals", "timestamp", "build", "layer", "position (mm)");
         for s in &found {
-            let p = s.sample.position.map_or_else(|| "-".to_owned(), |p| format!("{:.2},{:.2},{:.3}", p.x, p.y, p.z));
-            let signals: Vec<String> = s.sample.signals.iter().map(|(n, v)| format!("{n}={v:.3}")).collect();
-            println!(
-                "{:<32} {:<14} {:>5} {:>24}  {}",
-                s.sample.timestamp,
-                s.sample.build_id,
-                s.sample.layer,
-                p,
-                signals.join(" ")
-            );
+            let p = s.position.map_or_else(|| "-".to_owned(), |p| format!("{:.2},{:.2},{:.3}", p.x, p.y, p.z));
+            let signals: Vec<String> = s.signals.iter().map(|(n, v)| format!("{n}={v:.3}")).collect();
+            println!("{:<32} {:<14} {:>5} {:>24}  {}", s.timestamp, s.build_id, s.layer, p, signals.join(" "));
         }
     }
     Ok(())

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
-    BackendError, Cache, Codec, HistoryQuery, HistoryStore, MessageSink, OffsetStore, OutgoingMessage, SampleBatch,
-    StreamingConfig, Timestamp,
+    BackendError, Cache, Codec, HistoryQuery, HistoryStore, MessageSink, OffsetStore, OutgoingMessage, Sample,
+    SampleBatch, StreamingConfig, Timestamp,
 };
 use qadf_kafka_io::{AlertSink, Assignment, ConsumerConfig, DeadLetterSink, KafkaConsumer, KafkaProducer};
 use qadf_storage::{EmbeddedStore, LiveView, MongoStore, RedisCache};
@@ -154,7 +154,7 @@ pub fn run(
     if options.restore_voxels {
         let history = stores.history().query_stream_history(&HistoryQuery::all())?;
         let n = history.len();
-        let applied = client.restore_voxels(history.into_iter().map(|s| s.sample).collect())?;
+        let applied = client.restore_voxels(history)?;
         progress(&format!("restored the voxel grids from history: {applied} of {n} stored samples"));
     }
     let live_counters = live.as_ref().map(|l| (l.dropped.clone(), l.failed.clone()));
@@ -188,11 +188,12 @@ pub fn run(
         if last_report.elapsed() >= Duration::from_secs(2) {
             let (s, k) = (client.get_stream_statistics(), kafka_stats.get());
             progress(&format!(
-                "{} samples, {:.0} samples/s (last 10 s), batch p99 {:.3} ms, {} dead letters, {} errors; \
+                "{} samples, {:.0} samples/s (last 10 s), {} stored, batch p99 {:.3} ms, {} dead letters, {} errors; \
                  kafka: lag {} messages{}, {} fetch errors, {} reconnects, {} empty fetches while behind; \
                  live view: {} failed, {} dropped",
                 s.messages_processed,
                 s.throughput_window,
+                s.samples_stored,
                 s.latency.p99_ms.unwrap_or(0.0),
                 s.dead_letters,
                 s.errors,
@@ -286,12 +287,13 @@ pub fn produce_sim(config: &StreamingConfig, sim: SimConfig, partitions: i32) ->
 }
 
 /// Reads history from the configured store.
-pub fn query(
-    config: &StreamingConfig,
-    data_dir: &Path,
-    q: &HistoryQuery,
-) -> anyhow::Result<Vec<qadf_core_types::StoredSample>> {
+pub fn query(config: &StreamingConfig, data_dir: &Path, q: &HistoryQuery) -> anyhow::Result<Vec<Sample>> {
     Ok(Stores::open(config, data_dir)?.history().query_stream_history(q)?)
+}
+
+/// Counts the samples `q` selects in the configured store (from bucket counts).
+pub fn count(config: &StreamingConfig, data_dir: &Path, q: &HistoryQuery) -> anyhow::Result<u64> {
+    Ok(Stores::open(config, data_dir)?.history().count_samples(q)?)
 }
 
 #[cfg(test)]

@@ -6,7 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use qadf_client::{ConsumerSinks, Ingest, StreamingClient};
-use qadf_core_types::{HistoryStore, MessageSink, MessageSource, OffsetStore, OutgoingMessage, StreamingConfig};
+use qadf_core_types::bucket::Bucket;
+use qadf_core_types::{
+    BackendError, BackendErrorKind, HistoryQuery, HistoryStore, MessageSink, MessageSource, OffsetStore,
+    OutgoingMessage, Sample, StoreReport, StreamingConfig, Timestamp,
+};
 use qadf_kafka_io::{AlertSink, DeadLetterSink, MemoryOffsetStore, ORIGIN_HEADER, SAMPLE_HEADER, in_process};
 use qadf_storage::EmbeddedStore;
 
@@ -53,10 +57,12 @@ fn good_samples(batches: std::ops::Range<usize>) -> Vec<qadf_core_types::Sample>
     batches.flat_map(|b| codec.decode(good(b).as_bytes()).unwrap().samples).collect()
 }
 
-/// What a run killed between storing and committing left: `batches` stored, nothing committed.
+/// What a run killed between storing and committing left: `batches` stored (each message's
+/// buckets), nothing committed.
 fn stored_by_a_killed_run(history: &EmbeddedStore, batches: std::ops::Range<usize>) {
-    let stored: Vec<_> = good_samples(batches).into_iter().map(qadf_core_types::StoredSample::from_content).collect();
-    history.store_batch(&stored).unwrap();
+    for b in batches {
+        history.store_samples(&good_samples(b..b + 1)).unwrap();
+    }
 }
 
 /// Starts `client` consuming an in-process topic of `group` into `history` alone; returns the producer side and the loop.
@@ -262,7 +268,7 @@ fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once
     // The restarted run: the grid comes back from history, then every message is delivered again.
     let client = Arc::new(StreamingClient::new(config.clone()).unwrap());
     let restored = history.query_stream_history(&qadf_core_types::HistoryQuery::all()).unwrap();
-    assert_eq!(client.restore_voxels(restored.into_iter().map(|s| s.sample).collect()).unwrap(), 60);
+    assert_eq!(client.restore_voxels(restored).unwrap(), 60);
     let offsets = Arc::new(MemoryOffsetStore::default());
     let (sink, ingest) = start_storing(&client, &history, "g", &offsets);
     sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
@@ -290,27 +296,23 @@ fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once
 struct RefusingStore(Arc<EmbeddedStore>);
 
 impl HistoryStore for RefusingStore {
-    fn store_batch(
-        &self,
-        samples: &[qadf_core_types::StoredSample],
-    ) -> Result<qadf_core_types::StoreReport, qadf_core_types::BackendError> {
-        if samples.iter().any(|s| s.sample.signals.get("poison").is_some()) {
-            let kind = qadf_core_types::BackendErrorKind::Rejected;
-            return Err(qadf_core_types::BackendError::new(kind, "test", "document refused"));
+    fn store_buckets(&self, buckets: &[Bucket]) -> Result<StoreReport, BackendError> {
+        if buckets.iter().any(|b| b.key.signals.iter().any(|s| s == "poison")) {
+            return Err(BackendError::new(BackendErrorKind::Rejected, "test", "document refused"));
         }
-        self.0.store_batch(samples)
+        self.0.store_buckets(buckets)
     }
-    fn query_stream_history(
-        &self,
-        q: &qadf_core_types::HistoryQuery,
-    ) -> Result<Vec<qadf_core_types::StoredSample>, qadf_core_types::BackendError> {
+    fn query_stream_history(&self, q: &HistoryQuery) -> Result<Vec<Sample>, BackendError> {
         self.0.query_stream_history(q)
     }
-    fn delete_old_data(&self, t: qadf_core_types::Timestamp) -> Result<u64, qadf_core_types::BackendError> {
+    fn count_samples(&self, q: &HistoryQuery) -> Result<u64, BackendError> {
+        self.0.count_samples(q)
+    }
+    fn delete_old_data(&self, t: Timestamp) -> Result<u64, BackendError> {
         self.0.delete_old_data(t)
     }
-    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, qadf_core_types::BackendError> {
-        self.0.stored_ids(ids)
+    fn stored_buckets(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
+        self.0.stored_buckets(ids)
     }
 }
 

@@ -32,10 +32,12 @@
 #![deny(missing_docs)]
 
 mod backoff;
+pub mod bucket;
 mod clock;
 mod codec;
 mod config;
 mod error;
+pub mod history;
 mod limits;
 mod result;
 mod sample;
@@ -59,7 +61,7 @@ pub use stats::{LatencySummary, StreamStatistics, finite_ratio};
 pub use time::Timestamp;
 pub use traits::{
     Cache, DEFAULT_BACKEND_TIMEOUT, HistoryQuery, HistoryStore, LogPosition, MessageSink, MessageSource, OffsetStore,
-    Origin, OutgoingMessage, RawMessage, Stage, StoreReport, StoredSample,
+    Origin, OutgoingMessage, RawMessage, Stage, StoreReport,
 };
 pub use value::Value;
 

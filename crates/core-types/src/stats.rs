@@ -51,6 +51,9 @@ pub struct StreamStatistics {
     /// The same per partition, `(partition, messages behind)`, as of the consumer's last poll.
     #[serde(default)]
     pub consumer_lag_by_partition: Vec<(i32, u64)>,
+    /// Samples the history stored (replays it already held not counted).
+    #[serde(default)]
+    pub samples_stored: u64,
 }
 
 /// `numerator / denominator`, or `None` when the denominator is zero or the result is not finite.

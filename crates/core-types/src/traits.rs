@@ -7,12 +7,13 @@
 //!   ones back in the error.
 //! - [`Stage`]: leave the batch consistent on error; never panic on bad data (return a [`StageError`]).
 //! - [`Cache`], [`HistoryStore`], [`OffsetStore`]: round-trip values exactly; storing the same
-//!   [`StoredSample::id`] twice keeps one copy and counts the second as already stored.
+//!   [`Bucket::id`] twice keeps one copy and counts the second as already stored.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bucket::Bucket;
 use crate::error::{BackendError, SendError, StageError};
 use crate::result::StreamingResult;
 use crate::sample::{Sample, SampleBatch};
@@ -105,71 +106,12 @@ pub trait Cache: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Value>, BackendError>;
 }
 
-/// A sample with the id that makes storing it idempotent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoredSample {
-    /// Unique, replay-stable id (see [`StoredSample::content_id`]).
-    pub id: String,
-    /// The sample.
-    pub sample: Sample,
-}
-
-impl StoredSample {
-    /// Id `topic/partition/offset/index`: the `index`-th sample of the message at `origin`.
-    pub fn from_origin(origin: &Origin, index: usize, sample: Sample) -> StoredSample {
-        let id = format!("{}/{}/{}/{}", origin.topic, origin.partition, origin.offset, index);
-        StoredSample { id, sample }
-    }
-
-    /// The sample with its content id (see [`StoredSample::content_id`]).
-    pub fn from_content(sample: Sample) -> StoredSample {
-        StoredSample { id: StoredSample::content_id(&sample), sample }
-    }
-
-    /// The storage id of `sample`: 16 hex digits of its timestamp (offset so they sort in time
-    /// order, which keeps B-tree inserts in the stores near-sequential), then 16 hex digits of
-    /// the XXH3-64 digest of every field (build, source, layer, timestamp, position, each
-    /// signal's name and value bits), each length-prefixed.
-    ///
-    /// Deterministic across replays and versions (XXH3's output is fixed by its specification),
-    /// and distinct for samples that differ in any field, so two sensors sharing a source id and a
-    /// clock tick are both stored, and a replay of the same message is stored once.
-    pub fn content_id(sample: &Sample) -> String {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        let mut text = |t: &str| {
-            h.update(&(t.len() as u64).to_le_bytes());
-            h.update(t.as_bytes());
-        };
-        text(&sample.build_id);
-        text(&sample.source_id);
-        h.update(&sample.layer.to_le_bytes());
-        h.update(&sample.timestamp.as_nanos().to_le_bytes());
-        match sample.position {
-            Some(p) => {
-                h.update(&[1]);
-                for c in [p.x, p.y, p.z] {
-                    h.update(&c.to_bits().to_le_bytes());
-                }
-            }
-            None => h.update(&[0]),
-        }
-        h.update(&(sample.signals.len() as u64).to_le_bytes());
-        for (name, value) in sample.signals.iter() {
-            h.update(&(name.len() as u64).to_le_bytes());
-            h.update(name.as_bytes());
-            h.update(&value.to_bits().to_le_bytes());
-        }
-        let time = (sample.timestamp.as_nanos() as u64) ^ (1 << 63);
-        format!("{time:016x}{:016x}", h.digest())
-    }
-}
-
 /// How many samples a store call wrote, and how many it already had.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreReport {
     /// Newly written.
     pub inserted: u64,
-    /// Skipped because a sample with the same id was already stored.
+    /// Skipped because their bucket was already stored (a replay).
     pub already_stored: u64,
 }
 
@@ -192,16 +134,29 @@ pub struct HistoryQuery {
     pub limit: usize,
 }
 
-/// Durable history of samples, sorted by time on read.
+/// Durable history of samples, kept as buckets (see [`crate::bucket`]), sorted by time on read.
 pub trait HistoryStore: Send + Sync {
-    /// Stores samples idempotently by id.
-    fn store_batch(&self, samples: &[StoredSample]) -> Result<StoreReport, BackendError>;
-    /// Samples matching `query`, sorted by timestamp then id.
-    fn query_stream_history(&self, query: &HistoryQuery) -> Result<Vec<StoredSample>, BackendError>;
-    /// Deletes samples measured before `older_than`; returns how many.
+    /// Stores buckets idempotently by id; the report counts their samples.
+    fn store_buckets(&self, buckets: &[Bucket]) -> Result<StoreReport, BackendError>;
+    /// Samples matching `query`, sorted by timestamp (see [`crate::history::answer`]).
+    fn query_stream_history(&self, query: &HistoryQuery) -> Result<Vec<Sample>, BackendError>;
+    /// How many samples match `query`, skip and limit aside (bucket counts where a bucket lies
+    /// wholly inside the range).
+    fn count_samples(&self, query: &HistoryQuery) -> Result<u64, BackendError>;
+    /// Deletes the buckets that ended before `older_than`; returns how many samples they held.
     fn delete_old_data(&self, older_than: Timestamp) -> Result<u64, BackendError>;
-    /// For each of `ids`, whether a sample with that id is stored (same order).
-    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, BackendError>;
+    /// For each of `ids`, whether a bucket with that id is stored (same order).
+    fn stored_buckets(&self, ids: &[String]) -> Result<Vec<bool>, BackendError>;
+
+    /// Stores `samples` as the buckets [`Bucket::runs`] cuts them into (as one message).
+    fn store_samples(&self, samples: &[Sample]) -> Result<StoreReport, BackendError> {
+        let buckets: Vec<Bucket> = Bucket::runs(samples)
+            .into_iter()
+            .map(|r| Bucket::encode(&samples[r]))
+            .collect::<Result<_, _>>()
+            .map_err(crate::history::corrupt)?;
+        self.store_buckets(&buckets)
+    }
 }
 
 impl HistoryQuery {

@@ -192,6 +192,8 @@ pub struct PipelineMetrics {
     pub consumer_lag: u64,
     /// The same per partition, `(partition, messages behind)`.
     pub consumer_lag_by_partition: Vec<(i32, u64)>,
+    /// Samples the history stored (replays it already held not counted).
+    pub samples_stored: u64,
 }
 
 /// Latency and failure counters of one step (steps sharing a name share them).
@@ -219,6 +221,7 @@ pub struct Metrics {
     pub(crate) alerts_emitted: AtomicU64,
     pub(crate) alerts_suppressed: AtomicU64,
     dead_letters: AtomicU64,
+    samples_stored: AtomicU64,
     processing_ns: AtomicU64,
     /// Nanoseconds since the epoch of the last completed batch; `i64::MIN` before the first.
     last_batch_ns: AtomicI64,
@@ -240,6 +243,7 @@ impl Metrics {
             alerts_emitted: AtomicU64::new(0),
             alerts_suppressed: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
+            samples_stored: AtomicU64::new(0),
             processing_ns: AtomicU64::new(0),
             last_batch_ns: AtomicI64::new(i64::MIN),
             consumer_lag: Mutex::default(),
@@ -268,6 +272,11 @@ impl Metrics {
     /// Counts dead letters (the pipeline's own, or messages refused before it, such as undecodable ones).
     pub fn record_dead_letters(&self, n: u64) {
         self.dead_letters.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts samples the history stored.
+    pub fn record_stored(&self, n: u64) {
+        self.samples_stored.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Records the consumer's lag: messages behind the log end, `(partition, lag)` for each partition.
@@ -307,6 +316,7 @@ impl Metrics {
             last_batch: (last != i64::MIN).then(|| Timestamp::from_nanos(last)),
             consumer_lag: lag.iter().map(|&(_, l)| l).sum(),
             consumer_lag_by_partition: lag,
+            samples_stored: self.samples_stored.load(Ordering::Relaxed),
         }
     }
 }

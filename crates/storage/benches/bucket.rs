@@ -1,11 +1,11 @@
-//! Bytes and CPU per sample of the bucket column encoding (`storage/src/bucket.rs`), beside what the
+//! Bytes and CPU per sample of the bucket column encoding (`core-types/src/bucket.rs`), beside what the
 //! history stores today, measured in the same run: one bincode record per sample (the embedded
 //! store) and one BSON document per sample as `MongoStore` writes it (its field layout, without
 //! the `_id` and indexes). `cargo bench -p qadf-storage --bench bucket` (`QADF_BENCH_SAMPLES`, default 1,000,000).
 
 use std::time::Instant;
 
-use qadf_storage::bucket::{Bucket, MAX_BUCKET_SAMPLES};
+use qadf_core_types::bucket::{Bucket, MAX_BUCKET_SAMPLES};
 
 fn main() {
     let n: usize = std::env::var("QADF_BENCH_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);

@@ -1,22 +1,31 @@
 //! `EmbeddedStore`: crash-safe history and offsets on local disk (redb), for zero-service runs.
 //!
-//! Tables: samples keyed by (timestamp ns, id) so time ranges are ordered scans; an id index
-//! (id → timestamp) that makes storing idempotent; offsets keyed by (group, topic, partition);
-//! cache entries (the live view's latest state) with their expiry.
+//! Tables: buckets (see `qadf_core_types::bucket`) keyed by (start ns, id) so time ranges are
+//! ordered scans, each value (end ns, count, bincode of the bucket) so a scan skips buckets
+//! ending before the range and counts whole ones without decoding them; an id index (id →
+//! start) that makes storing idempotent; offsets keyed by (group, topic, partition); cache
+//! entries (the live view's latest state) with their expiry. A file written by a version that
+//! kept one record per sample (table `samples`) is refused with an error saying so.
 //! Every call is one redb transaction, committed durably before it returns.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use qadf_core_types::bucket::Bucket;
+use qadf_core_types::history::{answer, scan_start};
 use qadf_core_types::{
     BackendError, BackendErrorKind, Cache, Clock, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Sample,
-    StoreReport, StoredSample, SystemClock, Timestamp, Value,
+    StoreReport, SystemClock, Timestamp, Value,
 };
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
-const SAMPLES: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("samples");
-const IDS: TableDefinition<&str, i64> = TableDefinition::new("sample_ids");
+/// (start ns, id) → (end ns, count, bincode `Bucket`).
+const BUCKETS: TableDefinition<(i64, &str), (i64, u32, &[u8])> = TableDefinition::new("buckets");
+/// Bucket id → start ns.
+const IDS: TableDefinition<&str, i64> = TableDefinition::new("bucket_ids");
+/// The table of the per-sample layout of earlier versions.
+const OLD_SAMPLES: &str = "samples";
 const OFFSETS: TableDefinition<(&str, &str, i32), i64> = TableDefinition::new("offsets");
 /// Cache entries: key → (expiry ns, bincode `Value`).
 const CACHE: TableDefinition<&str, (i64, &[u8])> = TableDefinition::new("cache");
@@ -48,7 +57,18 @@ impl EmbeddedStore {
     pub fn open(path: &Path) -> Result<EmbeddedStore, BackendError> {
         let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(path).map_err(io)?;
         let tx = db.begin_write().map_err(io)?;
-        tx.open_table(SAMPLES).map_err(io)?;
+        if tx.list_tables().map_err(io)?.any(|t| t.name() == OLD_SAMPLES) {
+            return Err(BackendError::new(
+                BackendErrorKind::Rejected,
+                "embedded",
+                format!(
+                    "{} holds history in the per-sample layout of an earlier version; this version stores \
+                     buckets: move the file away (or query it with that version) and start again",
+                    path.display()
+                ),
+            ));
+        }
+        tx.open_table(BUCKETS).map_err(io)?;
         tx.open_table(IDS).map_err(io)?;
         tx.open_table(OFFSETS).map_err(io)?;
         tx.open_table(CACHE).map_err(io)?;
@@ -64,66 +84,67 @@ impl EmbeddedStore {
 
     /// Number of stored samples.
     pub fn count(&self) -> Result<u64, BackendError> {
+        self.count_samples(&HistoryQuery::all())
+    }
+
+    /// Calls `f` with the buckets that may overlap `q`'s time range, in (start, id) order,
+    /// decoded lazily (those ending before the range are passed over undecoded).
+    fn with_buckets<T>(
+        &self,
+        q: &HistoryQuery,
+        f: impl FnOnce(&mut dyn Iterator<Item = Result<Bucket, BackendError>>) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
         let tx = self.db.begin_read().map_err(io)?;
-        tx.open_table(IDS).map_err(io)?.len().map_err(io)
+        let table = tx.open_table(BUCKETS).map_err(io)?;
+        let start = q.start.as_nanos();
+        let mut buckets =
+            table.range((scan_start(q), "")..(q.end.as_nanos(), "")).map_err(io)?.filter_map(|e| match e {
+                Err(e) => Some(Err(io(e))),
+                Ok((_, value)) => {
+                    let (end, _, record) = value.value();
+                    (end >= start).then(|| decode(record))
+                }
+            });
+        f(&mut buckets)
     }
 }
 
-fn matches(q: &HistoryQuery, s: &Sample) -> bool {
-    q.build_id.as_ref().is_none_or(|b| *b == s.build_id)
-        && q.source_id.as_ref().is_none_or(|x| *x == s.source_id)
-        && q.layer.is_none_or(|l| l == s.layer)
+fn decode(record: &[u8]) -> Result<Bucket, BackendError> {
+    bincode::serde::decode_from_slice(record, bincode::config::standard()).map(|(b, _)| b).map_err(corrupt)
 }
 
 impl HistoryStore for EmbeddedStore {
-    fn store_batch(&self, samples: &[StoredSample]) -> Result<StoreReport, BackendError> {
+    fn store_buckets(&self, buckets: &[Bucket]) -> Result<StoreReport, BackendError> {
         let mut report = StoreReport::default();
         let tx = self.db.begin_write().map_err(io)?;
         {
-            let mut table = tx.open_table(SAMPLES).map_err(io)?;
+            let mut table = tx.open_table(BUCKETS).map_err(io)?;
             let mut ids = tx.open_table(IDS).map_err(io)?;
-            for s in samples {
-                if ids.get(s.id.as_str()).map_err(io)?.is_some() {
-                    report.already_stored += 1;
+            for b in buckets {
+                if ids.get(b.id.as_str()).map_err(io)?.is_some() {
+                    report.already_stored += u64::from(b.count);
                     continue;
                 }
-                let t = s.sample.timestamp.as_nanos();
-                let bytes = bincode::serde::encode_to_vec(&s.sample, bincode::config::standard()).map_err(corrupt)?;
-                table.insert((t, s.id.as_str()), bytes.as_slice()).map_err(io)?;
-                ids.insert(s.id.as_str(), t).map_err(io)?;
-                report.inserted += 1;
+                let record = bincode::serde::encode_to_vec(b, bincode::config::standard()).map_err(corrupt)?;
+                let start = b.start.as_nanos();
+                table.insert((start, b.id.as_str()), (b.end.as_nanos(), b.count, record.as_slice())).map_err(io)?;
+                ids.insert(b.id.as_str(), start).map_err(io)?;
+                report.inserted += u64::from(b.count);
             }
         }
         tx.commit().map_err(io)?;
         Ok(report)
     }
 
-    fn query_stream_history(&self, q: &HistoryQuery) -> Result<Vec<StoredSample>, BackendError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let table = tx.open_table(SAMPLES).map_err(io)?;
-        let mut out = Vec::new();
-        let mut skipped = 0;
-        let range = table.range((q.start.as_nanos(), "")..(q.end.as_nanos(), "")).map_err(io)?;
-        for entry in range {
-            let (key, value) = entry.map_err(io)?;
-            let (sample, _): (Sample, usize) =
-                bincode::serde::decode_from_slice(value.value(), bincode::config::standard()).map_err(corrupt)?;
-            if !matches(q, &sample) {
-                continue;
-            }
-            if skipped < q.skip {
-                skipped += 1;
-                continue;
-            }
-            out.push(StoredSample { id: key.value().1.to_owned(), sample });
-            if out.len() >= q.limit {
-                break;
-            }
-        }
-        Ok(out)
+    fn query_stream_history(&self, q: &HistoryQuery) -> Result<Vec<Sample>, BackendError> {
+        self.with_buckets(q, |buckets| answer(q, buckets))
     }
 
-    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
+    fn count_samples(&self, q: &HistoryQuery) -> Result<u64, BackendError> {
+        self.with_buckets(q, |buckets| buckets.map(|b| b?.count_in(q)).sum())
+    }
+
+    fn stored_buckets(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
         let tx = self.db.begin_read().map_err(io)?;
         let table = tx.open_table(IDS).map_err(io)?;
         ids.iter().map(|id| table.get(id.as_str()).map(|v| v.is_some()).map_err(io)).collect()
@@ -133,18 +154,20 @@ impl HistoryStore for EmbeddedStore {
         let tx = self.db.begin_write().map_err(io)?;
         let mut deleted = 0;
         {
-            let mut table = tx.open_table(SAMPLES).map_err(io)?;
+            let mut table = tx.open_table(BUCKETS).map_err(io)?;
             let mut ids = tx.open_table(IDS).map_err(io)?;
-            let old: Vec<(i64, String)> = table
-                .range((i64::MIN, "")..(older_than.as_nanos(), ""))
-                .map_err(io)?
-                .map(|e| e.map(|(k, _)| (k.value().0, k.value().1.to_owned())))
-                .collect::<Result<_, _>>()
-                .map_err(io)?;
-            for (t, id) in old {
-                table.remove((t, id.as_str())).map_err(io)?;
+            let mut old: Vec<(i64, String, u32)> = Vec::new();
+            for entry in table.range((i64::MIN, "")..(older_than.as_nanos(), "")).map_err(io)? {
+                let (key, value) = entry.map_err(io)?;
+                let (end, count, _) = value.value();
+                if end < older_than.as_nanos() {
+                    old.push((key.value().0, key.value().1.to_owned(), count));
+                }
+            }
+            for (start, id, count) in old {
+                table.remove((start, id.as_str())).map_err(io)?;
                 ids.remove(id.as_str()).map_err(io)?;
-                deleted += 1;
+                deleted += u64::from(count);
             }
         }
         tx.commit().map_err(io)?;

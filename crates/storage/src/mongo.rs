@@ -1,20 +1,25 @@
 //! `MongoStore`: history and offsets in MongoDB through the sync driver.
 //!
-//! Document per sample: `_id` (the sample's origin id, so a replay stores nothing twice),
-//! `timestamp` (BSON UTC datetime, ms, for people and TTL indexes), `timestamp_ns` (exact order),
-//! `build_id`, `source_id`, `layer`, `position` (`[x, y, z]` or null), `signals` (name → number).
-//! Writes are unordered `insert_many` calls of `storage_batch_size` documents; duplicate-key
-//! errors (code 11000) count as already stored, any other error fails the call.
+//! Document per bucket (see `qadf_core_types::bucket` and docs/HISTORY.md): `_id` (the bucket's
+//! deterministic id, so a replay stores nothing twice), `build_id`, `source_id`, `layer`,
+//! `start` / `end` (BSON UTC datetimes, ms, for people and the TTL index), `start_ns` / `end_ns`
+//! (exact), `count`, `has_position`, `signals` (names in column order), `summaries` (per signal
+//! `{name, min, max, sum}`), `columns` (binary: the pcodec columns). Writes are unordered
+//! `insert_many` calls of `storage_batch_size` documents; duplicate-key errors (code 11000)
+//! count as already stored, any other error fails the call.
 
 use std::time::Duration;
 
 use mongodb::IndexModel;
-use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{DateTime, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::sync::{Client, Collection};
+use qadf_core_types::bucket::{Bucket, BucketKey, SignalSummary};
+use qadf_core_types::history::{answer, scan_start};
 use qadf_core_types::{
-    BackendError, BackendErrorKind, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Point3, Sample, Signals,
-    StoreReport, StoredSample, StreamingConfig, Timestamp,
+    BackendError, BackendErrorKind, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Sample, StoreReport,
+    StreamingConfig, Timestamp,
 };
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -24,7 +29,7 @@ const DUPLICATE_KEY: i32 = 11000;
 pub struct StoreStatistics {
     /// Whether the server answered.
     pub reachable: bool,
-    /// Stored samples.
+    /// Stored bucket documents.
     pub documents: u64,
     /// Index names of the sample collection.
     pub indexes: Vec<String>,
@@ -88,17 +93,17 @@ impl MongoStore {
         })
     }
 
-    /// Creates the query indexes (time; build + time; source + time) and, when `retention` is
-    /// given, a TTL index that lets the server delete samples older than it.
+    /// Creates the query indexes (start time; build + start; source + start) and, when
+    /// `retention` is given, a TTL index that lets the server delete buckets that ended longer ago.
     pub fn create_time_series_index(&self, retention: Option<Duration>) -> Result<Vec<String>, BackendError> {
         let mut models = vec![
-            IndexModel::builder().keys(doc! { "timestamp_ns": 1 }).build(),
-            IndexModel::builder().keys(doc! { "build_id": 1, "timestamp_ns": 1 }).build(),
-            IndexModel::builder().keys(doc! { "source_id": 1, "timestamp_ns": 1 }).build(),
+            IndexModel::builder().keys(doc! { "start_ns": 1 }).build(),
+            IndexModel::builder().keys(doc! { "build_id": 1, "start_ns": 1 }).build(),
+            IndexModel::builder().keys(doc! { "source_id": 1, "start_ns": 1 }).build(),
         ];
         if let Some(keep) = retention {
             let options = IndexOptions::builder().expire_after(keep).build();
-            models.push(IndexModel::builder().keys(doc! { "timestamp": 1 }).options(options).build());
+            models.push(IndexModel::builder().keys(doc! { "end": 1 }).options(options).build());
         }
         self.samples.create_indexes(models).run().map_err(classify)?;
         self.index_names()
@@ -111,13 +116,37 @@ impl MongoStore {
 
     /// Number of stored samples.
     pub fn count(&self) -> Result<u64, BackendError> {
+        self.count_samples(&HistoryQuery::all())
+    }
+
+    /// Number of stored bucket documents.
+    pub fn bucket_count(&self) -> Result<u64, BackendError> {
         self.samples.count_documents(doc! {}).run().map_err(classify)
+    }
+
+    /// The sum of `count` over the buckets matching `filter` (only `count` is read).
+    fn sum_counts(&self, filter: Document) -> Result<u64, BackendError> {
+        let cursor = self.samples.find(filter).projection(doc! { "count": 1 }).run().map_err(classify)?;
+        let mut n = 0u64;
+        for d in cursor {
+            n += u64::try_from(d.map_err(classify)?.get_i64("count").map_err(corrupt)?).map_err(corrupt)?;
+        }
+        Ok(n)
+    }
+
+    /// The buckets matching `filter`, by start then id, decoded as the cursor is read.
+    fn find_buckets(
+        &self,
+        filter: Document,
+    ) -> Result<impl Iterator<Item = Result<Bucket, BackendError>>, BackendError> {
+        let cursor = self.samples.find(filter).sort(doc! { "start_ns": 1, "_id": 1 }).run().map_err(classify)?;
+        Ok(cursor.map(|d| d.map_err(classify).and_then(|d| from_document(&d))))
     }
 
     /// Document count, index names and whether the server answers (an unreachable server is
     /// reported as `reachable: false`, not as an error).
     pub fn statistics(&self) -> StoreStatistics {
-        match (self.count(), self.index_names()) {
+        match (self.bucket_count(), self.index_names()) {
             (Ok(documents), Ok(indexes)) => StoreStatistics { reachable: true, documents, indexes, error: None },
             (Err(e), _) | (_, Err(e)) => {
                 StoreStatistics { reachable: false, documents: 0, indexes: Vec::new(), error: Some(e.to_string()) }
@@ -137,59 +166,93 @@ impl MongoStore {
     }
 }
 
-fn to_document(s: &StoredSample) -> Document {
-    let sample = &s.sample;
-    let mut signals = Document::new();
-    for (name, value) in sample.signals.iter() {
-        signals.insert(name, value);
-    }
+fn datetime(t: Timestamp) -> DateTime {
+    DateTime::from_millis(t.as_nanos().div_euclid(1_000_000))
+}
+
+fn to_document(b: &Bucket) -> Document {
+    let summaries: Vec<Document> =
+        b.summaries.iter().map(|s| doc! { "name": &s.name, "min": s.min, "max": s.max, "sum": s.sum }).collect();
     doc! {
-        "_id": &s.id,
-        "timestamp": DateTime::from_millis(sample.timestamp.as_nanos().div_euclid(1_000_000)),
-        "timestamp_ns": sample.timestamp.as_nanos(),
-        "build_id": &sample.build_id,
-        "source_id": &sample.source_id,
-        "layer": i64::from(sample.layer),
-        "position": sample.position.map_or(Bson::Null, |p| Bson::Array(vec![p.x.into(), p.y.into(), p.z.into()])),
-        "signals": signals,
+        "_id": &b.id,
+        "build_id": &b.key.build_id,
+        "source_id": &b.key.source_id,
+        "layer": i64::from(b.key.layer),
+        "start": datetime(b.start),
+        "end": datetime(b.end),
+        "start_ns": b.start.as_nanos(),
+        "end_ns": b.end.as_nanos(),
+        "count": i64::from(b.count),
+        "has_position": b.key.has_position,
+        "signals": &b.key.signals,
+        "summaries": summaries,
+        "columns": mongodb::bson::Binary { subtype: BinarySubtype::Generic, bytes: b.columns.clone() },
     }
 }
 
-fn from_document(d: &Document) -> Result<StoredSample, BackendError> {
-    let position = match d.get("position") {
-        Some(Bson::Array(a)) if a.len() == 3 => {
-            let c: Vec<f64> = a
-                .iter()
-                .map(|b| b.as_f64().ok_or_else(|| corrupt("position is not numeric")))
-                .collect::<Result<_, _>>()?;
-            Some(Point3::new(c[0], c[1], c[2]))
-        }
-        _ => None,
-    };
-    let mut signals = Signals::new();
-    for (name, value) in d.get_document("signals").map_err(corrupt)? {
-        signals.push(name, value.as_f64().ok_or_else(|| corrupt(format!("signal {name} is not a double")))?);
-    }
-    Ok(StoredSample {
-        id: d.get_str("_id").map_err(corrupt)?.to_owned(),
-        sample: Sample {
-            build_id: d.get_str("build_id").map_err(corrupt)?.to_owned(),
-            source_id: d.get_str("source_id").map_err(corrupt)?.to_owned(),
-            layer: u32::try_from(d.get_i64("layer").map_err(corrupt)?).map_err(corrupt)?,
-            timestamp: Timestamp::from_nanos(d.get_i64("timestamp_ns").map_err(corrupt)?),
-            position,
+fn from_document(d: &Document) -> Result<Bucket, BackendError> {
+    let int = |field: &str| d.get_i64(field).map_err(corrupt);
+    let text = |field: &str| d.get_str(field).map(str::to_owned).map_err(corrupt);
+    let signals: Vec<String> = d
+        .get_array("signals")
+        .map_err(corrupt)?
+        .iter()
+        .map(|n| n.as_str().map(str::to_owned).ok_or_else(|| corrupt("a signal name is not a string")))
+        .collect::<Result<_, _>>()?;
+    let summaries: Vec<SignalSummary> = d
+        .get_array("summaries")
+        .map_err(corrupt)?
+        .iter()
+        .map(|s| {
+            let s = s.as_document().ok_or_else(|| corrupt("a summary is not a document"))?;
+            let number = |f: &str| s.get_f64(f).map_err(corrupt);
+            Ok(SignalSummary {
+                name: s.get_str("name").map_err(corrupt)?.to_owned(),
+                min: number("min")?,
+                max: number("max")?,
+                sum: number("sum")?,
+            })
+        })
+        .collect::<Result<_, BackendError>>()?;
+    Ok(Bucket {
+        id: text("_id")?,
+        key: BucketKey {
+            build_id: text("build_id")?,
+            source_id: text("source_id")?,
+            layer: u32::try_from(int("layer")?).map_err(corrupt)?,
+            has_position: d.get_bool("has_position").map_err(corrupt)?,
             signals,
         },
+        start: Timestamp::from_nanos(int("start_ns")?),
+        end: Timestamp::from_nanos(int("end_ns")?),
+        count: u32::try_from(int("count")?).map_err(corrupt)?,
+        summaries,
+        columns: d.get_binary_generic("columns").map_err(corrupt)?.clone(),
     })
 }
 
+/// The build, source and layer conditions of `q`, added to `filter`.
+fn with_key(mut filter: Document, q: &HistoryQuery) -> Document {
+    if let Some(b) = &q.build_id {
+        filter.insert("build_id", b);
+    }
+    if let Some(s) = &q.source_id {
+        filter.insert("source_id", s);
+    }
+    if let Some(l) = q.layer {
+        filter.insert("layer", i64::from(l));
+    }
+    filter
+}
+
 impl HistoryStore for MongoStore {
-    fn store_batch(&self, samples: &[StoredSample]) -> Result<StoreReport, BackendError> {
+    fn store_buckets(&self, buckets: &[Bucket]) -> Result<StoreReport, BackendError> {
         let mut report = StoreReport::default();
-        for chunk in samples.chunks(self.batch_size) {
+        for chunk in buckets.chunks(self.batch_size) {
             let docs: Vec<Document> = chunk.iter().map(to_document).collect();
+            let all: u64 = chunk.iter().map(|b| u64::from(b.count)).sum();
             match self.samples.insert_many(docs).ordered(false).run() {
-                Ok(r) => report.inserted += r.inserted_ids.len() as u64,
+                Ok(_) => report.inserted += all,
                 Err(e) => match *e.kind {
                     mongodb::error::ErrorKind::InsertMany(ref failure) if failure.write_concern_error.is_none() => {
                         let errors = failure.write_errors.as_deref().unwrap_or_default();
@@ -200,8 +263,10 @@ impl HistoryStore for MongoStore {
                                 other.message.clone(),
                             ));
                         }
-                        report.already_stored += errors.len() as u64;
-                        report.inserted += (chunk.len() - errors.len()) as u64;
+                        let duplicate: u64 =
+                            errors.iter().filter_map(|w| chunk.get(w.index)).map(|b| u64::from(b.count)).sum();
+                        report.already_stored += duplicate;
+                        report.inserted += all - duplicate;
                     }
                     _ => return Err(classify(e)),
                 },
@@ -210,28 +275,57 @@ impl HistoryStore for MongoStore {
         Ok(report)
     }
 
-    fn query_stream_history(&self, q: &HistoryQuery) -> Result<Vec<StoredSample>, BackendError> {
-        let mut filter = doc! { "timestamp_ns": { "$gte": q.start.as_nanos(), "$lt": q.end.as_nanos() } };
-        if let Some(b) = &q.build_id {
-            filter.insert("build_id", b);
-        }
-        if let Some(s) = &q.source_id {
-            filter.insert("source_id", s);
-        }
-        if let Some(l) = q.layer {
-            filter.insert("layer", i64::from(l));
-        }
-        let mut find = self.samples.find(filter).sort(doc! { "timestamp_ns": 1, "_id": 1 }).skip(q.skip as u64);
-        if q.limit < i64::MAX as usize {
-            find = find.limit(q.limit as i64);
-        }
-        let cursor = find.run().map_err(classify)?;
-        cursor.map(|d| d.map_err(classify).and_then(|d| from_document(&d))).collect()
+    fn query_stream_history(&self, q: &HistoryQuery) -> Result<Vec<Sample>, BackendError> {
+        let filter = doc! {
+            "start_ns": { "$gte": scan_start(q), "$lt": q.end.as_nanos() },
+            "end_ns": { "$gte": q.start.as_nanos() },
+        };
+        answer(q, self.find_buckets(with_key(filter, q))?)
     }
 
-    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
+    fn count_samples(&self, q: &HistoryQuery) -> Result<u64, BackendError> {
+        let (start, end) = (q.start.as_nanos(), q.end.as_nanos());
+        // Wholly inside: their counts. Across an edge (two disjoint ranges of start): decoded.
+        let mut n = self.sum_counts(with_key(doc! { "start_ns": { "$gte": start }, "end_ns": { "$lt": end } }, q))?;
+        let edges = [
+            doc! { "start_ns": { "$gte": scan_start(q), "$lt": start }, "end_ns": { "$gte": start } },
+            doc! { "start_ns": { "$gte": start, "$lt": end }, "end_ns": { "$gte": end } },
+        ];
+        for filter in edges {
+            for bucket in self.find_buckets(with_key(filter, q))? {
+                n += bucket?.count_in(q)?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn stored_buckets(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
+        let found = self.existing(ids)?;
+        Ok(ids.iter().map(|id| found.contains(id)).collect())
+    }
+
+    fn delete_old_data(&self, older_than: Timestamp) -> Result<u64, BackendError> {
+        let filter = doc! { "end_ns": { "$lt": older_than.as_nanos() } };
+        let cursor = self.samples.find(filter).projection(doc! { "_id": 1, "count": 1 }).run().map_err(classify)?;
+        let mut old: Vec<(String, u64)> = Vec::new();
+        for d in cursor {
+            let d = d.map_err(classify)?;
+            let count = u64::try_from(d.get_i64("count").map_err(corrupt)?).map_err(corrupt)?;
+            old.push((d.get_str("_id").map_err(corrupt)?.to_owned(), count));
+        }
+        for chunk in old.chunks(100) {
+            let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+            self.samples.delete_many(doc! { "_id": { "$in": ids } }).run().map_err(classify)?;
+        }
+        Ok(old.iter().map(|(_, n)| n).sum())
+    }
+}
+
+impl MongoStore {
+    /// Which of `ids` are stored, asked in small `$in` lists (some servers, SecantusDB among
+    /// them, slow down sharply with long ones).
+    fn existing(&self, ids: &[String]) -> Result<std::collections::HashSet<String>, BackendError> {
         let mut found = std::collections::HashSet::new();
-        // Small `$in` lists: some servers (SecantusDB) slow down sharply with long ones.
         for chunk in ids.chunks(100) {
             let cursor = self
                 .samples
@@ -243,16 +337,7 @@ impl HistoryStore for MongoStore {
                 found.insert(d.map_err(classify)?.get_str("_id").map_err(corrupt)?.to_owned());
             }
         }
-        Ok(ids.iter().map(|id| found.contains(id)).collect())
-    }
-
-    fn delete_old_data(&self, older_than: Timestamp) -> Result<u64, BackendError> {
-        let r = self
-            .samples
-            .delete_many(doc! { "timestamp_ns": { "$lt": older_than.as_nanos() } })
-            .run()
-            .map_err(classify)?;
-        Ok(r.deleted_count)
+        Ok(found)
     }
 }
 

@@ -9,13 +9,17 @@
 //! completion, so the caller acknowledges the source only for data that is durably stored.
 //!
 //! Group commit: jobs that queued up while the previous write ran are stored together in one
-//! `store_batch` call (one durable transaction or request series), up to [`GROUP_SAMPLES`]
+//! `store_buckets` call (one durable transaction or request series), up to [`GROUP_SAMPLES`]
 //! samples, so a store with a costly commit keeps up with many small polls. Each job still gets
 //! its own completion, in order. When a group fails permanently, each of its jobs is stored
 //! again on its own (stores are idempotent), so only the jobs the store really refuses are
 //! reported failed; the caller decides what a failed job means for its positions (the writer
 //! never stores positions past a failed job: it stops storing offsets at the first one).
+//!
+//! The writer encodes each job's runs into buckets (see `qadf_core_types::bucket`) on its own
+//! thread, so the column compression runs beside the consumer's decoding and checks.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -23,15 +27,40 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 use parking_lot::{Condvar, Mutex};
-use qadf_core_types::{BackendError, Backoff, HistoryStore, LogPosition, OffsetStore, StoreReport, StoredSample};
+use qadf_core_types::bucket::Bucket;
+use qadf_core_types::history::corrupt;
+use qadf_core_types::{BackendError, Backoff, HistoryStore, LogPosition, OffsetStore, Sample, StoreReport};
 
 /// A batch to persist and the source positions it covers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteJob {
-    /// Samples with their idempotent ids.
-    pub samples: Vec<StoredSample>,
+    /// The samples.
+    pub samples: Vec<Sample>,
+    /// The bucket each run of `samples` is stored as (from `Bucket::runs_by`; in order, covering all).
+    pub runs: Vec<Range<usize>>,
     /// Positions to commit once the samples are stored.
     pub positions: Vec<LogPosition>,
+}
+
+impl WriteJob {
+    /// `samples` as one message's buckets ([`Bucket::runs`]), covering `positions`.
+    pub fn whole(samples: Vec<Sample>, positions: Vec<LogPosition>) -> WriteJob {
+        WriteJob { runs: Bucket::runs(&samples), samples, positions }
+    }
+
+    /// Encodes the runs (a run that is not one bucket's worth is refused) and drops the samples.
+    fn take_buckets(&mut self) -> Result<Vec<Bucket>, BackendError> {
+        let samples = std::mem::take(&mut self.samples);
+        let covered: usize = self.runs.iter().map(|r| r.len()).sum();
+        if covered != samples.len() || self.runs.iter().any(|r| r.end > samples.len()) {
+            return Err(BackendError::new(
+                qadf_core_types::BackendErrorKind::Rejected,
+                "history",
+                format!("runs cover {covered} of {} samples", samples.len()),
+            ));
+        }
+        self.runs.iter().map(|r| Bucket::encode(&samples[r.clone()]).map_err(corrupt)).collect()
+    }
 }
 
 /// A finished job.
@@ -162,7 +191,7 @@ fn with_retry<T>(stats: &WriterStatistics, op: impl FnMut() -> Result<T, Backend
 /// Most samples stored in one group commit.
 pub const GROUP_SAMPLES: usize = 50_000;
 
-/// Stores the jobs' samples (moving them out) in one call, or job by job when that call is
+/// Encodes the jobs' buckets and stores them in one call, or job by job when that call is
 /// refused, then the last positions up to the first refused job. One result per job.
 fn persist_group(
     history: &dyn HistoryStore,
@@ -171,30 +200,38 @@ fn persist_group(
     stats: &WriterStatistics,
     halted: &mut bool,
 ) -> Vec<Result<StoreReport, BackendError>> {
-    let results: Vec<Result<StoreReport, BackendError>> = if group.len() == 1 {
-        vec![with_retry(stats, || history.store_batch(&group[0].samples))]
-    } else {
+    let mut encoded: Vec<Result<Vec<Bucket>, BackendError>> = group.iter_mut().map(WriteJob::take_buckets).collect();
+    let mut results: Vec<Option<Result<StoreReport, BackendError>>> =
+        encoded.iter().map(|e| e.as_ref().err().map(|e| Err(e.clone()))).collect();
+    let good: Vec<usize> = (0..group.len()).filter(|&i| encoded[i].is_ok()).collect();
+    if good.len() > 1 {
         // Moved, not copied, into one call; handed back job by job only if that call is refused.
-        let sizes: Vec<usize> = group.iter().map(|j| j.samples.len()).collect();
-        let mut joined: Vec<StoredSample> = group.iter_mut().flat_map(|j| std::mem::take(&mut j.samples)).collect();
-        match with_retry(stats, || history.store_batch(&joined)) {
+        let sizes: Vec<usize> = good.iter().map(|&i| encoded[i].as_ref().map_or(0, Vec::len)).collect();
+        let mut joined: Vec<Bucket> =
+            good.iter().flat_map(|&i| std::mem::replace(&mut encoded[i], Ok(Vec::new())).unwrap_or_default()).collect();
+        match with_retry(stats, || history.store_buckets(&joined)) {
             Ok(report) => {
                 // The group's report goes to its first job; the others stored nothing of their own.
-                let mut results = vec![Ok(report)];
-                results.resize_with(group.len(), || Ok(StoreReport::default()));
-                results
+                for (k, &i) in good.iter().enumerate() {
+                    results[i] = Some(Ok(if k == 0 { report } else { StoreReport::default() }));
+                }
             }
             Err(_) => {
-                for (job, len) in group.iter_mut().zip(sizes).rev() {
-                    job.samples = joined.split_off(joined.len() - len);
+                for (&i, len) in good.iter().zip(sizes).rev() {
+                    encoded[i] = Ok(joined.split_off(joined.len() - len));
                 }
-                group.iter().map(|j| with_retry(stats, || history.store_batch(&j.samples))).collect()
             }
         }
-    };
-    for job in group.iter_mut() {
-        job.samples = Vec::new();
     }
+    let results: Vec<Result<StoreReport, BackendError>> = results
+        .into_iter()
+        .zip(encoded)
+        .map(|(done, buckets)| match (done, buckets) {
+            (Some(r), _) => r,
+            (None, Ok(buckets)) => with_retry(stats, || history.store_buckets(&buckets)),
+            (None, Err(e)) => Err(e),
+        })
+        .collect();
     // Positions up to (not including) the first refused job, and none ever after it.
     let stored = if *halted { 0 } else { results.iter().take_while(|r| r.is_ok()).count() };
     *halted |= stored < group.len();

@@ -1,52 +1,84 @@
-//! The bucket columns are readable by others: an independent reader in Python (the `pcodec`
-//! package, installed by `cargo xtask services up kafka` with the other black-box clients) parses
-//! the version-1 layout from its description in `storage/src/bucket.rs` and gets back exactly the
-//! values of every column.
+//! The history is readable by others: an independent client in Python (pymongo and pcodec's own
+//! package, installed by `cargo xtask services up kafka` with the other black-box clients) reads
+//! the bucket documents `MongoStore` wrote, decodes the columns from their description in
+//! docs/HISTORY.md, and reconstructs exactly the stored samples — times to the nanosecond, every
+//! value's bits, build, source, layer — and the summaries beside them.
 
+use std::time::Duration;
+
+use qadf_core_types::{HistoryStore, Sample, StreamingConfig};
 use qadf_integration_tests::{monitor_run, run_python};
-use qadf_storage::bucket::Bucket;
+use qadf_storage::MongoStore;
 
 const READER: &str = r#"
 import json, struct, sys
 from pcodec import standalone
-blob = open(sys.argv[1], "rb").read()
-assert blob[0] == 1, "format version"
-count, = struct.unpack_from("<I", blob, 1)
-at, columns = 5, []
-while at < len(blob):
-    n, = struct.unpack_from("<I", blob, at)
-    values = standalone.simple_decompress(blob[at + 4:at + 4 + n])
-    assert len(values) == count
-    columns.append([int(v) for v in values] if values.dtype.kind == "i" else [float(v).hex() for v in values])
-    at += 4 + n
-print(json.dumps({"count": count, "columns": columns}))
+from pymongo import MongoClient
+uri, db = sys.argv[1], sys.argv[2]
+out = []
+for d in MongoClient(uri)[db]["stream_data"].find().sort([("start_ns", 1), ("_id", 1)]):
+    blob = bytes(d["columns"])
+    assert blob[0] == 1, "format version"
+    count, = struct.unpack_from("<I", blob, 1)
+    assert count == d["count"]
+    at, columns = 5, []
+    while at < len(blob):
+        n, = struct.unpack_from("<I", blob, at)
+        columns.append(standalone.simple_decompress(blob[at + 4:at + 4 + n]))
+        at += 4 + n
+    times, rest = columns[0], columns[1:]
+    positions, signals = (rest[:3], rest[3:]) if d["has_position"] else (None, rest)
+    assert len(signals) == len(d["signals"])
+    for i in range(count):
+        out.append({
+            "build_id": d["build_id"], "source_id": d["source_id"], "layer": d["layer"],
+            "timestamp": int(times[i]),
+            "position": [float(c[i]).hex() for c in positions] if positions else None,
+            "signals": [[name, float(v[i]).hex()] for name, v in zip(d["signals"], signals)],
+        })
+    for s, name, v in zip(d["summaries"], d["signals"], signals):
+        assert s["name"] == name and s["min"] == float(v.min()) and s["max"] == float(v.max())
+print(json.dumps(out))
 "#;
 
 #[test]
-fn python_with_pcodec_reads_every_column_exactly() {
-    let samples = monitor_run(2_000, 4);
-    let bucket = Bucket::encode(&samples).unwrap();
-    let file = std::env::temp_dir().join(format!("qadf-bucket-{}.bin", std::process::id()));
-    std::fs::write(&file, &bucket.columns).unwrap();
-    let out = run_python(READER, &[file.to_str().unwrap()]);
-    std::fs::remove_file(&file).unwrap();
-    let read: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(read["count"], 2_000);
-    let columns = read["columns"].as_array().unwrap();
-    assert_eq!(columns.len(), 1 + 3 + 2, "time, x, y, z and two signals");
-    let times: Vec<i64> = columns[0].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-    assert_eq!(times, samples.iter().map(|s| s.timestamp.as_nanos()).collect::<Vec<_>>());
-    let hex = |c: usize| -> Vec<String> {
-        columns[c].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+fn python_reads_the_bucket_documents_back_into_exactly_the_stored_samples() {
+    let addr = std::env::var("QADF_TEST_MONGODB").unwrap_or_else(|_| "127.0.0.1:17017".to_owned());
+    let config = StreamingConfig {
+        mongodb_uri: format!("mongodb://{addr}"),
+        mongodb_database: format!("python_reads_{}", std::process::id()),
+        ..Default::default()
     };
-    let want = |f: &dyn Fn(&qadf_core_types::Sample) -> f64| -> Vec<String> {
-        samples.iter().map(|s| python_hex(f(s))).collect()
-    };
-    assert_eq!(hex(1), want(&|s| s.position.unwrap().x));
-    assert_eq!(hex(2), want(&|s| s.position.unwrap().y));
-    assert_eq!(hex(3), want(&|s| s.position.unwrap().z));
-    assert_eq!(hex(4), want(&|s| s.signals.get("temperature").unwrap()));
-    assert_eq!(hex(5), want(&|s| s.signals.get("melt_pool_intensity").unwrap()));
+    let store = MongoStore::connect(&config, Duration::from_secs(5)).unwrap();
+    let mut samples = monitor_run(2_500, 4);
+    samples.extend(monitor_run(300, 5)); // another layer: another bucket
+    let mut plain = monitor_run(3, 6);
+    for s in &mut plain {
+        s.position = None; // a bucket without positions
+    }
+    samples.extend(plain);
+    store.store_samples(&samples).unwrap();
+    let out = run_python(READER, &[&config.mongodb_uri, &config.mongodb_database]);
+    store.drop_all().unwrap();
+    let mut read: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(read.len(), samples.len());
+    // The runs overlap in time (each starts at the generator's first instant): compare in one order.
+    let order = |v: &serde_json::Value| (v["timestamp"].as_i64(), v["layer"].as_u64());
+    read.sort_by_key(order);
+    samples.sort_by_key(|s| (s.timestamp, s.layer));
+    for (i, (r, s)) in read.iter().zip(&samples).enumerate() {
+        assert_eq!(r, &expected(s), "sample {i}");
+    }
+}
+
+/// What the Python reader prints for `s` (floats as `float.hex()`: their exact bits).
+fn expected(s: &Sample) -> serde_json::Value {
+    serde_json::json!({
+        "build_id": s.build_id, "source_id": s.source_id, "layer": s.layer,
+        "timestamp": s.timestamp.as_nanos(),
+        "position": s.position.map(|p| [python_hex(p.x), python_hex(p.y), python_hex(p.z)]),
+        "signals": s.signals.iter().map(|(n, v)| (n.to_owned(), python_hex(v))).collect::<Vec<_>>(),
+    })
 }
 
 /// Python's `float.hex()` of a finite, positive, normal `f64`: the exact bits as text.

@@ -31,13 +31,13 @@ fn embedded_store_survives_reopening() {
     let path = temp_file("reopen");
     {
         let store = EmbeddedStore::open(&path).unwrap();
-        store.store_batch(&(0..10).map(sample).collect::<Vec<_>>()).unwrap();
+        store.store_samples(&(0..10).map(sample).collect::<Vec<_>>()).unwrap();
         store.store_offsets("g", &[LogPosition { topic: "t".into(), partition: 0, next_offset: 10 }]).unwrap();
     }
     let store = EmbeddedStore::open(&path).unwrap();
     assert_eq!(store.count().unwrap(), 10);
     assert_eq!(store.load_offsets("g", "t").unwrap()[0].next_offset, 10);
-    assert_eq!(store.store_batch(&[sample(3)]).unwrap().already_stored, 1, "idempotent across restarts");
+    assert_eq!(store.store_samples(&[sample(3)]).unwrap().already_stored, 1, "idempotent across restarts");
 }
 
 #[test]
@@ -53,4 +53,17 @@ fn embedded_store_keeps_the_cache_contract() {
     let clock = Arc::new(ManualClock::new(Timestamp::from_nanos(1_000_000_000)));
     let store = EmbeddedStore::open(&temp_file("cache")).unwrap().with_clock(clock.clone());
     cache_suite(&store, &|| clock.advance(Duration::from_millis(1001)));
+}
+
+#[test]
+fn a_file_of_the_per_sample_layout_is_refused_with_a_reason() {
+    let path = temp_file("old-layout");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(redb::TableDefinition::<(i64, &str), &[u8]>::new("samples")).unwrap();
+        tx.commit().unwrap();
+    }
+    let e = EmbeddedStore::open(&path).err().expect("refused");
+    assert!(e.to_string().contains("per-sample layout of an earlier version"), "{e}");
 }

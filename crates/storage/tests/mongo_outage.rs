@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use qadf_core_types::{
-    HistoryStore, LogPosition, OffsetStore, Point3, Sample, StoredSample, StreamingConfig, Timestamp,
-};
+use qadf_core_types::{HistoryStore, LogPosition, OffsetStore, Point3, Sample, StreamingConfig, Timestamp};
 use qadf_integration_tests::{wait_until, xtask_services};
 use qadf_storage::{MongoStore, QueueLimit, WriteJob, spawn_writer};
 
@@ -20,17 +18,9 @@ fn answers() -> bool {
 
 fn job(n: i64) -> WriteJob {
     let samples = (0..10)
-        .map(|i| {
-            let s =
-                Sample::new(Timestamp::from_nanos(n * 10 + i), Point3::origin(), [("t", 1.0)].into_iter().collect());
-            StoredSample::from_origin(
-                &qadf_core_types::Origin { topic: "t".into(), partition: 0, offset: n },
-                i as usize,
-                s,
-            )
-        })
+        .map(|i| Sample::new(Timestamp::from_nanos(n * 10 + i), Point3::origin(), [("t", 1.0)].into_iter().collect()))
         .collect();
-    WriteJob { samples, positions: vec![LogPosition { topic: "t".into(), partition: 0, next_offset: n + 1 }] }
+    WriteJob::whole(samples, vec![LogPosition { topic: "t".into(), partition: 0, next_offset: n + 1 }])
 }
 
 #[test]

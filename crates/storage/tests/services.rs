@@ -84,18 +84,20 @@ fn mongodb_keeps_the_offset_contract() {
 }
 
 #[test]
-fn mongodb_indexes_and_typed_documents() {
+fn mongodb_indexes_and_typed_bucket_documents() {
     use qadf_core_types::HistoryStore;
+    use qadf_core_types::bucket::Bucket;
     let store = mongo("indexes");
     let names = store.create_time_series_index(Some(Duration::from_secs(30 * 24 * 3600))).unwrap();
-    for expected in ["timestamp_ns_1", "build_id_1_timestamp_ns_1", "source_id_1_timestamp_ns_1", "timestamp_1"] {
+    for expected in ["start_ns_1", "build_id_1_start_ns_1", "source_id_1_start_ns_1", "end_1"] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
     }
-    store.store_batch(&[suite::sample(1)]).unwrap();
-    assert_eq!(store.count().unwrap(), 1);
+    let samples = qadf_integration_tests::monitor_run(500, 2);
+    store.store_samples(&samples).unwrap();
+    assert_eq!(store.count().unwrap(), 500);
     let stats = store.statistics();
     assert!(stats.reachable && stats.documents == 1 && stats.indexes.len() >= 5, "{stats:?}");
-    // Read the raw document with the driver: the time is a BSON UTC datetime, ids and layers typed.
+    // Read the raw document with the driver: times are BSON UTC datetimes, counts and layers typed.
     let addr = std::env::var("QADF_TEST_MONGODB").unwrap_or_else(|_| "127.0.0.1:17017".to_owned());
     let raw = mongodb::sync::Client::with_uri_str(format!("mongodb://{addr}")).unwrap();
     let (db, _) = store.names();
@@ -106,9 +108,14 @@ fn mongodb_indexes_and_typed_documents() {
         .run()
         .unwrap()
         .unwrap();
-    let expected_ms = suite::sample(1).sample.timestamp.as_nanos() / 1_000_000;
-    assert_eq!(document.get_datetime("timestamp").unwrap().timestamp_millis(), expected_ms);
-    assert_eq!(document.get_i64("layer").unwrap(), 1);
-    assert_eq!(document.get_str("_id").unwrap(), suite::sample(1).id);
+    let ms = |i: usize| samples[i].timestamp.as_nanos() / 1_000_000;
+    assert_eq!(document.get_datetime("start").unwrap().timestamp_millis(), ms(0));
+    assert_eq!(document.get_datetime("end").unwrap().timestamp_millis(), ms(499));
+    assert_eq!(document.get_i64("layer").unwrap(), 2);
+    assert_eq!(document.get_i64("count").unwrap(), 500);
+    assert_eq!(document.get_str("_id").unwrap(), Bucket::id_of(&samples));
+    let summary = document.get_array("summaries").unwrap()[0].as_document().unwrap().clone();
+    let max = samples.iter().map(|s| s.signals.get("temperature").unwrap()).fold(f64::MIN, f64::max);
+    assert_eq!((summary.get_str("name").unwrap(), summary.get_f64("max").unwrap()), ("temperature", max));
     store.drop_all().unwrap();
 }

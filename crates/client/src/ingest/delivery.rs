@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use qadf_core_types::bucket::Bucket;
 use qadf_core_types::{
-    Alert, Backoff, Codec, DeadLetter, LogPosition, MessageSource, Origin, RawMessage, SampleBatch, StoreFailurePolicy,
-    StoredSample, StreamingResult,
+    Alert, Backoff, Codec, DeadLetter, LogPosition, MessageSource, Origin, RawMessage, Sample, SampleBatch,
+    StoreFailurePolicy, StreamingResult,
 };
 use qadf_kafka_io::positions_after;
 use qadf_pipeline::decode_messages;
@@ -153,6 +154,9 @@ impl Run {
         }
         for d in done {
             let messages = self.in_flight.pop_front().unwrap_or_default();
+            if let Ok(report) = &d.result {
+                self.client.metrics().record_stored(report.inserted);
+            }
             if let Err(e) = d.result {
                 self.report.store_failures += 1;
                 if self.on_store_failure == StoreFailurePolicy::Stop || self.sinks.dead_letters.is_none() {
@@ -178,16 +182,18 @@ impl Run {
         Ok(())
     }
 
-    /// Stores `samples`, then commits `positions` (through the writer when there is one, in order).
+    /// Stores `samples` as the buckets `runs` cut, then commits `positions` (through the writer
+    /// when there is one, in order).
     fn store_then_commit(
         &mut self,
-        samples: Vec<StoredSample>,
+        samples: Vec<Sample>,
+        runs: Vec<std::ops::Range<usize>>,
         positions: Vec<LogPosition>,
         messages: Vec<RawMessage>,
     ) -> Result<(), ConsumerError> {
         match &self.writer {
             Some(w) => {
-                w.submit(WriteJob { samples, positions }).map_err(|_| ConsumerError::WriterStopped)?;
+                w.submit(WriteJob { samples, runs, positions }).map_err(|_| ConsumerError::WriterStopped)?;
                 self.in_flight.push_back(messages);
                 Ok(())
             }
@@ -222,37 +228,36 @@ impl Run {
     /// the voxel grids, positions and statistics see each sample once.
     ///
     /// The writer stores each partition in order, one insert request after the other, so what a
-    /// killed run stored is a prefix of each partition's storable samples. Only samples the
-    /// pipeline would keep ([`StreamingClient::admits`]) are looked at: one that failed validation
-    /// or fell outside the grid was never stored and says nothing about the prefix. Per partition
-    /// and poll, the first and the last storable sample are looked up: both stored, all are; the
-    /// first not stored, none is (and that partition's replay is over); otherwise every one is
-    /// looked up. Assumes registered processors do not drop or rewrite samples, and a store that
-    /// applies an insert request whole.
+    /// killed run stored is a prefix of each partition's buckets. Only samples the pipeline would
+    /// keep ([`StreamingClient::admits`]) are looked at: one that failed validation or fell
+    /// outside the grid was never stored. Per partition and poll, those samples are cut into the
+    /// buckets they would be stored as (per message, [`Bucket::runs_by`]) and the first and last
+    /// bucket ids looked up: both stored, all are; the first not stored, none is (and that
+    /// partition's replay is over); otherwise every one is looked up. Assumes registered
+    /// processors do not drop or rewrite samples, and a store that applies an insert request whole.
     fn skip_stored(
         &mut self,
         batch: &mut SampleBatch,
         origins: &mut Vec<(Origin, usize)>,
     ) -> Result<(), ConsumerError> {
         let Some(history) = self.sinks.history.clone() else { return Ok(()) };
-        let mut runs: Vec<((String, i32), Vec<usize>)> = Vec::new();
+        let mut partitions: Vec<((String, i32), Vec<usize>)> = Vec::new();
         for (i, (origin, _)) in origins.iter().enumerate().take(batch.samples.len()) {
             let key = (origin.topic.clone(), origin.partition);
             if self.replay_done.contains(&key) || !self.client.admits(&batch.samples[i]) {
                 continue;
             }
-            match runs.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, run)) => run.push(i),
-                None => runs.push((key, vec![i])),
+            match partitions.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, picked)) => picked.push(i),
+                None => partitions.push((key, vec![i])),
             }
         }
         let (stop, retries) = (&self.stop, &mut self.report.retries);
-        let mut lookup = |indices: &[usize]| -> Result<Vec<bool>, ConsumerError> {
-            let ids: Vec<String> = indices.iter().map(|&i| StoredSample::content_id(&batch.samples[i])).collect();
+        let mut lookup = |ids: &[String]| -> Result<Vec<bool>, ConsumerError> {
             // Like the writer: wait for a store that is down (the consumer holds still meanwhile).
             Backoff::default()
                 .retry(
-                    || history.stored_ids(&ids),
+                    || history.stored_buckets(ids),
                     || stop.load(Ordering::SeqCst),
                     |e, wait| {
                         *retries += 1;
@@ -262,18 +267,23 @@ impl Run {
                 .map_err(ConsumerError::ReplayCheck)
         };
         let mut skip = vec![false; batch.samples.len()];
-        for (key, run) in runs {
-            let ends = lookup(&[run[0], run[run.len() - 1]])?;
+        for (key, picked) in partitions {
+            let samples: Vec<Sample> = picked.iter().map(|&i| batch.samples[i].clone()).collect();
+            let runs = Bucket::runs_by(&samples, |a, b| origins[picked[a]].0 == origins[picked[b]].0);
+            let ids: Vec<String> = runs.iter().map(|r| Bucket::id_of(&samples[r.clone()])).collect();
+            let ends = lookup(&[ids[0].clone(), ids[ids.len() - 1].clone()])?;
             let stored = match (ends[0], ends[1]) {
                 (false, _) => {
                     self.replay_done.insert(key);
                     continue;
                 }
-                (true, true) => vec![true; run.len()],
-                (true, false) => lookup(&run)?,
+                (true, true) => vec![true; runs.len()],
+                (true, false) => lookup(&ids)?,
             };
-            for (&i, was_stored) in run.iter().zip(stored) {
-                skip[i] = was_stored;
+            for (run, was_stored) in runs.into_iter().zip(stored) {
+                for k in run {
+                    skip[picked[k]] = was_stored;
+                }
             }
         }
         let replayed = skip.iter().filter(|&&s| s).count();
@@ -303,25 +313,27 @@ impl Run {
         self.dead_letter(&decoded.dead_letters, true)?;
         let (mut batch, mut origins) = (decoded.batch, decoded.origins);
         self.skip_stored(&mut batch, &mut origins)?;
-        // Ids of the samples as decoded: the stored ones keep theirs, and a refused one is traced
-        // back to its message (only when there is a history or a dead-letter sink to use them).
+        // Content ids of the samples as decoded: a refused one is traced back to its message, and
+        // the kept ones to theirs, where their buckets are cut (only when there is a history or a
+        // dead-letter sink to use them).
         let ids: Option<Vec<String>> = (self.writer.is_some() || self.sinks.dead_letters.is_some())
-            .then(|| batch.samples.iter().map(StoredSample::content_id).collect());
+            .then(|| batch.samples.iter().map(Sample::content_id).collect());
         match self.client.process_in_place(&mut batch) {
             Ok(mut result) => {
                 callback(&result);
-                let kept_ids = ids.and_then(|ids| attribute(ids, &origins, batch.len(), &mut result.dead_letters));
+                let kept = ids.and_then(|ids| attribute(ids, &origins, batch.len(), &mut result.dead_letters));
                 self.dead_letter(&result.dead_letters, false)?;
                 self.publish_alerts(&result.alerts)?;
-                let samples = match (&self.writer, kept_ids) {
+                let runs = match (&self.writer, kept) {
                     (None, _) => Vec::new(),
-                    (Some(_), Some(ids)) => {
-                        ids.into_iter().zip(batch.samples).map(|(id, sample)| StoredSample { id, sample }).collect()
+                    (Some(_), Some(kept)) => {
+                        Bucket::runs_by(&batch.samples, |a, b| origins[kept[a]].0 == origins[kept[b]].0)
                     }
-                    // A registered processor changed or dropped samples: ids from what is stored.
-                    (Some(_), None) => batch.samples.into_iter().map(StoredSample::from_content).collect(),
+                    // A registered processor changed or dropped samples: cut by key alone.
+                    (Some(_), None) => Bucket::runs(&batch.samples),
                 };
-                self.store_then_commit(samples, positions, messages)
+                let samples = if self.writer.is_some() { batch.samples } else { Vec::new() };
+                self.store_then_commit(samples, runs, positions, messages)
             }
             Err(e) => {
                 self.report.failed_batches += 1;
@@ -338,7 +350,7 @@ impl Run {
                     })
                     .collect();
                 self.dead_letter(&letters, true)?;
-                self.store_then_commit(Vec::new(), positions, Vec::new())
+                self.store_then_commit(Vec::new(), Vec::new(), positions, Vec::new())
             }
         }
     }
@@ -402,37 +414,38 @@ impl Run {
 }
 
 /// Traces each sample the pipeline refused (a dead letter holding it in bincode) to its message
-/// and index, walking the samples as decoded (`ids`, aligned with `origins`); returns the ids of
-/// the `kept` samples in order, or `None` when the walk does not account for them (a registered
-/// processor changed or dropped samples), leaving those dead letters without an origin.
+/// and index, walking the samples as decoded (`ids`, aligned with `origins`); returns where the
+/// `kept` samples were as decoded (indices into `origins`), in order, or `None` when the walk
+/// does not account for them (a registered processor changed or dropped samples), leaving those
+/// dead letters without an origin.
 fn attribute(
     ids: Vec<String>,
     origins: &[(Origin, usize)],
     kept: usize,
     letters: &mut [DeadLetter],
-) -> Option<Vec<String>> {
+) -> Option<Vec<usize>> {
     if letters.is_empty() {
-        return (ids.len() == kept).then_some(ids);
+        return (ids.len() == kept).then(|| (0..kept).collect());
     }
     let mut refused: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
     for (i, letter) in letters.iter().enumerate().rev() {
         if letter.origin.is_none()
             && let Some(sample) = letter.sample()
         {
-            refused.entry(StoredSample::content_id(&sample)).or_default().push(i);
+            refused.entry(sample.content_id()).or_default().push(i);
         }
     }
-    let mut kept_ids = Vec::with_capacity(kept);
-    for (id, (origin, index)) in ids.into_iter().zip(origins) {
+    let mut kept_at = Vec::with_capacity(kept);
+    for (at, (id, (origin, index))) in ids.into_iter().zip(origins).enumerate() {
         match refused.get_mut(&id).and_then(Vec::pop) {
             Some(i) => {
                 letters[i].origin = Some(origin.clone());
                 letters[i].sample_index = Some(*index);
             }
-            None => kept_ids.push(id),
+            None => kept_at.push(at),
         }
     }
-    (kept_ids.len() == kept).then_some(kept_ids)
+    (kept_at.len() == kept).then_some(kept_at)
 }
 
 #[cfg(test)]

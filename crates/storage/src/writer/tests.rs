@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use crossbeam_channel::{Receiver, bounded};
-use qadf_core_types::{BackendErrorKind, HistoryQuery, Point3, Sample, Timestamp};
+use qadf_core_types::{BackendErrorKind, HistoryQuery, Point3, Timestamp};
 
 use super::*;
 
@@ -14,7 +14,7 @@ use super::*;
 struct FlakyStore {
     transient: AtomicUsize,
     reject: std::sync::atomic::AtomicBool,
-    /// A batch holding this id is refused (permanently).
+    /// A batch holding a sample of this id (`id-<time>`) is refused (permanently).
     reject_id: Option<String>,
     gate: Option<Receiver<()>>,
     stored: Mutex<Vec<String>>,
@@ -23,7 +23,12 @@ struct FlakyStore {
 }
 
 impl HistoryStore for FlakyStore {
-    fn store_batch(&self, samples: &[StoredSample]) -> Result<StoreReport, BackendError> {
+    fn store_buckets(&self, buckets: &[Bucket]) -> Result<StoreReport, BackendError> {
+        let ids: Vec<String> = buckets
+            .iter()
+            .flat_map(|b| b.decode().unwrap())
+            .map(|s| format!("id-{}", s.timestamp.as_nanos()))
+            .collect();
         self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(g) = &self.gate {
             let _ = g.recv(); // a dropped gate lets every call through
@@ -32,21 +37,24 @@ impl HistoryStore for FlakyStore {
             self.transient.fetch_sub(1, Ordering::SeqCst);
             return Err(BackendError::new(BackendErrorKind::Unavailable, "test", "down"));
         }
-        if self.reject.load(Ordering::SeqCst) || samples.iter().any(|s| Some(&s.id) == self.reject_id.as_ref()) {
+        if self.reject.load(Ordering::SeqCst) || ids.iter().any(|id| Some(id) == self.reject_id.as_ref()) {
             return Err(BackendError::new(BackendErrorKind::Rejected, "test", "bad document"));
         }
-        self.stored.lock().extend(samples.iter().map(|s| s.id.clone()));
-        Ok(StoreReport { inserted: samples.len() as u64, already_stored: 0 })
+        let inserted = ids.len() as u64;
+        self.stored.lock().extend(ids);
+        Ok(StoreReport { inserted, already_stored: 0 })
     }
-    fn query_stream_history(&self, _: &HistoryQuery) -> Result<Vec<StoredSample>, BackendError> {
+    fn query_stream_history(&self, _: &HistoryQuery) -> Result<Vec<Sample>, BackendError> {
         Ok(Vec::new())
+    }
+    fn count_samples(&self, _: &HistoryQuery) -> Result<u64, BackendError> {
+        Ok(0)
     }
     fn delete_old_data(&self, _: Timestamp) -> Result<u64, BackendError> {
         Ok(0)
     }
-    fn stored_ids(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
-        let stored = self.stored.lock();
-        Ok(ids.iter().map(|id| stored.contains(id)).collect())
+    fn stored_buckets(&self, ids: &[String]) -> Result<Vec<bool>, BackendError> {
+        Ok(vec![false; ids.len()])
     }
 }
 
@@ -63,10 +71,7 @@ impl OffsetStore for FlakyStore {
 
 fn job(n: i64) -> WriteJob {
     let s = Sample::new(Timestamp::from_nanos(n), Point3::origin(), [("t", 1.0)].into_iter().collect());
-    WriteJob {
-        samples: vec![StoredSample { id: format!("id-{n}"), sample: s }],
-        positions: vec![LogPosition { topic: "t".into(), partition: 0, next_offset: n + 1 }],
-    }
+    WriteJob::whole(vec![s], vec![LogPosition { topic: "t".into(), partition: 0, next_offset: n + 1 }])
 }
 
 #[test]
@@ -178,9 +183,8 @@ fn the_queue_is_bounded_in_samples_too_and_lets_an_oversize_job_in_alone() {
     let (open, gate) = bounded(0);
     let store = Arc::new(FlakyStore { gate: Some(gate), ..FlakyStore::default() });
     let writer = spawn_writer(store.clone(), None, QueueLimit { jobs: 100, samples: 3 });
-    let sized = |n: i64, len: usize| WriteJob {
-        samples: (0..len).map(|i| job(n * 10 + i as i64).samples[0].clone()).collect(),
-        positions: Vec::new(),
+    let sized = |n: i64, len: usize| {
+        WriteJob::whole((0..len).map(|i| job(n * 10 + i as i64).samples[0].clone()).collect(), vec![])
     };
     writer.try_submit(sized(0, 2)).unwrap();
     wait_for(|| store.calls.load(Ordering::SeqCst) == 1); // 2 samples in the store, still counted
@@ -202,4 +206,17 @@ fn the_queue_is_bounded_in_samples_too_and_lets_an_oversize_job_in_alone() {
     }
     assert_eq!(writer.finish().len(), 4);
     assert_eq!(store.stored.lock().len(), 9, "nothing lost");
+}
+
+#[test]
+fn a_job_whose_runs_do_not_cover_its_samples_is_refused_not_stored_in_part() {
+    let store = Arc::new(FlakyStore::default());
+    let writer = spawn_writer(store.clone(), Some((store.clone(), "g".into())), QueueLimit::jobs(4));
+    let mut bad = job(0);
+    bad.runs = Vec::new();
+    writer.submit(bad).unwrap();
+    let done = writer.recv_done(Duration::from_secs(5)).unwrap();
+    assert_eq!(done.result.unwrap_err().kind, BackendErrorKind::Rejected);
+    assert!(store.stored.lock().is_empty());
+    assert_eq!(*store.offsets.lock(), [], "no position for it");
 }

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use qadf_core_types::{
-    Cache, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Point3, Sample, StoredSample, Timestamp, Value,
-};
+use qadf_core_types::bucket::{Bucket, MAX_BUCKET_SAMPLES};
+use qadf_core_types::{Cache, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Point3, Sample, Timestamp, Value};
 
-pub fn sample(i: i64) -> StoredSample {
+/// Sample `i`: build, source and layer change from one to the next, so each is a bucket of its own.
+pub fn sample(i: i64) -> Sample {
     let mut s = Sample::new(
         Timestamp::from_nanos(1_795_000_000_000_000_000 + i * 1_000_003),
         Point3::new(i as f64 * 0.1, 2.5, 0.03 * (i % 4) as f64),
@@ -17,13 +17,13 @@ pub fn sample(i: i64) -> StoredSample {
     s.build_id = if i % 2 == 0 { "build-a".into() } else { "build-b".into() };
     s.source_id = format!("ispm-{}", i % 3);
     s.layer = (i % 4) as u32;
-    StoredSample::from_content(s)
+    s
 }
 
 fn query(from: i64, to: i64) -> HistoryQuery {
     HistoryQuery {
-        start: sample(from).sample.timestamp,
-        end: sample(to).sample.timestamp,
+        start: sample(from).timestamp,
+        end: sample(to).timestamp,
         build_id: None,
         source_id: None,
         layer: None,
@@ -32,33 +32,40 @@ fn query(from: i64, to: i64) -> HistoryQuery {
     }
 }
 
+fn between(start: Timestamp, end: Timestamp) -> HistoryQuery {
+    HistoryQuery { start, end, ..HistoryQuery::all() }
+}
+
 /// The `HistoryStore` contract.
 pub fn history_suite(store: &dyn HistoryStore) {
-    // Stored out of order, returned sorted; a replay stores nothing twice.
-    let mut all: Vec<StoredSample> = (0..100).map(sample).collect();
+    mixed_samples(store);
+    long_runs(store);
+}
+
+/// One-sample buckets: stored out of order, returned sorted; filters, paging, retention.
+fn mixed_samples(store: &dyn HistoryStore) {
+    let mut all: Vec<Sample> = (0..100).map(sample).collect();
     all.reverse();
-    assert_eq!(store.store_batch(&all).unwrap().inserted, 100);
-    let replay = store.store_batch(&all[..60]).unwrap();
-    assert_eq!((replay.inserted, replay.already_stored), (0, 60));
-    let ids = [sample(5).id, "never-stored".to_owned(), sample(99).id];
-    assert_eq!(store.stored_ids(&ids).unwrap(), [true, false, true], "membership in the order asked");
-    assert_eq!(store.stored_ids(&[]).unwrap(), Vec::<bool>::new());
+    assert_eq!(Bucket::runs(&all).len(), 100, "every sample differs in key from the next");
+    assert_eq!(store.store_samples(&all).unwrap().inserted, 100);
+    let replay = store.store_samples(&all[..60]).unwrap();
+    assert_eq!((replay.inserted, replay.already_stored), (0, 60), "a replay stores nothing twice");
+    let ids = [Bucket::id_of(&[sample(5)]), "never-stored".to_owned(), Bucket::id_of(&[sample(99)])];
+    assert_eq!(store.stored_buckets(&ids).unwrap(), [true, false, true], "membership in the order asked");
+    assert_eq!(store.stored_buckets(&[]).unwrap(), Vec::<bool>::new());
 
     let got = store.query_stream_history(&query(10, 50)).unwrap();
     assert_eq!(got, (10..50).map(sample).collect::<Vec<_>>(), "time-ordered, [start, end), exact round trip");
+    assert_eq!(store.count_samples(&query(10, 50)).unwrap(), 40);
 
-    let filtered = store
-        .query_stream_history(&HistoryQuery { build_id: Some("build-a".into()), layer: Some(2), ..query(0, 100) })
-        .unwrap();
-    assert_eq!(
-        filtered.iter().map(|s| s.sample.layer).collect::<Vec<_>>(),
-        vec![2; 25],
-        "i % 4 == 2 is always build-a"
-    );
-    assert!(filtered.iter().all(|s| s.sample.build_id == "build-a"));
-    let by_source =
-        store.query_stream_history(&HistoryQuery { source_id: Some("ispm-1".into()), ..query(0, 100) }).unwrap();
-    assert_eq!(by_source.len(), 33);
+    let filtered = HistoryQuery { build_id: Some("build-a".into()), layer: Some(2), ..query(0, 100) };
+    let found = store.query_stream_history(&filtered).unwrap();
+    assert_eq!(found.iter().map(|s| s.layer).collect::<Vec<_>>(), vec![2; 25], "i % 4 == 2 is always build-a");
+    assert!(found.iter().all(|s| s.build_id == "build-a"));
+    assert_eq!(store.count_samples(&filtered).unwrap(), 25);
+    let by_source = HistoryQuery { source_id: Some("ispm-1".into()), ..query(0, 100) };
+    assert_eq!(store.query_stream_history(&by_source).unwrap().len(), 33);
+    assert_eq!(store.count_samples(&by_source).unwrap(), 33);
 
     let mut paged = Vec::new();
     for page in 0.. {
@@ -71,10 +78,40 @@ pub fn history_suite(store: &dyn HistoryStore) {
     }
     assert_eq!(paged, (0..100).map(sample).collect::<Vec<_>>(), "pages join up without gaps or repeats");
 
-    assert_eq!(store.delete_old_data(sample(30).sample.timestamp).unwrap(), 30);
+    assert_eq!(store.delete_old_data(sample(30).timestamp).unwrap(), 30);
     let rest = store.query_stream_history(&query(0, 100)).unwrap();
     assert_eq!(rest.first(), Some(&sample(30)));
     assert_eq!(rest.len(), 70);
+    store.delete_old_data(Timestamp::from_nanos(i64::MAX)).unwrap();
+}
+
+/// A monitor's long runs, cut into full buckets: queries cut them at the edges, counts come
+/// from bucket counts, retention goes by bucket end time.
+fn long_runs(store: &dyn HistoryStore) {
+    let n = 2 * MAX_BUCKET_SAMPLES + 5_000;
+    let samples = qadf_integration_tests::monitor_run(n, 6);
+    let runs = Bucket::runs(&samples);
+    assert_eq!(runs.len(), 3);
+    assert_eq!(store.store_samples(&samples).unwrap().inserted, n as u64);
+    assert_eq!(store.store_samples(&samples).unwrap().already_stored, n as u64, "a replay");
+    let t = |i: usize| samples[i].timestamp;
+
+    // Across two bucket edges: exactly the samples in [start, end).
+    let q = between(t(7_000), t(21_234));
+    assert_eq!(store.query_stream_history(&q).unwrap(), samples[7_000..21_234]);
+    assert_eq!(store.count_samples(&q).unwrap(), 14_234);
+    let page = HistoryQuery { skip: 100, limit: 10, ..q.clone() };
+    assert_eq!(store.query_stream_history(&page).unwrap(), samples[7_100..7_110], "skip and limit in time order");
+    let layer = HistoryQuery { layer: Some(7), ..q.clone() };
+    assert!(store.query_stream_history(&layer).unwrap().is_empty());
+    assert_eq!(store.count_samples(&layer).unwrap(), 0);
+    assert_eq!(store.count_samples(&HistoryQuery::all()).unwrap(), n as u64);
+
+    // Retention by bucket end: a cut inside the second bucket removes the first only.
+    assert_eq!(store.delete_old_data(t(MAX_BUCKET_SAMPLES + 10)).unwrap(), MAX_BUCKET_SAMPLES as u64);
+    assert_eq!(store.query_stream_history(&HistoryQuery::all()).unwrap(), samples[MAX_BUCKET_SAMPLES..]);
+    store.delete_old_data(Timestamp::from_nanos(i64::MAX)).unwrap();
+    assert_eq!(store.count_samples(&HistoryQuery::all()).unwrap(), 0);
 }
 
 /// The `OffsetStore` contract.

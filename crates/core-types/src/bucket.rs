@@ -1,5 +1,5 @@
 //! `Bucket`: a run of consecutive samples of one build, source and layer stored as columns — the
-//! history layout of issue 18 (MongoDB's bucket pattern; one document or redb record per bucket).
+//! unit of history (MongoDB's bucket pattern; one document or redb record per bucket).
 //!
 //! A bucket is homogeneous: every sample in it has the same build, source, layer, the same
 //! signal names in the same order, and a position or none ([`BucketKey`]). Real monitors send
@@ -12,10 +12,19 @@
 //! `pcodec` package): timestamps in nanoseconds (`i64`), then x, y, z in mm (`f64`) when the key
 //! has positions, then one `f64` column per signal in key order. Per-signal min, max and sum sit
 //! beside the columns, so summaries need no unpacking.
+//!
+//! How runs are cut ([`Bucket::runs_by`]): at every change of key, at [`MAX_BUCKET_SAMPLES`], when
+//! the run would span more than [`MAX_BUCKET_SPAN_NS`], and — in `run` — at every Kafka message.
+//! A message is re-read whole after a restart and decodes to the same samples, so it is cut into
+//! the same runs; a bucket's id is a digest of its samples, so the replay rewrites the same
+//! buckets and every sample is stored once. The span bound lets a time-range query find every
+//! bucket overlapping it among those starting at most one span before it.
 
 use std::ops::Range;
 
-use qadf_core_types::{Point3, Sample, Signals, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::{HistoryQuery, Point3, Sample, Signals, Timestamp};
 
 /// Format version of [`Bucket::columns`].
 pub const COLUMNS_VERSION: u8 = 1;
@@ -23,8 +32,11 @@ pub const COLUMNS_VERSION: u8 = 1;
 /// Most samples one bucket holds (a longer run is cut into several buckets).
 pub const MAX_BUCKET_SAMPLES: usize = 10_000;
 
+/// Longest time one bucket spans, end minus start (1 s; a longer run is cut).
+pub const MAX_BUCKET_SPAN_NS: i64 = 1_000_000_000;
+
 /// What every sample of a bucket shares.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketKey {
     /// The build.
     pub build_id: String,
@@ -59,10 +71,17 @@ impl BucketKey {
             && self.signals.len() == sample.signals.len()
             && self.signals.iter().zip(sample.signals.iter()).all(|(a, (b, _))| a == b)
     }
+
+    /// Whether samples under this key can match `q`'s build, source and layer.
+    pub fn matches(&self, q: &HistoryQuery) -> bool {
+        q.build_id.as_ref().is_none_or(|b| *b == self.build_id)
+            && q.source_id.as_ref().is_none_or(|s| *s == self.source_id)
+            && q.layer.is_none_or(|l| l == self.layer)
+    }
 }
 
 /// Count, min, max and sum of one signal over a bucket.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SignalSummary {
     /// The signal.
     pub name: String,
@@ -84,6 +103,9 @@ pub enum BucketError {
     /// More than [`MAX_BUCKET_SAMPLES`] samples were given.
     #[error("a bucket holds at most {MAX_BUCKET_SAMPLES} samples, {0} were given")]
     TooLarge(usize),
+    /// The samples span more than [`MAX_BUCKET_SPAN_NS`].
+    #[error("a bucket spans at most {MAX_BUCKET_SPAN_NS} ns, these span {0} ns")]
+    TooWide(i64),
     /// A sample does not share the first sample's key.
     #[error("sample {0} has another build, source, layer, signal set or position presence than the first")]
     MixedKeys(usize),
@@ -93,9 +115,9 @@ pub enum BucketError {
 }
 
 /// A run of samples of one key, as columns with their summaries.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
-    /// Deterministic: the first time (sortable), the count and a digest of key and columns.
+    /// Deterministic: the first time (sortable), the count and a digest (see [`Bucket::id_of`]).
     pub id: String,
     /// What every sample shares.
     pub key: BucketKey,
@@ -112,24 +134,41 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// The runs of consecutive samples sharing a key, each at most [`MAX_BUCKET_SAMPLES`] long.
+    /// The runs of consecutive samples sharing a key, each at most [`MAX_BUCKET_SAMPLES`] long
+    /// and [`MAX_BUCKET_SPAN_NS`] wide (all of `samples` taken as one message).
     pub fn runs(samples: &[Sample]) -> Vec<Range<usize>> {
+        Bucket::runs_by(samples, |_, _| true)
+    }
+
+    /// Like [`Bucket::runs`], also cut between samples `i - 1` and `i` unless
+    /// `same_message(i - 1, i)`: no bucket holds samples of two messages.
+    pub fn runs_by(samples: &[Sample], same_message: impl Fn(usize, usize) -> bool) -> Vec<Range<usize>> {
         let mut out = Vec::new();
         let mut start = 0;
         while start < samples.len() {
             let key = BucketKey::of(&samples[start]);
             let limit = samples.len().min(start + MAX_BUCKET_SAMPLES);
-            let end = (start + 1..limit).find(|&i| !key.admits(&samples[i])).unwrap_or(limit);
+            let (mut lo, mut hi) = (samples[start].timestamp.as_nanos(), samples[start].timestamp.as_nanos());
+            let end = (start + 1..limit)
+                .find(|&i| {
+                    let t = samples[i].timestamp.as_nanos();
+                    (lo, hi) = (lo.min(t), hi.max(t));
+                    !same_message(i - 1, i) || !key.admits(&samples[i]) || span(lo, hi) > MAX_BUCKET_SPAN_NS
+                })
+                .unwrap_or(limit);
             out.push(start..end);
             start = end;
         }
         out
     }
 
-    /// The id of a bucket: its first time (16 hex digits, so ids sort by time), its count, and
-    /// XXH3-64 of its key and columns. The encoding is deterministic, so the same samples always
-    /// give the same id and a replay rewrites a bucket instead of adding one.
-    fn id_for(key: &BucketKey, start: Timestamp, count: usize, columns: &[u8]) -> String {
+    /// The id `samples` get as a bucket: their first time (16 hex digits, so ids sort by time),
+    /// their count, and XXH3-64 of their key and every sample's time, position and values. The
+    /// same samples always give the same id, so a replay rewrites a bucket instead of adding one;
+    /// computing it needs no encoding (a consumer checks what a restart already stored with it).
+    pub fn id_of(samples: &[Sample]) -> String {
+        let Some(first) = samples.first() else { return String::new() };
+        let key = BucketKey::of(first);
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         for text in [&key.build_id, &key.source_id].into_iter().chain(&key.signals) {
             h.update(&(text.len() as u64).to_le_bytes());
@@ -137,9 +176,21 @@ impl Bucket {
         }
         h.update(&key.layer.to_le_bytes());
         h.update(&[u8::from(key.has_position)]);
-        h.update(columns);
-        let time = (start.as_nanos() as u64) ^ (1 << 63);
-        format!("{time:016x}{count:08x}{:016x}", h.digest())
+        let mut start = i64::MAX;
+        for s in samples {
+            start = start.min(s.timestamp.as_nanos());
+            h.update(&s.timestamp.as_nanos().to_le_bytes());
+            if let Some(p) = s.position {
+                for c in [p.x, p.y, p.z] {
+                    h.update(&c.to_bits().to_le_bytes());
+                }
+            }
+            for (_, v) in s.signals.iter() {
+                h.update(&v.to_bits().to_le_bytes());
+            }
+        }
+        let time = (start as u64) ^ (1 << 63);
+        format!("{time:016x}{:08x}{:016x}", samples.len(), h.digest())
     }
 
     /// Encodes `samples` (one key, 1 to [`MAX_BUCKET_SAMPLES`] of them).
@@ -153,6 +204,10 @@ impl Bucket {
             return Err(BucketError::MixedKeys(i));
         }
         let times: Vec<i64> = samples.iter().map(|s| s.timestamp.as_nanos()).collect();
+        let (lo, hi) = times.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        if span(lo, hi) > MAX_BUCKET_SPAN_NS {
+            return Err(BucketError::TooWide(span(lo, hi)));
+        }
         let mut columns = vec![COLUMNS_VERSION];
         columns.extend_from_slice(&(samples.len() as u32).to_le_bytes());
         section(&mut columns, &times)?;
@@ -180,11 +235,11 @@ impl Bucket {
             });
             section(&mut columns, values)?;
         }
-        let start = Timestamp::from_nanos(times.iter().copied().min().unwrap_or(0));
+        let start = Timestamp::from_nanos(lo);
         Ok(Bucket {
-            id: Bucket::id_for(&key, start, samples.len(), &columns),
+            id: Bucket::id_of(samples),
             start,
-            end: Timestamp::from_nanos(times.iter().copied().max().unwrap_or(0)),
+            end: Timestamp::from_nanos(hi),
             count: samples.len() as u32,
             key,
             summaries,
@@ -256,5 +311,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-#[cfg(test)]
-mod tests;
+/// `hi - lo` without overflow, saturated to `i64::MAX`.
+fn span(lo: i64, hi: i64) -> i64 {
+    i64::try_from(i128::from(hi) - i128::from(lo)).unwrap_or(i64::MAX)
+}

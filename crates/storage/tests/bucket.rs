@@ -1,6 +1,8 @@
-use qadf_integration_tests::monitor_run;
+//! The bucket layout (`qadf_core_types::bucket`): exact round trips, how runs are cut, corrupt input.
 
-use super::*;
+use qadf_core_types::Timestamp;
+use qadf_core_types::bucket::{Bucket, BucketError, MAX_BUCKET_SAMPLES, MAX_BUCKET_SPAN_NS};
+use qadf_integration_tests::monitor_run;
 
 #[test]
 fn a_bucket_gives_back_exactly_its_samples_with_summaries_beside_them() {
@@ -67,4 +69,42 @@ fn a_monitor_run_costs_far_less_than_its_raw_values() {
     let per_sample = bucket.columns.len() as f64 / f64::from(bucket.count);
     println!("{per_sample:.2} bytes per sample in the columns ({} samples)", bucket.count);
     assert!(per_sample < 48.0, "{per_sample} B per sample");
+}
+
+#[test]
+fn runs_cut_at_every_message_and_at_the_time_span_limit() {
+    let samples = monitor_run(10, 0);
+    // Messages of 3, 3 and 4 samples: no bucket holds two messages' samples.
+    let message = |i: usize| (i / 3).min(2);
+    assert_eq!(Bucket::runs_by(&samples, |a, b| message(a) == message(b)), [0..3, 3..6, 6..10]);
+    // A sample more than one span after the run's first closes the run; one back in time within it does not.
+    let mut spread = monitor_run(4, 0);
+    let t0 = spread[0].timestamp.as_nanos();
+    spread[1].timestamp = Timestamp::from_nanos(t0 + MAX_BUCKET_SPAN_NS);
+    spread[2].timestamp = Timestamp::from_nanos(t0 + 10);
+    spread[3].timestamp = Timestamp::from_nanos(t0 + MAX_BUCKET_SPAN_NS + 1);
+    assert_eq!(Bucket::runs(&spread), [0..3, 3..4]);
+    assert!(matches!(Bucket::encode(&spread), Err(BucketError::TooWide(_))));
+    // Times at the ends of the range do not overflow the span.
+    let mut extremes = monitor_run(2, 0);
+    extremes[0].timestamp = Timestamp::from_nanos(i64::MIN);
+    extremes[1].timestamp = Timestamp::from_nanos(i64::MAX);
+    assert_eq!(Bucket::runs(&extremes), [0..1, 1..2]);
+    for run in Bucket::runs(&extremes) {
+        assert_eq!(Bucket::encode(&extremes[run.clone()]).unwrap().decode().unwrap(), extremes[run]);
+    }
+}
+
+#[test]
+fn the_id_is_the_samples_digest_whatever_the_encoding() {
+    let samples = monitor_run(100, 0);
+    let id = Bucket::id_of(&samples);
+    assert_eq!(Bucket::encode(&samples).unwrap().id, id);
+    let mut changed = samples.clone();
+    changed[50].signals = [("temperature", 1.0), ("melt_pool_intensity", 2.0)].into_iter().collect();
+    assert_ne!(Bucket::id_of(&changed), id, "any value changes it");
+    let mut moved = samples.clone();
+    moved[99].position = Some(qadf_core_types::Point3::new(0.0, 0.0, 0.0));
+    assert_ne!(Bucket::id_of(&moved), id);
+    assert!(id.starts_with(&format!("{:016x}", (samples[0].timestamp.as_nanos() as u64) ^ (1 << 63))), "sorts by time");
 }
