@@ -127,9 +127,14 @@ impl Sample {
     /// signal's name and value bits), each length-prefixed.
     ///
     /// Deterministic across replays and versions (XXH3's output is fixed by its specification),
-    /// and distinct for samples that differ in any field (used to trace refused samples to their
-    /// messages, and by tests as a content checksum).
+    /// and distinct for samples that differ in any field (used by tests as a content checksum).
     pub fn content_id(&self) -> String {
+        let time = (self.timestamp.as_nanos() as u64) ^ (1 << 63);
+        format!("{time:016x}{:016x}", self.digest())
+    }
+
+    /// XXH3-64 of every field (see [`Sample::content_id`]): traces a refused sample to its message.
+    pub fn digest(&self) -> u64 {
         let sample = self;
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         let mut text = |t: &str| {
@@ -155,8 +160,7 @@ impl Sample {
             h.update(name.as_bytes());
             h.update(&value.to_bits().to_le_bytes());
         }
-        let time = (sample.timestamp.as_nanos() as u64) ^ (1 << 63);
-        format!("{time:016x}{:016x}", h.digest())
+        h.digest()
     }
 
     /// A sample at a position with the given signals; ids default to `"unknown"`, layer to 0.

@@ -313,11 +313,12 @@ impl Run {
         self.dead_letter(&decoded.dead_letters, true)?;
         let (mut batch, mut origins) = (decoded.batch, decoded.origins);
         self.skip_stored(&mut batch, &mut origins)?;
-        // Content ids of the samples as decoded: a refused one is traced back to its message, and
-        // the kept ones to theirs, where their buckets are cut (only when there is a history or a
+        // Digests of the samples as decoded: a refused one is traced back to its message, and the
+        // kept ones to theirs, where their buckets are cut (only when there is a history or a
         // dead-letter sink to use them).
-        let ids: Option<Vec<String>> = (self.writer.is_some() || self.sinks.dead_letters.is_some())
-            .then(|| batch.samples.iter().map(Sample::content_id).collect());
+        let ids: Option<Vec<u64>> = (self.writer.is_some() || self.sinks.dead_letters.is_some())
+            .then(|| batch.samples.iter().map(Sample::digest).collect());
+        let message = message_numbers(&origins);
         match self.client.process_in_place(&mut batch) {
             Ok(mut result) => {
                 callback(&result);
@@ -327,7 +328,7 @@ impl Run {
                 let runs = match (&self.writer, kept) {
                     (None, _) => Vec::new(),
                     (Some(_), Some(kept)) => {
-                        Bucket::runs_by(&batch.samples, |a, b| origins[kept[a]].0 == origins[kept[b]].0)
+                        Bucket::runs_by(&batch.samples, |a, b| message[kept[a]] == message[kept[b]])
                     }
                     // A registered processor changed or dropped samples: cut by key alone.
                     (Some(_), None) => Bucket::runs(&batch.samples),
@@ -413,13 +414,29 @@ impl Run {
     }
 }
 
+/// For each decoded sample, the number of its message within the poll (consecutive samples of
+/// one message share it), so cutting buckets per message compares integers, not origins.
+fn message_numbers(origins: &[(Origin, usize)]) -> Vec<u32> {
+    let mut n = 0u32;
+    origins
+        .iter()
+        .enumerate()
+        .map(|(i, (o, _))| {
+            if i > 0 && origins[i - 1].0 != *o {
+                n += 1;
+            }
+            n
+        })
+        .collect()
+}
+
 /// Traces each sample the pipeline refused (a dead letter holding it in bincode) to its message
 /// and index, walking the samples as decoded (`ids`, aligned with `origins`); returns where the
 /// `kept` samples were as decoded (indices into `origins`), in order, or `None` when the walk
 /// does not account for them (a registered processor changed or dropped samples), leaving those
 /// dead letters without an origin.
 fn attribute(
-    ids: Vec<String>,
+    ids: Vec<u64>,
     origins: &[(Origin, usize)],
     kept: usize,
     letters: &mut [DeadLetter],
@@ -427,12 +444,12 @@ fn attribute(
     if letters.is_empty() {
         return (ids.len() == kept).then(|| (0..kept).collect());
     }
-    let mut refused: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+    let mut refused: std::collections::HashMap<u64, Vec<usize>> = std::collections::HashMap::new();
     for (i, letter) in letters.iter().enumerate().rev() {
         if letter.origin.is_none()
             && let Some(sample) = letter.sample()
         {
-            refused.entry(sample.content_id()).or_default().push(i);
+            refused.entry(sample.digest()).or_default().push(i);
         }
     }
     let mut kept_at = Vec::with_capacity(kept);
