@@ -29,7 +29,7 @@ impl Stores {
     pub fn open(config: &StreamingConfig, data_dir: &Path) -> Result<Stores, BackendError> {
         if config.enable_mongodb_storage {
             let store = MongoStore::connect(config, Duration::from_secs(10))?;
-            store.create_time_series_index(None)?;
+            store.create_time_series_index(retention(config))?;
             Ok(Stores::Mongo(Arc::new(store)))
         } else {
             std::fs::create_dir_all(data_dir).map_err(|e| {
@@ -54,6 +54,11 @@ impl Stores {
             Stores::Embedded(e) => e.clone(),
         }
     }
+}
+
+/// How long history is kept (`history_retention_seconds`; `None`: everything).
+fn retention(config: &StreamingConfig) -> Option<Duration> {
+    (config.history_retention_seconds > 0).then(|| Duration::from_secs(config.history_retention_seconds))
 }
 
 /// One batch's alerts and the statistics after it, for the live view.
@@ -176,10 +181,27 @@ pub fn run(
         Ingest::start(&client, Box::new(consumer), sinks, callback)
     };
     let mut last_report = Instant::now();
+    // The embedded store has no TTL: `run` deletes what is older than the retention itself, once
+    // a minute (or once per retention, if shorter). MongoDB's TTL index does it on the server.
+    let embedded_retention = match (&stores, retention(client.config())) {
+        (Stores::Embedded(store), Some(keep)) => Some((store.clone(), keep, keep.min(Duration::from_secs(60)))),
+        _ => None,
+    };
+    let mut last_retention = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(200));
         if !ingest.running() {
             break;
+        }
+        if let Some((store, keep, every)) = &embedded_retention
+            && last_retention.elapsed() >= *every
+        {
+            last_retention = Instant::now();
+            match store.delete_old_data(Timestamp::now() - *keep) {
+                Ok(0) => {}
+                Ok(n) => progress(&format!("retention: deleted {n} samples that ended over {keep:?} ago")),
+                Err(e) => progress(&format!("retention: {e} (retried in {every:?})")),
+            }
         }
         if options.shutdown.load(Ordering::SeqCst) {
             progress("stopping: storing and committing what is in flight");

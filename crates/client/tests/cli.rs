@@ -89,10 +89,30 @@ fn simulate_consume_store_and_query_through_the_cli() {
     let rows = qadf(&["query", "--json", "--limit", "2", "--data-dir", data_dir], &env);
     assert_eq!(rows.lines().count(), 2);
     assert!(rows.contains("\"build_id\":\"sim-build\""), "{rows}");
+    // Paging, filters and counts keep their meaning over buckets.
+    let second = qadf(&["query", "--json", "--skip", "1", "--limit", "1", "--data-dir", data_dir], &env);
+    assert_eq!(second.trim(), rows.lines().nth(1).unwrap(), "skip 1, limit 1 is the second of the first two");
+    let count = |extra: &[&str]| -> u64 {
+        let args: Vec<&str> =
+            ["query", "--count", "--data-dir", data_dir].into_iter().chain(extra.iter().copied()).collect();
+        qadf(&args, &env).trim().parse().unwrap()
+    };
+    let per_layer: Vec<u64> = (0..3).map(|l| count(&["--layer", &l.to_string()])).collect();
+    assert_eq!(per_layer.iter().sum::<u64>(), samples, "{per_layer:?}");
+    assert!(per_layer.iter().all(|&n| n > 0), "{per_layer:?}");
+    assert_eq!(count(&["--source", "no-such-sensor"]), 0);
+    assert_eq!(count(&["--build", "sim-build"]), samples);
 
     // Everything was committed after storage: a second run finds nothing new and stores nothing twice.
     let again = qadf(&["run", "--exit-when-idle", "1", "--data-dir", data_dir], &env);
     assert!(again.contains("stopped: 0 messages"), "{again}");
     assert_eq!(qadf(&["query", "--count", "--data-dir", data_dir], &env).trim(), samples.to_string());
+
+    // With a retention of 1 s, `run` deletes the buckets that ended longer ago from the embedded store.
+    let mut keep_one_second = env.to_vec();
+    keep_one_second.push(("QADF_HISTORY_RETENTION_SECONDS", "1".into()));
+    let pruned = qadf(&["run", "--exit-when-idle", "3", "--data-dir", data_dir], &keep_one_second);
+    assert!(pruned.contains(&format!("retention: deleted {samples} samples")), "{pruned}");
+    assert_eq!(qadf(&["query", "--count", "--data-dir", data_dir], &env).trim(), "0");
     std::fs::remove_dir_all(&data).unwrap();
 }

@@ -94,6 +94,9 @@ pub struct StreamingConfig {
     pub mongodb_collection: String,
     /// Documents per `insert_many`. Default 1000.
     pub storage_batch_size: usize,
+    /// Seconds of history to keep, by bucket end time; 0 keeps everything. Default 0. MongoDB: a
+    /// TTL index on `end`; embedded: `run` deletes older buckets once a minute.
+    pub history_retention_seconds: u64,
     /// Lower corner of the voxel grid in mm. Default `[0, 0, 0]`.
     pub voxel_bbox_min: [f64; 3],
     /// Upper corner of the voxel grid in mm. Default `[250, 250, 300]` (a build plate).
@@ -150,6 +153,7 @@ impl Default for StreamingConfig {
             mongodb_database: "am_qadf".to_owned(),
             mongodb_collection: "stream_data".to_owned(),
             storage_batch_size: 1000,
+            history_retention_seconds: 0,
             voxel_bbox_min: [0.0, 0.0, 0.0],
             voxel_bbox_max: [250.0, 250.0, 300.0],
             voxel_resolution: 0.1,
