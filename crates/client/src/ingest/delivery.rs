@@ -241,6 +241,7 @@ impl Run {
         origins: &mut Vec<(Origin, usize)>,
     ) -> Result<(), ConsumerError> {
         let Some(history) = self.sinks.history.clone() else { return Ok(()) };
+        let message = message_numbers(origins);
         let mut partitions: Vec<((String, i32), Vec<usize>)> = Vec::new();
         for (i, (origin, _)) in origins.iter().enumerate().take(batch.samples.len()) {
             let key = (origin.topic.clone(), origin.partition);
@@ -269,7 +270,7 @@ impl Run {
         let mut skip = vec![false; batch.samples.len()];
         for (key, picked) in partitions {
             let samples: Vec<Sample> = picked.iter().map(|&i| batch.samples[i].clone()).collect();
-            let runs = Bucket::runs_by(&samples, |a, b| origins[picked[a]].0 == origins[picked[b]].0);
+            let runs = Bucket::runs_by(&samples, |a, b| message[picked[a]] == message[picked[b]]);
             let ids: Vec<String> = runs.iter().map(|r| Bucket::id_of(&samples[r.clone()])).collect();
             let ends = lookup(&[ids[0].clone(), ids[ids.len() - 1].clone()])?;
             let stored = match (ends[0], ends[1]) {
@@ -318,7 +319,6 @@ impl Run {
         // dead-letter sink to use them).
         let ids: Option<Vec<u64>> = (self.writer.is_some() || self.sinks.dead_letters.is_some())
             .then(|| batch.samples.iter().map(Sample::digest).collect());
-        let message = message_numbers(&origins);
         match self.client.process_in_place(&mut batch) {
             Ok(mut result) => {
                 callback(&result);
@@ -328,6 +328,7 @@ impl Run {
                 let runs = match (&self.writer, kept) {
                     (None, _) => Vec::new(),
                     (Some(_), Some(kept)) => {
+                        let message = message_numbers(&origins);
                         Bucket::runs_by(&batch.samples, |a, b| message[kept[a]] == message[kept[b]])
                     }
                     // A registered processor changed or dropped samples: cut by key alone.
