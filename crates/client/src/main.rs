@@ -211,6 +211,7 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 }
 
 fn main() -> Result<()> {
+    allocator::tune();
     let cli = Cli::parse();
     let config = StreamingConfig::load(cli.config.as_deref())?;
     match cli.command {

@@ -103,7 +103,7 @@ pub struct ConsumerReport {
 /// The writer stores what queued up in one call, so this also bounds a MongoDB request: 20,000
 /// samples are ~20 bucket documents (at 5,000, ~5 documents a request held `run` at ~230,000
 /// samples/s on SecantusDB; docs/PERFORMANCE.md).
-pub const WRITER_QUEUE: QueueLimit = QueueLimit { jobs: 8, samples: 20_000 };
+pub const WRITER_QUEUE: QueueLimit = QueueLimit { jobs: 8, samples: 5_000 };
 
 /// Payload bytes decoded at a time: a poll holding more is handled in parts (each its own batch).
 pub const CHUNK_BYTES: usize = 256 << 10;
