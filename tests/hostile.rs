@@ -51,6 +51,35 @@ fn hostile_messages_end_stored_or_dead_lettered_and_a_second_read_stores_nothing
     for b in 0..20 {
         cases.push((sample(&format!("build-{b}"), "s", Some(TS), r#""temperature":1.0"#), "", 1));
     }
+    // Other producers' shapes through the default schema (docs/SCHEMA.md).
+    let python = r#"{"sensor_id": "sensor_0", "temperature": 1024.8, "power": 198.6, "velocity": 103.2, "x": 15.6, "y": 15.5, "z": 0.58, "timestamp": "2026-01-30T17:31:18.343884"}"#;
+    cases.push((python.to_owned(), "", 1));
+    cases.push((
+        r#"{"build_id": "py", "sensor_id": 7, "timestamp": 1769794278.5, "temperature": 1.0}"#.to_owned(),
+        "",
+        1,
+    ));
+    cases.push((r#"{"build_id": "py", "material": "Ti64", "temperature": 1.0}"#.to_owned(), "field `material`", 0));
+    cases.push((
+        r#"{"build_id": "py", "timestamp": 1795000000000000001, "temperature": 1.0}"#.to_owned(),
+        "epoch_unit",
+        0,
+    ));
+    cases.push((r#"{"build_id": "py", "tags": {"a.b": "x"}, "temperature": 1.0}"#.to_owned(), "holds `.`", 0));
+    let column = |n: usize| (0..n).map(|i| format!("{}", 1.0 + i as f64 * 0.01)).collect::<Vec<_>>().join(",");
+    let columnar = |n: usize| {
+        format!(
+            r#"{{"build_id": "cols", "sensor_id": "s", "t": [{}], "x": [{}], "y": [{}], "z": [{}], "temperature": [{}]}}"#,
+            (0..n).map(|i| (1_769_794_278 + i).to_string()).collect::<Vec<_>>().join(","),
+            column(n),
+            column(n),
+            column(n),
+            column(n)
+        )
+    };
+    cases.push((columnar(10), "", 10));
+    cases.push((columnar(60), "max_samples_per_message", 0));
+    cases.push((r#"{"build_id": "cols", "t": [1, 2], "temperature": [1.0, 2.0, 3.0]}"#.to_owned(), "equally long", 0));
     let producer = KafkaProducer::new(&[Service::Kafka.addr()]).unwrap();
     producer.create_topic(&s.topic, 1).unwrap();
     let outgoing: Vec<OutgoingMessage> = cases

@@ -75,7 +75,9 @@ fn json_str(s: &str) -> String {
 fn sample_object() -> impl Strategy<Value = String> {
     let build = prop_oneof![4 => prop::sample::select(vec!["b1", "b2", "b3", "b4", "b5", "b6"]).prop_map(String::from), 1 => name()];
     let timestamp = prop_oneof![
-        3 => (1_795_000_000_000_000_000i64..1_795_000_100_000_000_000).prop_map(|t| format!(r#""timestamp":{t},"#)),
+        // Epoch seconds with nanoseconds, as the default schema reads numbers.
+        3 => (1_795_000_000_000_000_000i64..1_795_000_100_000_000_000)
+            .prop_map(|t| format!(r#""timestamp":{}.{:09},"#, t / 1_000_000_000, t % 1_000_000_000)),
         1 => Just(String::new()), // missing: the record's time
         1 => Just(r#""timestamp":"2026-11-30T10:00:00Z","#.to_owned()),
         1 => Just(r#""timestamp":"yesterday","#.to_owned()),

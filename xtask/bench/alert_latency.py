@@ -83,7 +83,7 @@ def measure(broker, topic, alerts, rate, seconds, reference_wait_ms=20):
         while i < min(due, total):
             spike = i % every == every - 1
             sample = {"build_id": "latency", "source_id": "s", "layer": layer if spike else 0,
-                      "timestamp": t0_ns + int(i * 1e9 / rate), "x": 10.0 + (i % 100) * 0.01, "y": 10.0,
+                      "timestamp": (t0_ns + int(i * 1e9 / rate)) / 1e9, "x": 10.0 + (i % 100) * 0.01, "y": 10.0,
                       "z": 0.03, "temperature": 3000.0 if spike else 1900.0}
             producer.produce(topic, key=str(i), value=json.dumps(sample))
             now = time.time()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use qadf_core_types::{Point3, SampleBatch, Stage, StreamStatistics, StreamingConfig, StreamingResult};
+use qadf_core_types::{Codec, Point3, SampleBatch, Stage, StreamStatistics, StreamingConfig, StreamingResult};
 use qadf_pipeline::{
     CheckpointAction, Metrics, Pipeline, PipelineBuilder, PipelineError, QualityCheck, ValidateStage, VoxelStage,
 };
@@ -39,6 +39,7 @@ const THROUGHPUT_WINDOW: Duration = Duration::from_secs(10);
 /// quality checkpoints, keeping the statistics the Python original promised (correctly).
 pub struct StreamingClient {
     config: StreamingConfig,
+    codec: Codec,
     voxels: Arc<VoxelStage>,
     processors: Mutex<Vec<(String, Arc<dyn Stage>)>>,
     checkpoints: Mutex<Vec<(Arc<dyn QualityCheck>, CheckpointAction)>>,
@@ -58,8 +59,10 @@ impl StreamingClient {
         let voxels = Arc::new(
             VoxelStage::per_build(grid).with_limits(config.max_signals_per_build, config.max_builds_in_memory),
         );
+        let codec = Codec::for_config(&config)?;
         let client = StreamingClient {
             config,
+            codec,
             voxels,
             processors: Mutex::default(),
             checkpoints: Mutex::default(),
@@ -72,6 +75,12 @@ impl StreamingClient {
     /// The configuration in use.
     pub fn config(&self) -> &StreamingConfig {
         &self.config
+    }
+
+    /// The codec messages are decoded with: the configured encoding, size and ingest limits,
+    /// and message schema.
+    pub fn codec(&self) -> &Codec {
+        &self.codec
     }
 
     /// The voxel stage (each build's grid is reachable through it).

@@ -1,6 +1,6 @@
 //! The qadf-stream client: [`StreamingClient`] (`client.rs`: the upstream entry point and its
 //! statistics), ingest (`ingest/`: the delivery loop from a `MessageSource` to the stores, the one
-//! commit path), the simulated monitoring source (`sim.rs`), the
+//! commit path), `qadf-stream schema check` (`schema_check.rs`), the simulated monitoring source (`sim.rs`), the
 //! demo (`demo.rs`) and the live dashboard (`dashboard/`: the feed, its wire format and the page server).
 //!
 //! ```
@@ -20,4 +20,5 @@ mod client;
 pub mod dashboard;
 pub mod demo;
 mod ingest;
+pub mod schema_check;
 pub mod sim;

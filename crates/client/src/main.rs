@@ -3,16 +3,16 @@
 mod allocator;
 mod production;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use qadf_client::demo;
 use qadf_client::sim::SimConfig;
-use qadf_core_types::{Encoding, HistoryQuery, StreamingConfig, Timestamp};
+use qadf_client::{demo, schema_check};
+use qadf_core_types::{Codec, Encoding, HistoryQuery, StreamingConfig, Timestamp};
 
 /// Real-time streaming quality assessment for additive manufacturing.
 #[derive(Parser)]
@@ -36,6 +36,23 @@ enum Command {
     ProduceSim(ProduceSimArgs),
     /// Read stored history.
     Query(QueryArgs),
+    /// The message schema: check sample messages against it.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+/// `qadf-stream schema ...`.
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Reads sample messages, one per line, and prints the samples each maps to or why it is
+    /// refused (exit status 1 if any is refused).
+    Check {
+        /// File of messages, one per line (`-` reads standard input).
+        file: PathBuf,
+        /// Kafka key the messages are taken to carry (for `schema.build_from = "kafka_key"`).
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 /// The options of `demo`.
@@ -143,6 +160,9 @@ struct QueryArgs {
     /// Only this layer.
     #[arg(long)]
     layer: Option<u32>,
+    /// Only samples with this tag, as NAME=VALUE (repeatable: every one must match).
+    #[arg(long)]
+    tag: Vec<String>,
     /// Samples to pass over first (paging, in time order).
     #[arg(long, default_value_t = 0)]
     skip: usize,
@@ -219,7 +239,26 @@ fn main() -> Result<()> {
         Command::ProduceSim(args) => produce_sim_command(config, args),
         Command::Query(args) => query_command(config, args),
         Command::Demo(args) => demo_command(config, args),
+        Command::Schema(SchemaCommand::Check { file, key }) => schema_check_command(&config, &file, key.as_deref()),
     }
+}
+
+/// `qadf-stream schema check FILE`.
+fn schema_check_command(config: &StreamingConfig, file: &Path, key: Option<&str>) -> Result<()> {
+    let codec = Codec::for_config(config)?;
+    let input: Box<dyn std::io::BufRead> = if file == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let limits = config.ingest_limits();
+    let out = std::io::stdout().lock();
+    let summary = schema_check::check_lines(&codec, &limits, key.map(str::as_bytes), input, out)?;
+    if summary.refused > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// `qadf-stream run`: consume, process, store and commit until idle or signalled.
@@ -271,13 +310,19 @@ fn produce_sim_command(mut config: StreamingConfig, args: ProduceSimArgs) -> Res
 
 /// `qadf-stream query`: stored history as a table, JSON lines or a count.
 fn query_command(config: StreamingConfig, args: QueryArgs) -> Result<()> {
-    let QueryArgs { from, to, build, source, layer, skip, limit, count, json, data_dir } = args;
+    let QueryArgs { from, to, build, source, layer, tag, skip, limit, count, json, data_dir } = args;
+    let tags = tag
+        .iter()
+        .map(|t| t.split_once('=').map(|(n, v)| (n.to_owned(), v.to_owned())))
+        .collect::<Option<Vec<_>>>()
+        .context("--tag takes NAME=VALUE")?;
     let q = HistoryQuery {
         start: parse_time(from.as_deref(), Timestamp::EPOCH)?,
         end: parse_time(to.as_deref(), Timestamp::now())?,
         build_id: build,
         source_id: source,
         layer,
+        tags,
         skip,
         limit,
     };

@@ -283,7 +283,7 @@ pub fn produce_sim(config: &StreamingConfig, sim: SimConfig, partitions: i32) ->
     let producer = KafkaProducer::new(&config.kafka_bootstrap_servers)?;
     producer.create_topic(&config.kafka_topic, partitions)?;
     let codec = Codec::new(config.message_encoding).with_max_message_bytes(config.max_message_bytes);
-    let (layers, build) = (sim.layers, sim.build_id.clone());
+    let (layers, build) = (sim.layers, sim.build_id.to_string());
     let mut simulator = Simulator::new(sim, Timestamp::now());
     let mut sent = 0u64;
     for layer in 0..layers {

@@ -1,6 +1,6 @@
 //! A deterministic simulated laser powder-bed-fusion build: scan paths and melt-pool signals.
 
-use qadf_core_types::{Point3, Sample, Signals, Timestamp, signal};
+use qadf_core_types::{Point3, Sample, Signals, Tags, Timestamp, signal};
 
 /// A kind of process defect the simulator can inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,12 +151,13 @@ impl Simulator {
                 signals.push(signal::TEMPERATURE, temperature);
                 signals.push(signal::MELT_POOL_AREA, area);
                 out.push(Sample {
-                    build_id: c.build_id.clone(),
-                    source_id: "ispm-0".to_owned(),
+                    build_id: c.build_id.as_str().into(),
+                    source_id: "ispm-0".into(),
                     layer,
                     timestamp: self.clock,
                     position: Some(Point3::new(px, py, z)),
                     signals,
+                    tags: Tags::new(),
                 });
             }
         }

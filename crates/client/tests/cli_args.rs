@@ -23,3 +23,38 @@ fn bad_run_arguments_are_refused_naming_the_flag() {
     refused(&["run", "--sample-rate-hz", "0"], "--sample-rate-hz");
     refused(&["run", "--sample-rate-hz", "inf"], "--sample-rate-hz");
 }
+
+#[test]
+fn schema_check_prints_each_messages_samples_or_refusal_and_fails_on_a_refusal() {
+    let dir = std::env::temp_dir().join(format!("qadf-schema-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let messages = dir.join("messages.jsonl");
+    std::fs::write(
+        &messages,
+        concat!(
+            r#"{"sensor_id": "sensor_0", "temperature": 1024.8, "x": 15.6, "y": 15.5, "z": 0.58, "timestamp": "2026-01-30T17:31:18.343884"}"#,
+            "\n",
+            r#"{"material": "Ti64", "temperature": 1}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_qadf-stream"))
+            .args(["schema", "check"])
+            .arg(&messages)
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "a refused line fails the check: {text}");
+    assert!(text.contains(r#""source_id":"sensor_0""#) && text.contains("2026-01-30T17:31:18.343884000Z"), "{text}");
+    assert!(text.contains("line 2: refused: sample 0: field `material`"), "{text}");
+    let declared = run(&[("QADF_SCHEMA_TAG_FIELDS", "material")]);
+    let text = String::from_utf8_lossy(&declared.stdout);
+    assert!(declared.status.success(), "{text}");
+    assert!(text.contains(r#""tags":{"material":"Ti64"}"#), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

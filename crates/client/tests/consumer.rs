@@ -27,8 +27,8 @@ fn message(payload: String) -> OutgoingMessage {
 fn good(batch: usize) -> String {
     let samples: Vec<String> = (0..10)
         .map(|i| {
-            let t = 1_795_000_000_000_000_000i64 + (batch * 10 + i) as i64 * 10_000;
-            format!(r#"{{"build_id":"b1","source_id":"ispm-0","layer":0,"timestamp":{t},"position":[10.0,{},0.1],"signals":{{"temperature":1900.0}}}}"#, 10.0 + i as f64 * 0.1)
+            let t = Timestamp::from_nanos(1_795_000_000_000_000_000i64 + (batch * 10 + i) as i64 * 10_000);
+            format!(r#"{{"build_id":"b1","source_id":"ispm-0","layer":0,"timestamp":"{t}","position":[10.0,{},0.1],"signals":{{"temperature":1900.0}}}}"#, 10.0 + i as f64 * 0.1)
         })
         .collect();
     format!("[{}]", samples.join(","))
@@ -105,7 +105,7 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
     let mut messages: Vec<OutgoingMessage> = (0..10).map(|b| message(good(b))).collect();
     messages.insert(3, message("{not json".into()));
     messages.insert(7, message(r#"{"build_id":"b1","x":1,"y":1,"z":0.1}"#.into())); // no signals
-    messages.insert(9, message(r#"{"build_id":"b1","x":900,"y":1,"z":0.1,"t":1}"#.into())); // outside the grid
+    messages.insert(9, message(r#"{"build_id":"b1","x":900,"y":1,"z":0.1,"temperature":1}"#.into())); // outside the grid
     sink.send(messages).unwrap();
 
     wait_until("the 100 good samples are stored", || history.count().unwrap() == 100);
@@ -154,9 +154,9 @@ fn consumed_batches_take_the_same_path_and_are_committed_only_once_stored() {
 
 /// A sample of build b1 at `layer`, `ms` into the build, with the given temperature (short JSON form).
 fn reading(layer: u32, ms: i64, temperature: f64) -> OutgoingMessage {
-    let t = 1_795_000_000_000_000_000i64 + ms * 1_000_000;
+    let t = Timestamp::from_nanos(1_795_000_000_000_000_000i64 + ms * 1_000_000);
     message(format!(
-        r#"{{"build_id":"b1","layer":{layer},"timestamp":{t},"x":1,"y":1,"z":0.1,"temperature":{temperature}}}"#
+        r#"{{"build_id":"b1","layer":{layer},"timestamp":"{t}","x":1,"y":1,"z":0.1,"temperature":{temperature}}}"#
     ))
 }
 
@@ -316,7 +316,7 @@ impl HistoryStore for RefusingStore {
     }
 }
 
-const POISON: &str = r#"{"build_id":"b1","timestamp":1795000000000000001,"x":1,"y":1,"z":0.1,"poison":1}"#;
+const POISON: &str = r#"{"build_id":"b1","timestamp":"2026-11-18T11:06:40.000000001Z","x":1,"y":1,"z":0.1,"poison":1}"#;
 
 /// Runs good(0), the poison message and good(1) through a consumer whose history refuses the
 /// poison; returns the report, the committed position, the dead letters and the samples stored.
@@ -381,7 +381,7 @@ fn replay_skipping_goes_on_past_a_sample_that_was_never_stored() {
     let offsets = Arc::new(MemoryOffsetStore::default());
     let (sink, ingest) = start_storing(&client, &history, "g", &offsets);
     // The replay starts with a sample the killed run refused (outside the grid), so never stored.
-    let mut messages = vec![message(r#"{"build_id":"b1","x":900,"y":1,"z":0.1,"t":1}"#.into())];
+    let mut messages = vec![message(r#"{"build_id":"b1","x":900,"y":1,"z":0.1,"temperature":1}"#.into())];
     messages.extend((0..10).map(|b| message(good(b))));
     sink.send(messages).unwrap();
     wait_until("every offset is committed", || {

@@ -1,7 +1,7 @@
 //! `Bucket`: a run of consecutive samples of one build, source and layer stored as columns — the
 //! unit of history (MongoDB's bucket pattern; one document or redb record per bucket).
 //!
-//! A bucket is homogeneous: every sample in it has the same build, source, layer, the same
+//! A bucket is homogeneous: every sample in it has the same build, source, layer, tags, the same
 //! signal names in the same order, and a position or none ([`BucketKey`]). Real monitors send
 //! homogeneous runs, so buckets are long; mixed input only makes them shorter, and a decoded
 //! bucket gives back exactly the samples it was made of (field for field, signal order kept).
@@ -24,7 +24,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{HistoryQuery, Point3, Sample, Signals, Timestamp};
+use crate::{HistoryQuery, Point3, Sample, Signals, Tags, Timestamp};
 
 /// Format version of [`Bucket::columns`].
 pub const COLUMNS_VERSION: u8 = 1;
@@ -48,17 +48,20 @@ pub struct BucketKey {
     pub has_position: bool,
     /// The signal names, in the samples' order.
     pub signals: Vec<String>,
+    /// The tags every sample carries (from the message schema; usually none).
+    pub tags: Tags,
 }
 
 impl BucketKey {
     /// The key of `sample`.
     pub fn of(sample: &Sample) -> BucketKey {
         BucketKey {
-            build_id: sample.build_id.clone(),
-            source_id: sample.source_id.clone(),
+            build_id: sample.build_id.to_string(),
+            source_id: sample.source_id.to_string(),
             layer: sample.layer,
             has_position: sample.position.is_some(),
             signals: sample.signals.iter().map(|(n, _)| n.to_owned()).collect(),
+            tags: sample.tags.clone(),
         }
     }
 
@@ -70,13 +73,15 @@ impl BucketKey {
             && self.has_position == sample.position.is_some()
             && self.signals.len() == sample.signals.len()
             && self.signals.iter().zip(sample.signals.iter()).all(|(a, (b, _))| a == b)
+            && self.tags == sample.tags
     }
 
-    /// Whether samples under this key can match `q`'s build, source and layer.
+    /// Whether samples under this key can match `q`'s build, source, layer and tags.
     pub fn matches(&self, q: &HistoryQuery) -> bool {
         q.build_id.as_ref().is_none_or(|b| *b == self.build_id)
             && q.source_id.as_ref().is_none_or(|s| *s == self.source_id)
             && q.layer.is_none_or(|l| l == self.layer)
+            && self.tags.contains_all(&q.tags)
     }
 }
 
@@ -107,7 +112,7 @@ pub enum BucketError {
     #[error("a bucket spans at most {MAX_BUCKET_SPAN_NS} ns, these span {0} ns")]
     TooWide(i64),
     /// A sample does not share the first sample's key.
-    #[error("sample {0} has another build, source, layer, signal set or position presence than the first")]
+    #[error("sample {0} has another build, source, layer, tags, signal set or position presence than the first")]
     MixedKeys(usize),
     /// The columns are not a valid version-1 encoding for this key.
     #[error("corrupt bucket columns: {0}")]
@@ -176,6 +181,13 @@ impl Bucket {
         }
         h.update(&key.layer.to_le_bytes());
         h.update(&[u8::from(key.has_position)]);
+        // Only when present, so untagged buckets keep the ids they always had.
+        for (name, value) in key.tags.iter() {
+            for text in [name, value] {
+                h.update(&(text.len() as u64).to_le_bytes());
+                h.update(text.as_bytes());
+            }
+        }
         let mut start = i64::MAX;
         for s in samples {
             start = start.min(s.timestamp.as_nanos());
@@ -266,12 +278,13 @@ impl Bucket {
         }
         Ok((0..count)
             .map(|i| Sample {
-                build_id: self.key.build_id.clone(),
-                source_id: self.key.source_id.clone(),
+                build_id: self.key.build_id.as_str().into(),
+                source_id: self.key.source_id.as_str().into(),
                 layer: self.key.layer,
                 timestamp: Timestamp::from_nanos(times[i]),
                 position: positions.as_ref().map(|[x, y, z]| Point3::new(x[i], y[i], z[i])),
                 signals: self.key.signals.iter().zip(&signals).map(|(n, v)| (n.clone(), v[i])).collect::<Signals>(),
+                tags: self.key.tags.clone(),
             })
             .collect())
     }

@@ -1,19 +1,22 @@
 //! Wire codecs for sample batches: JSON (serde_json) and bincode 2 (`config::standard()`).
 //!
 //! One wire format per encoding, identical for every caller:
-//! - JSON: an array of sample objects; a single sample object is read as a batch of one.
+//! - JSON: an array of sample objects; a single sample object is read as a batch of one. Input
+//!   is read through the configured message schema ([`crate::schema`]): other producers' shapes,
+//!   envelopes and columnar batches.
 //! - bincode: the batch as a length-prefixed sequence of canonical samples.
 //!
 //! Decoding never panics: it returns a [`CodecError`] that says what was wrong.
 
-use serde::de::DeserializeSeed;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::CodecError;
 use crate::limits::{IngestLimits, json_depth_exceeds};
 use crate::sample::SampleBatch;
+use crate::schema::{RecordContext, Schema};
 use crate::time::Timestamp;
-use crate::wire::{BatchSeed, SampleSeed, TOO_MANY_SAMPLES};
 
 /// A wire encoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,18 +39,45 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<BINCODE_ALLOC_LIMIT>()
 }
 
-/// Encodes and decodes sample batches in one encoding with a size limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Encodes and decodes sample batches in one encoding with a size limit and a message schema.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Codec {
     encoding: Encoding,
     max_message_bytes: usize,
     limits: IngestLimits,
+    schema: Arc<Schema>,
 }
 
 impl Codec {
-    /// A codec for `encoding` with the default size limit ([`DEFAULT_MAX_MESSAGE_BYTES`]).
+    /// A codec for `encoding` with the default size limit ([`DEFAULT_MAX_MESSAGE_BYTES`]) and
+    /// the default schema.
     pub fn new(encoding: Encoding) -> Codec {
-        Codec { encoding, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, limits: IngestLimits::default() }
+        Codec {
+            encoding,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            limits: IngestLimits::default(),
+            schema: Arc::new(crate::wire::default_schema().clone()),
+        }
+    }
+
+    /// The codec a configuration describes: its encoding, message size, ingest limits and schema.
+    pub fn for_config(config: &crate::StreamingConfig) -> Result<Codec, crate::ConfigError> {
+        let schema = Schema::compile(&config.schema).map_err(crate::ConfigError::Invalid)?;
+        Ok(Codec::new(config.message_encoding)
+            .with_max_message_bytes(config.max_message_bytes)
+            .with_limits(config.ingest_limits())
+            .with_schema(Arc::new(schema)))
+    }
+
+    /// Reads JSON messages through `schema` (bincode messages are always canonical).
+    pub fn with_schema(mut self, schema: Arc<Schema>) -> Codec {
+        self.schema = schema;
+        self
+    }
+
+    /// The message schema JSON is read through.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
     }
 
     /// Sets the samples-per-message and JSON-depth bounds applied by [`Codec::decode_at`].
@@ -92,16 +122,18 @@ impl Codec {
     /// rules); a JSON sample without a timestamp gets the decode time. Consumers of a log use
     /// [`Codec::decode_at`], so a replay decodes to the same samples.
     pub fn decode(&self, bytes: &[u8]) -> Result<SampleBatch, CodecError> {
-        self.decode_with(bytes, None)
+        self.decode_record(bytes, &RecordContext::default())
     }
 
     /// Decodes one message received at `record_timestamp` (the Kafka record's timestamp), which a
     /// JSON sample without its own timestamp takes.
     pub fn decode_at(&self, bytes: &[u8], record_timestamp: Timestamp) -> Result<SampleBatch, CodecError> {
-        self.decode_with(bytes, Some(record_timestamp))
+        self.decode_record(bytes, &RecordContext { timestamp: Some(record_timestamp), key: None })
     }
 
-    fn decode_with(&self, bytes: &[u8], default_timestamp: Option<Timestamp>) -> Result<SampleBatch, CodecError> {
+    /// Decodes one message with what its Kafka record adds: the timestamp a JSON sample without
+    /// its own takes, and the key the schema may take the build from.
+    pub fn decode_record(&self, bytes: &[u8], record: &RecordContext<'_>) -> Result<SampleBatch, CodecError> {
         if bytes.is_empty() {
             return Err(CodecError::Empty);
         }
@@ -109,7 +141,7 @@ impl Codec {
             return Err(CodecError::Oversize { len: bytes.len(), max: self.max_message_bytes });
         }
         let batch = match self.encoding {
-            Encoding::Json => decode_json(bytes, default_timestamp, &self.limits)?,
+            Encoding::Json => decode_json(bytes, &self.schema, record, &self.limits)?,
             Encoding::Bincode => decode_bincode(bytes)?,
         };
         if batch.len() > self.limits.max_samples_per_message {
@@ -133,36 +165,15 @@ fn reject_non_finite(batch: &SampleBatch) -> Result<(), CodecError> {
 
 fn decode_json(
     bytes: &[u8],
-    default_timestamp: Option<Timestamp>,
+    schema: &Schema,
+    record: &RecordContext<'_>,
     limits: &IngestLimits,
 ) -> Result<SampleBatch, CodecError> {
     let text = std::str::from_utf8(bytes).map_err(|e| CodecError::InvalidUtf8 { valid_up_to: e.valid_up_to() })?;
     if json_depth_exceeds(bytes, limits.max_json_depth) {
         return Err(CodecError::TooDeep { max: limits.max_json_depth });
     }
-    let json_error = |e: serde_json::Error| {
-        if e.to_string().starts_with(TOO_MANY_SAMPLES) {
-            return CodecError::TooManySamples { max: limits.max_samples_per_message };
-        }
-        CodecError::Json { line: e.line(), column: e.column(), message: e.to_string() }
-    };
-    let sample = SampleSeed(default_timestamp);
-    let mut de = serde_json::Deserializer::from_str(text);
-    let batch = match text.trim_start().as_bytes().first() {
-        Some(b'[') => {
-            BatchSeed { sample, max: limits.max_samples_per_message }.deserialize(&mut de).map(SampleBatch::new)
-        }
-        Some(b'{') => sample.deserialize(&mut de).map(|s| SampleBatch::new(vec![s])),
-        _ => {
-            return Err(CodecError::Json {
-                line: 1,
-                column: 1,
-                message: "expected a sample object or an array of samples".to_owned(),
-            });
-        }
-    };
-    let batch = batch.and_then(|b| de.end().map(|()| b)).map_err(json_error)?;
-    Ok(batch)
+    schema.decode(text, record, limits).map(SampleBatch::new)
 }
 
 fn decode_bincode(bytes: &[u8]) -> Result<SampleBatch, CodecError> {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{DEFAULT_MAX_MESSAGE_BYTES, Encoding};
 use crate::error::{ConfigError, FieldError};
 use crate::limits::IngestLimits;
+use crate::schema::{Schema, SchemaConfig};
 
 /// Where a consumer starts when no committed offset exists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +122,9 @@ pub struct StreamingConfig {
     pub on_store_failure: StoreFailurePolicy,
     /// Longest wait, after SIGTERM or SIGINT, to store and commit what is in flight, in ms. Default 10000.
     pub shutdown_timeout_ms: u64,
+    /// How JSON messages map to samples (the `[schema]` table; `QADF_SCHEMA_<SETTING>` in the
+    /// environment). See docs/SCHEMA.md.
+    pub schema: SchemaConfig,
 }
 
 impl Default for StreamingConfig {
@@ -166,6 +170,7 @@ impl Default for StreamingConfig {
             max_builds_in_memory: 16,
             on_store_failure: StoreFailurePolicy::DeadLetter,
             shutdown_timeout_ms: 10_000,
+            schema: SchemaConfig::default(),
         }
     }
 }
@@ -218,11 +223,21 @@ impl StreamingConfig {
             }
             let env_error = |reason: String| ConfigError::Env { var: var.to_owned(), value: value.to_owned(), reason };
             let field = field.to_ascii_lowercase();
-            let Some(current) = table.get(&field) else {
+            // `QADF_SCHEMA_TIME_ZONE` sets `time_zone` of the `[schema]` table.
+            let (target, field) = match field.strip_prefix("schema_") {
+                Some(setting) if !table.contains_key(&field) => {
+                    let Some(toml::Value::Table(schema)) = table.get_mut("schema") else {
+                        return Err(env_error("the configuration has no [schema] table".to_owned()));
+                    };
+                    (schema, setting.to_owned())
+                }
+                _ => (&mut table, field),
+            };
+            let Some(current) = target.get(&field) else {
                 return Err(env_error(format!("there is no configuration field `{field}`")));
             };
             let parsed = parse_like(current, value).map_err(env_error)?;
-            table.insert(field, parsed);
+            target.insert(field, parsed);
             changed = true;
         }
         if !changed {
@@ -330,6 +345,9 @@ impl StreamingConfig {
         );
         check(self.max_builds_in_memory > 0, "max_builds_in_memory", "must be > 0");
         check(self.shutdown_timeout_ms > 0, "shutdown_timeout_ms", "must be > 0");
+        if let Err(schema_errors) = Schema::compile(&self.schema) {
+            errors.extend(schema_errors);
+        }
         if errors.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(errors)) }
     }
 

@@ -50,6 +50,20 @@ pub enum SampleError {
         /// The limit.
         max: usize,
     },
+    /// The sample carries more tags than `max_signals_per_sample` (tags share the signals' bound).
+    #[error("the sample has {count} tags, over the limit max_signals_per_sample = {max}")]
+    TooManyTags {
+        /// Tags carried.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A tag name holds `.` or starts with `$` (tags are stored as document fields, queried by path).
+    #[error("tag name {name:?} holds `.` or starts with `$`")]
+    TagName {
+        /// The name, escaped.
+        name: String,
+    },
     /// A name (signal, build or source) is longer than `max_name_bytes`.
     #[error("{field} `{}…` is {len} bytes, over the limit max_name_bytes = {max}", .prefix)]
     NameTooLong {
@@ -126,6 +140,16 @@ pub enum CodecError {
     TooDeep {
         /// The limit.
         max: usize,
+    },
+    /// The message is well-formed JSON that the message schema refuses: the field and the rule.
+    #[error("sample {sample}: field `{field}`: {rule}")]
+    Schema {
+        /// Index of the sample within the message (0 for a single object).
+        sample: usize,
+        /// The field as written in the message (or the schema setting, for a missing field).
+        field: String,
+        /// The rule it breaks.
+        rule: String,
     },
     /// Encoding failed (for example a map key that is not a string).
     #[error("could not encode: {message}")]

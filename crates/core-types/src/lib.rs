@@ -41,7 +41,9 @@ pub mod history;
 mod limits;
 mod result;
 mod sample;
+pub mod schema;
 mod stats;
+mod tags;
 mod time;
 mod traits;
 mod value;
@@ -57,7 +59,9 @@ pub use error::{
 pub use limits::{IngestLimits, json_depth_exceeds};
 pub use result::{Alert, DeadLetter, Severity, SpcResult, StreamingResult};
 pub use sample::{Sample, SampleBatch, Signals, UNKNOWN, signal};
+pub use schema::{RecordContext, Schema, SchemaConfig};
 pub use stats::{LatencySummary, StreamStatistics, finite_ratio};
+pub use tags::Tags;
 pub use time::Timestamp;
 pub use traits::{
     Cache, DEFAULT_BACKEND_TIMEOUT, HistoryQuery, HistoryStore, LogPosition, MessageSink, MessageSource, OffsetStore,

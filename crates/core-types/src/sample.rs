@@ -1,10 +1,12 @@
 //! The in-situ process monitoring sample model: samples, named signals and batches.
 
+use compact_str::CompactString;
 use nalgebra::Point3;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SampleError;
 use crate::limits::IngestLimits;
+use crate::tags::Tags;
 use crate::time::Timestamp;
 
 /// Well-known signal names emitted by melt-pool monitors.
@@ -17,9 +19,10 @@ pub mod signal {
     pub const MELT_POOL_INTENSITY: &str = "melt_pool_intensity";
 }
 
-/// Named signal values of one sample, in the order they were given.
+/// Named signal values of one sample, in the order they were given (names of up to 24 bytes
+/// are stored inline, without an allocation).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Signals(Vec<(String, f64)>);
+pub struct Signals(Vec<(CompactString, f64)>);
 
 impl Signals {
     /// An empty set of signals.
@@ -28,7 +31,7 @@ impl Signals {
     }
 
     /// Adds a signal (duplicates are caught by [`Sample::validate`]).
-    pub fn push(&mut self, name: impl Into<String>, value: f64) {
+    pub fn push(&mut self, name: impl Into<CompactString>, value: f64) {
         self.0.push((name.into(), value));
     }
 
@@ -68,7 +71,7 @@ impl Signals {
     }
 }
 
-impl<N: Into<String>> FromIterator<(N, f64)> for Signals {
+impl<N: Into<CompactString>> FromIterator<(N, f64)> for Signals {
     fn from_iter<I: IntoIterator<Item = (N, f64)>>(iter: I) -> Signals {
         Signals(iter.into_iter().map(|(n, v)| (n.into(), v)).collect())
     }
@@ -76,7 +79,7 @@ impl<N: Into<String>> FromIterator<(N, f64)> for Signals {
 
 impl Serialize for Signals {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(n, v)| (n, v)))
+        serializer.collect_map(self.0.iter().map(|(n, v)| (n.as_str(), v)))
     }
 }
 
@@ -90,7 +93,7 @@ impl<'de> Deserialize<'de> for Signals {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Signals, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(2).min(64));
-                while let Some((name, value)) = map.next_entry::<String, f64>()? {
+                while let Some((name, value)) = map.next_entry::<CompactString, f64>()? {
                     out.push((name, value));
                 }
                 Ok(Signals(out))
@@ -107,9 +110,9 @@ impl<'de> Deserialize<'de> for Signals {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     /// The build (print job) the sample belongs to.
-    pub build_id: String,
+    pub build_id: CompactString,
     /// The sensor or machine channel that produced the sample.
-    pub source_id: String,
+    pub source_id: CompactString,
     /// Layer number, counted from 0 at the build plate.
     pub layer: u32,
     /// When the sample was measured (UTC).
@@ -118,6 +121,8 @@ pub struct Sample {
     pub position: Option<Point3<f64>>,
     /// Named signal values.
     pub signals: Signals,
+    /// Text fields the message schema keeps with the sample (empty for most monitors).
+    pub tags: Tags,
 }
 
 impl Sample {
@@ -160,18 +165,29 @@ impl Sample {
             h.update(name.as_bytes());
             h.update(&value.to_bits().to_le_bytes());
         }
+        // Appended only when present, so the ids of untagged samples never change.
+        if !sample.tags.is_empty() {
+            h.update(&(sample.tags.len() as u64).to_le_bytes());
+            for (name, value) in sample.tags.iter() {
+                for t in [name, value] {
+                    h.update(&(t.len() as u64).to_le_bytes());
+                    h.update(t.as_bytes());
+                }
+            }
+        }
         h.digest()
     }
 
     /// A sample at a position with the given signals; ids default to `"unknown"`, layer to 0.
     pub fn new(timestamp: Timestamp, position: Point3<f64>, signals: Signals) -> Sample {
         Sample {
-            build_id: UNKNOWN.to_owned(),
-            source_id: UNKNOWN.to_owned(),
+            build_id: UNKNOWN.into(),
+            source_id: UNKNOWN.into(),
             layer: 0,
             timestamp,
             position: Some(position),
             signals,
+            tags: Tags::new(),
         }
     }
 
@@ -182,7 +198,8 @@ impl Sample {
 
     /// Checks the semantic rules: ids non-empty, at least one and at most
     /// `limits.max_signals_per_sample` signals, names non-empty, unique, at most
-    /// `limits.max_name_bytes` long and free of control characters, all numbers finite.
+    /// `limits.max_name_bytes` long and free of control characters, all numbers finite; at most
+    /// `limits.max_signals_per_sample` tags, names and values bounded like signal names.
     pub fn validate_with(&self, limits: &IngestLimits) -> Result<(), SampleError> {
         for (field, id) in [("build_id", &self.build_id), ("source_id", &self.source_id)] {
             if id.is_empty() {
@@ -212,6 +229,16 @@ impl Sample {
         }
         if let Some(name) = self.signals.first_duplicate() {
             return Err(SampleError::DuplicateSignal { name: name.to_owned() });
+        }
+        if self.tags.len() > limits.max_signals_per_sample {
+            return Err(SampleError::TooManyTags { count: self.tags.len(), max: limits.max_signals_per_sample });
+        }
+        for (name, value) in self.tags.iter() {
+            check_name("tag name", name, limits)?;
+            if name.is_empty() || name.contains('.') || name.starts_with('$') {
+                return Err(SampleError::TagName { name: name.escape_debug().to_string() });
+            }
+            check_name("tag value", value, limits)?;
         }
         Ok(())
     }
@@ -335,6 +362,9 @@ mod tests {
         variants.push(v);
         let mut v = base.clone();
         v.position = None;
+        variants.push(v);
+        let mut v = base.clone();
+        v.tags.insert("material", "Ti64");
         variants.push(v);
         let ids: std::collections::HashSet<String> = variants.iter().map(Sample::content_id).collect();
         assert_eq!(ids.len(), variants.len(), "every variant has its own id");

@@ -128,6 +128,8 @@ pub struct HistoryQuery {
     pub source_id: Option<String>,
     /// Only this layer.
     pub layer: Option<u32>,
+    /// Only samples carrying every one of these tags (name, value).
+    pub tags: Vec<(String, String)>,
     /// Samples to skip (paging).
     pub skip: usize,
     /// Most samples to return.
@@ -168,6 +170,7 @@ impl HistoryQuery {
             build_id: None,
             source_id: None,
             layer: None,
+            tags: Vec::new(),
             skip: 0,
             limit: usize::MAX,
         }

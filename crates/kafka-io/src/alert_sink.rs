@@ -30,7 +30,7 @@ impl AlertSink {
                 error: BackendError::new(BackendErrorKind::Rejected, "alerts", format!("alert not encodable: {e}")),
             })?;
             let checkpoint = (CHECKPOINT_HEADER.to_owned(), a.checkpoint.clone().into_bytes());
-            messages.push(self.out.message(Some(a.build_id.clone().into_bytes()), payload, vec![checkpoint]));
+            messages.push(self.out.message(Some(a.build_id.to_string().into_bytes()), payload, vec![checkpoint]));
         }
         self.out.send(messages)
     }

@@ -25,7 +25,7 @@ fn message(build: &str, start: usize, codec: &Codec) -> RawMessage {
                 Point3::new(40.0 + along, 40.0 + track, 0.015),
                 [("temperature", 1900.0 + (i % 17) as f64), ("melt_pool_area", 0.04)].into_iter().collect(),
             );
-            s.build_id = build.to_owned();
+            s.build_id = build.into();
             s.layer = 0;
             s
         })

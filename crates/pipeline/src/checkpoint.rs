@@ -52,7 +52,7 @@ fn alert(
     Alert {
         checkpoint: check.to_owned(),
         severity,
-        build_id: s.build_id.clone(),
+        build_id: s.build_id.to_string(),
         layer: Some(s.layer),
         position: s.position,
         signal: Some(signal.to_owned()),
@@ -188,7 +188,7 @@ impl QualityCheck for GapCheck {
         let mut out = CheckOutcome::default();
         let mut last = self.last.lock();
         for run in batch.samples.chunk_by(|a, b| a.build_id == b.build_id && a.source_id == b.source_id) {
-            let key = (run[0].build_id.clone(), run[0].source_id.clone());
+            let key = (run[0].build_id.to_string(), run[0].source_id.to_string());
             let mut previous = last.get(&key).copied();
             for s in run {
                 let t = s.timestamp.as_nanos();
@@ -292,7 +292,7 @@ impl QualityCheck for ZScoreCheck {
         let mut out = CheckOutcome::default();
         let mut history = self.history.lock();
         for run in batch.samples.chunk_by(|a, b| a.build_id == b.build_id && a.source_id == b.source_id) {
-            let rolling = history.entry((run[0].build_id.clone(), run[0].source_id.clone())).or_default();
+            let rolling = history.entry((run[0].build_id.to_string(), run[0].source_id.to_string())).or_default();
             for s in run {
                 let Some(v) = s.signals.get(&self.signal) else { continue };
                 if rolling.values.len() == self.window {
@@ -349,7 +349,7 @@ impl QualityCheck for HotSpotCheck {
         self.voxels.read(|grid| {
             for s in &batch.samples {
                 let (Some(v), Some(p)) = (s.signals.get(&self.signal), s.position) else { continue };
-                let stats = layers.entry(s.build_id.clone()).or_insert((s.layer, 0, 0.0, 0.0));
+                let stats = layers.entry(s.build_id.to_string()).or_insert((s.layer, 0, 0.0, 0.0));
                 if stats.0 != s.layer {
                     *stats = (s.layer, 0, 0.0, 0.0);
                 }
@@ -413,7 +413,7 @@ impl<F: Fn(&SampleBatch) -> bool + Send + Sync> QualityCheck for FnCheck<F> {
             alerts: vec![Alert {
                 checkpoint: self.name.clone(),
                 severity: Severity::Warning,
-                build_id: first.map_or_else(|| qadf_core_types::UNKNOWN.to_owned(), |s| s.build_id.clone()),
+                build_id: first.map_or_else(|| qadf_core_types::UNKNOWN.to_owned(), |s| s.build_id.to_string()),
                 layer: first.map(|s| s.layer),
                 position: None,
                 signal: None,

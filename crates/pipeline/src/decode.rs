@@ -1,6 +1,6 @@
 //! Decoding raw messages into a batch; undecodable messages become dead letters, never silence.
 
-use qadf_core_types::{Codec, DeadLetter, Origin, RawMessage, SampleBatch};
+use qadf_core_types::{Codec, DeadLetter, Origin, RawMessage, RecordContext, SampleBatch};
 
 /// A decoded poll: the samples, where each came from, and what could not be decoded.
 #[derive(Debug, Default)]
@@ -14,11 +14,13 @@ pub struct Decoded {
 }
 
 /// Decodes every message with `codec`; a sample without a timestamp takes its message's (the
-/// Kafka record's), so a replay decodes to the same samples.
+/// Kafka record's), so a replay decodes to the same samples, and the schema may take the build
+/// from the record's key.
 pub fn decode_messages(codec: &Codec, messages: &[RawMessage]) -> Decoded {
     let mut out = Decoded::default();
     for message in messages {
-        match codec.decode_at(&message.payload, message.timestamp) {
+        let record = RecordContext { timestamp: Some(message.timestamp), key: message.key.as_deref() };
+        match codec.decode_record(&message.payload, &record) {
             Ok(batch) => {
                 for (index, sample) in batch.samples.into_iter().enumerate() {
                     out.origins.push((message.origin.clone(), index));

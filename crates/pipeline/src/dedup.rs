@@ -59,7 +59,7 @@ impl AlertDeduplicator {
         let Emitted { at, newest, prune_above } = &mut *emitted;
         alerts.retain(|a| {
             *newest = Some(newest.map_or(a.timestamp, |n| n.max(a.timestamp)));
-            let key = (a.checkpoint.clone(), a.build_id.clone(), a.layer, a.signal.clone());
+            let key = (a.checkpoint.clone(), a.build_id.to_string(), a.layer, a.signal.clone());
             match at.get(&key) {
                 Some(&t) if a.timestamp >= t && a.timestamp < t + self.interval => false,
                 _ => {

@@ -155,7 +155,7 @@ fn streams_keep_their_order_and_results_come_back_in_input_order() {
         let seen = seen.clone();
         stage("record", move |b, r| {
             let s = &b.samples[0];
-            seen.lock().push((s.source_id.clone(), s.layer));
+            seen.lock().push((s.source_id.to_string(), s.layer));
             r.metadata.insert("layer".into(), s.layer.to_string());
             Ok(())
         })
@@ -164,9 +164,9 @@ fn streams_keep_their_order_and_results_come_back_in_input_order() {
     let items: Vec<(String, SampleBatch)> = (0..60u32)
         .map(|i| {
             let mut s = sample(0, 1900.0);
-            s.source_id = format!("stream-{}", i % 3);
+            s.source_id = format!("stream-{}", i % 3).into();
             s.layer = i;
-            (s.source_id.clone(), SampleBatch::new(vec![s]))
+            (s.source_id.to_string(), SampleBatch::new(vec![s]))
         })
         .collect();
     let results = pool.process_all(items);

@@ -23,7 +23,7 @@
 //! let s = Sample::new(Timestamp::from_nanos(5), Point3::origin(), [("temperature", 1900.0)].into_iter().collect());
 //! assert_eq!(store.store_samples(&[s.clone(), s.clone()]).unwrap().inserted, 2);
 //! assert_eq!(store.store_samples(&[s.clone(), s.clone()]).unwrap().already_stored, 2, "a replay");
-//! let q = HistoryQuery { start: Timestamp::EPOCH, end: Timestamp::from_nanos(10), build_id: None, source_id: None, layer: None, skip: 0, limit: 10 };
+//! let q = HistoryQuery { start: Timestamp::EPOCH, end: Timestamp::from_nanos(10), build_id: None, source_id: None, layer: None, tags: vec![], skip: 0, limit: 10 };
 //! assert_eq!(store.query_stream_history(&q).unwrap(), vec![s.clone(), s]);
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```

@@ -3,7 +3,8 @@
 //! Document per bucket (see `qadf_core_types::bucket` and docs/HISTORY.md): `_id` (the bucket's
 //! deterministic id, so a replay stores nothing twice), `build_id`, `source_id`, `layer`,
 //! `start` / `end` (BSON UTC datetimes, ms, for people and the TTL index), `start_ns` / `end_ns`
-//! (exact), `count`, `has_position`, `signals` (names in column order), `summaries` (per signal
+//! (exact), `count`, `has_position`, `signals` (names in column order), `tags` (a sub-document
+//! of the samples' tags, `{}` for none), `summaries` (per signal
 //! `{name, min, max, sum}`), `columns` (binary: the pcodec columns). Writes are unordered
 //! `insert_many` calls of `storage_batch_size` documents; duplicate-key errors (code 11000)
 //! count as already stored, any other error fails the call.
@@ -19,7 +20,7 @@ use qadf_core_types::bucket::{Bucket, BucketKey, SignalSummary};
 use qadf_core_types::history::{answer, scan_start};
 use qadf_core_types::{
     BackendError, BackendErrorKind, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Sample, StoreReport,
-    StreamingConfig, Timestamp,
+    StreamingConfig, Tags, Timestamp,
 };
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -185,6 +186,7 @@ fn to_document(b: &Bucket) -> Document {
         "count": i64::from(b.count),
         "has_position": b.key.has_position,
         "signals": &b.key.signals,
+        "tags": b.key.tags.iter().map(|(n, v)| (n.to_owned(), mongodb::bson::Bson::from(v))).collect::<Document>(),
         "summaries": summaries,
         "columns": mongodb::bson::Binary { subtype: BinarySubtype::Generic, bytes: b.columns.clone() },
     }
@@ -199,6 +201,14 @@ fn from_document(d: &Document) -> Result<Bucket, BackendError> {
         .iter()
         .map(|n| n.as_str().map(str::to_owned).ok_or_else(|| corrupt("a signal name is not a string")))
         .collect::<Result<_, _>>()?;
+    // Buckets written before tags existed have no `tags` field: no tags.
+    let tags: Tags = match d.get_document("tags") {
+        Ok(t) => t
+            .iter()
+            .map(|(n, v)| v.as_str().map(|v| (n.clone(), v.to_owned())).ok_or_else(|| corrupt("a tag is not a string")))
+            .collect::<Result<_, _>>()?,
+        Err(_) => Tags::new(),
+    };
     let summaries: Vec<SignalSummary> = d
         .get_array("summaries")
         .map_err(corrupt)?
@@ -222,6 +232,7 @@ fn from_document(d: &Document) -> Result<Bucket, BackendError> {
             layer: u32::try_from(int("layer")?).map_err(corrupt)?,
             has_position: d.get_bool("has_position").map_err(corrupt)?,
             signals,
+            tags,
         },
         start: Timestamp::from_nanos(int("start_ns")?),
         end: Timestamp::from_nanos(int("end_ns")?),
@@ -231,7 +242,7 @@ fn from_document(d: &Document) -> Result<Bucket, BackendError> {
     })
 }
 
-/// The build, source and layer conditions of `q`, added to `filter`.
+/// The build, source, layer and tag conditions of `q`, added to `filter`.
 fn with_key(mut filter: Document, q: &HistoryQuery) -> Document {
     if let Some(b) = &q.build_id {
         filter.insert("build_id", b);
@@ -241,6 +252,9 @@ fn with_key(mut filter: Document, q: &HistoryQuery) -> Document {
     }
     if let Some(l) = q.layer {
         filter.insert("layer", i64::from(l));
+    }
+    for (name, value) in &q.tags {
+        filter.insert(format!("tags.{name}"), value);
     }
     filter
 }

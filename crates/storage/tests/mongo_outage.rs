@@ -58,6 +58,7 @@ fn writes_wait_for_mongodb_and_complete_when_it_returns() {
         build_id: None,
         source_id: None,
         layer: None,
+        tags: Vec::new(),
         skip: 0,
         limit: usize::MAX,
     };

@@ -101,7 +101,7 @@ impl Stage for LiveStage {
         {
             let mut c = self.hub.cursor.lock();
             if c.build.as_deref() != Some(last.build_id.as_str()) {
-                c.build = Some(last.build_id.clone());
+                c.build = Some(last.build_id.to_string());
             }
             c.z_mm = last.position.map_or(c.z_mm, |p| p.z);
             c.layer = Some(last.layer);

@@ -73,9 +73,7 @@ impl Run {
         busy: Arc<AtomicBool>,
     ) -> Run {
         let config = client.config();
-        let codec = Codec::new(config.message_encoding)
-            .with_max_message_bytes(config.max_message_bytes)
-            .with_limits(config.ingest_limits());
+        let codec = client.codec().clone();
         let writer = sinks.history.clone().map(|h| spawn_writer(h, None, WRITER_QUEUE));
         let on_store_failure = config.on_store_failure;
         let commit_interval = if config.enable_auto_commit {

@@ -4,6 +4,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::sample::Sample;
 use crate::sample::{Signals, UNKNOWN};
+use crate::tags::Tags;
 use crate::time::Timestamp;
 
 fn sample(i: u32) -> Sample {
@@ -14,6 +15,7 @@ fn sample(i: u32) -> Sample {
         timestamp: Timestamp::from_nanos(1_795_000_000_000_000_000 + i as i64),
         position: Some(Point3::new(1.5, -2.25, 0.03 * i as f64)),
         signals: [("temperature", 1650.5 + i as f64), ("melt_pool_area", 0.0421)].into_iter().collect(),
+        tags: if i.is_multiple_of(2) { Tags::new() } else { [("material", "Ti64")].into_iter().collect() },
     }
 }
 
@@ -47,8 +49,10 @@ fn json_wire_format_is_canonical() {
     let text = String::from_utf8(json().encode(&SampleBatch::new(vec![sample(1)])).unwrap()).unwrap();
     assert_eq!(
         text,
-        r#"[{"build_id":"build-7","source_id":"ispm-0","layer":1,"timestamp":"2026-11-18T11:06:40.000000001Z","position":[1.5,-2.25,0.03],"signals":{"temperature":1651.5,"melt_pool_area":0.0421}}]"#
+        r#"[{"build_id":"build-7","source_id":"ispm-0","layer":1,"timestamp":"2026-11-18T11:06:40.000000001Z","position":[1.5,-2.25,0.03],"signals":{"temperature":1651.5,"melt_pool_area":0.0421},"tags":{"material":"Ti64"}}]"#
     );
+    let untagged = String::from_utf8(json().encode(&SampleBatch::new(vec![sample(2)])).unwrap()).unwrap();
+    assert!(!untagged.contains("tags"), "no tags, no field: {untagged}");
 }
 
 #[test]
@@ -78,14 +82,14 @@ fn bad_json_inputs_give_typed_errors() {
     let cases: &[(&[u8], &str)] = &[
         (b"", "message is empty"),
         (b"\xff\xfe{}", "not valid UTF-8"),
-        (b"42", "expected a sample object"),
+        (b"42", "give a sample object"),
         (b"{\"value\": 1.0", "line 1"),
-        (br#"{"value": "hot"}"#, "field `value` is a string"),
-        (br#"{"note": {"a": 1}}"#, "field `note` is an object"),
+        (br#"{"value": "hot"}"#, "field `value`: is a string"),
+        (br#"{"note": {"a": 1}}"#, "field `note`: is an object"),
         (br#"{"x": 1, "y": 2}"#, "must be given together"),
         (br#"{"x": 1, "y": 2, "z": 3, "position": [1,2,3]}"#, "not both"),
-        (br#"{"layer": -1, "v": 1}"#, "invalid value"),
-        (br#"{"layer": 1, "layer": 2}"#, "duplicate field `layer`"),
+        (br#"{"layer": -1, "v": 1}"#, "a layer is a whole number"),
+        (br#"{"layer": 1, "layer": 2}"#, "second layer field"),
         (br#"{"timestamp": "noon", "v": 1}"#, "RFC 3339"),
         (br#"{"v": NaN}"#, "line 1"),
         (br#"[{"v": 1}] trailing"#, "trailing characters"),
@@ -143,14 +147,16 @@ fn arb_sample() -> impl Strategy<Value = Sample> {
         any::<i64>(),
         proptest::option::of((finite.clone(), finite.clone(), finite.clone())),
         proptest::collection::vec(("[a-z_]{1,10}", finite), 1..5),
+        proptest::collection::vec(("[a-z_]{1,10}", "[ -~]{0,12}"), 0..3),
     )
-        .prop_map(|(build_id, source_id, layer, ts, pos, signals)| Sample {
-            build_id,
-            source_id,
+        .prop_map(|(build_id, source_id, layer, ts, pos, signals, tags)| Sample {
+            build_id: build_id.into(),
+            source_id: source_id.into(),
             layer,
             timestamp: Timestamp::from_nanos(ts),
             position: pos.map(|(x, y, z)| Point3::new(x, y, z)),
             signals: signals.into_iter().collect(),
+            tags: tags.into_iter().collect(),
         })
 }
 
@@ -174,10 +180,14 @@ proptest! {
 fn a_json_sample_without_a_timestamp_takes_the_record_timestamp_so_a_replay_decodes_the_same() {
     let codec = Codec::new(Encoding::Json);
     let record = Timestamp::from_nanos(1_795_000_000_123_456_789);
-    let text = br#"[{"value": 1.0}, {"value": 2.0, "timestamp": 5}]"#;
+    let text = br#"[{"value": 1.0}, {"value": 2.0, "timestamp": 5.25}]"#;
     let first = codec.decode_at(text, record).unwrap();
     assert_eq!(first.samples[0].timestamp, record);
-    assert_eq!(first.samples[1].timestamp, Timestamp::from_nanos(5), "a sample's own time wins");
+    assert_eq!(
+        first.samples[1].timestamp,
+        Timestamp::from_nanos(5_250_000_000),
+        "a sample's own time wins (epoch seconds)"
+    );
     assert_eq!(codec.decode_at(text, record).unwrap(), first, "the same bytes decode to the same samples");
 }
 

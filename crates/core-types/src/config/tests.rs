@@ -117,3 +117,27 @@ fn file_loading_reports_the_path() {
     let err = StreamingConfig::from_toml_file(Path::new("/nonexistent/qadf.toml")).unwrap_err().to_string();
     assert!(err.contains("/nonexistent/qadf.toml"), "{err}");
 }
+
+#[test]
+fn the_schema_table_loads_from_toml_and_the_environment_and_is_validated() {
+    let text = "kafka_topic = \"t\"\n[schema]\nsource_fields = [\"machine\"]\ntime_zone = \"Europe/Berlin\"\n[schema.units]\ntemperature = \"degC\"\n";
+    let config = StreamingConfig::from_toml_str(text).unwrap();
+    assert_eq!(config.schema.source_fields, ["machine"]);
+    assert_eq!(config.schema.units["temperature"], "degC");
+    config.validate().unwrap();
+    let env = [
+        ("QADF_SCHEMA_TIME_ZONE", "+02:00"),
+        ("QADF_SCHEMA_TAG_FIELDS", "material,job"),
+        ("QADF_SCHEMA_EPOCH_UNIT", "milliseconds"),
+    ];
+    let config = config.with_env(env).unwrap();
+    assert_eq!(config.schema.time_zone, "+02:00");
+    assert_eq!(config.schema.tag_fields, ["material", "job"]);
+    assert_eq!(config.schema.epoch_unit, crate::schema::EpochUnit::Milliseconds);
+    assert_eq!(config.schema.source_fields, ["machine"], "the file's settings stay");
+    let e = StreamingConfig::default().with_env([("QADF_SCHEMA_NO_SUCH", "1")]).unwrap_err();
+    assert!(e.to_string().contains("no configuration field `no_such`"), "{e}");
+    let bad = StreamingConfig::from_toml_str("[schema]\ntime_zone = \"Nowhere/Else\"\n").unwrap();
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("schema.time_zone"), "{e}");
+}

@@ -37,7 +37,7 @@ impl Stage for BufferStage {
             names.dedup();
             for name in names {
                 let values = run.iter().filter_map(|s| s.signals.get(name).map(|v| (v, s.timestamp)));
-                match pool.buffer_mut(&(build.clone(), source.clone(), name.to_owned())) {
+                match pool.buffer_mut(&(build.to_string(), source.to_string(), name.to_owned())) {
                     Ok(buffer) => {
                         for (v, t) in values {
                             if buffer.add_value(v, t).is_err() {

@@ -200,14 +200,14 @@ impl Stage for SpcStage {
         let mut latest: HashMap<(String, String), SpcResult> = HashMap::new();
         for s in &batch.samples {
             let Some(x) = s.signals.get(&self.signal) else { continue };
-            let key = (s.build_id.clone(), s.source_id.clone());
+            let key = (s.build_id.to_string(), s.source_id.to_string());
             let state = states.entry(key.clone()).or_default();
             let Some(point) = self.feed(state, x).map(SpcResult::from) else { continue };
             if !point.in_control {
                 result.alerts.push(Alert {
                     checkpoint: self.name.clone(),
                     severity: Severity::Warning,
-                    build_id: s.build_id.clone(),
+                    build_id: s.build_id.to_string(),
                     layer: Some(s.layer),
                     position: s.position,
                     signal: Some(self.signal.clone()),

@@ -139,9 +139,9 @@ impl VoxelStage {
                     earlier.insert(b, known);
                 }
                 let known = earlier
-                    .remove(&s.build_id)
+                    .remove(s.build_id.as_str())
                     .unwrap_or_else(|| self.grid_for(&s.build_id).read(|g| g.signals().to_vec()));
-                current = Some((s.build_id.clone(), known));
+                current = Some((s.build_id.to_string(), known));
             }
             let Some((_, known)) = current.as_mut() else { return true };
             if let Some(p) = s.position
@@ -190,7 +190,7 @@ impl Stage for VoxelStage {
         let single_build = batch.samples.iter().all(|s| s.build_id == first.build_id);
         let groups: Vec<(Arc<IncrementalProcessor>, Option<SampleBatch>)> =
             if single_build || matches!(self.grids, Grids::Shared(_)) {
-                vec![(self.grid_for(&first.build_id.clone()), None)]
+                vec![(self.grid_for(&first.build_id), None)]
             } else {
                 // Mixed builds (rare: batches normally come from one partition): fuse copies per build.
                 let mut builds: Vec<&str> = batch.samples.iter().map(|s| s.build_id.as_str()).collect();
@@ -226,7 +226,7 @@ mod tests {
     fn sample(build: &str, signal: &str) -> Sample {
         let mut s =
             Sample::new(Timestamp::from_nanos(1), Point3::new(1.0, 1.0, 1.0), [(signal, 1.0)].into_iter().collect());
-        s.build_id = build.to_owned();
+        s.build_id = build.into();
         s
     }
 

@@ -15,7 +15,7 @@ pub fn sample(i: i64) -> Sample {
         [("temperature", 1900.0 + i as f64 * 0.25), ("melt_pool_area", 0.04)].into_iter().collect(),
     );
     s.build_id = if i % 2 == 0 { "build-a".into() } else { "build-b".into() };
-    s.source_id = format!("ispm-{}", i % 3);
+    s.source_id = format!("ispm-{}", i % 3).into();
     s.layer = (i % 4) as u32;
     s
 }
@@ -27,6 +27,7 @@ fn query(from: i64, to: i64) -> HistoryQuery {
         build_id: None,
         source_id: None,
         layer: None,
+        tags: Vec::new(),
         skip: 0,
         limit: usize::MAX,
     }

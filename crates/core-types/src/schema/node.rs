@@ -1,0 +1,625 @@
+//! `Node`: a JSON value parsed once, borrowing its strings from the message, with arrays of
+//! numbers kept as flat columns (8 bytes a value), so a columnar batch costs no per-value node.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// One JSON value of a message.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Node<'a> {
+    Null,
+    Bool(bool),
+    /// An integer that fits `i64`, kept exact (epoch nanoseconds need all 64 bits).
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// An array of integers only.
+    Ints(Vec<i64>),
+    /// An array of numbers with at least one non-integer (integers converted).
+    Floats(Vec<f64>),
+    /// Any other array.
+    Array(Vec<Node<'a>>),
+    /// An object, fields in message order.
+    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+}
+
+impl Node<'_> {
+    /// What the value is, for refusals ("field `x` is a string: ...").
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Node::Null => "null",
+            Node::Bool(_) => "a boolean",
+            Node::Int(_) | Node::Float(_) => "a number",
+            Node::Str(_) => "a string",
+            Node::Ints(_) | Node::Floats(_) | Node::Array(_) => "an array",
+            Node::Object(_) => "an object",
+        }
+    }
+
+    /// The number, if this is one.
+    pub(crate) fn number(&self) -> Option<f64> {
+        match *self {
+            Node::Int(v) => Some(v as f64),
+            Node::Float(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The length, if this is an array.
+    pub(crate) fn array_len(&self) -> Option<usize> {
+        match self {
+            Node::Ints(v) => Some(v.len()),
+            Node::Floats(v) => Some(v.len()),
+            Node::Array(v) => Some(v.len()),
+            _ => None,
+        }
+    }
+
+    /// Element `i` of an array as a node (numbers rebuilt from their column).
+    pub(crate) fn element(&self, i: usize) -> Node<'_> {
+        match self {
+            Node::Ints(v) => Node::Int(v[i]),
+            Node::Floats(v) => Node::Float(v[i]),
+            Node::Array(v) => v[i].borrowed(),
+            other => other.borrowed(),
+        }
+    }
+
+    /// A cheap view of this node (strings borrowed, scalars copied; containers cloned).
+    fn borrowed(&self) -> Node<'_> {
+        match self {
+            Node::Null => Node::Null,
+            Node::Bool(b) => Node::Bool(*b),
+            Node::Int(v) => Node::Int(*v),
+            Node::Float(v) => Node::Float(*v),
+            Node::Str(s) => Node::Str(Cow::Borrowed(s.as_ref())),
+            other => other.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node<'de>, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Node<'de>, E> {
+        Ok(Node::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Node<'de>, E> {
+        Ok(Node::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Node<'de>, E> {
+        Ok(i64::try_from(v).map_or(Node::Float(v as f64), Node::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Node<'de>, E> {
+        Ok(Node::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
+        let mut ints: Vec<i64> = Vec::new();
+        let mut floats: Vec<f64> = Vec::new();
+        // Numbers go to a flat column until the first other value.
+        while let Some(node) = seq.next_element::<Node<'de>>()? {
+            match node {
+                Node::Int(v) if floats.is_empty() => ints.push(v),
+                Node::Int(v) => floats.push(v as f64),
+                Node::Float(v) => {
+                    if floats.is_empty() {
+                        floats.extend(ints.drain(..).map(|i| i as f64));
+                    }
+                    floats.push(v);
+                }
+                other => {
+                    let mut nodes: Vec<Node<'de>> = if floats.is_empty() {
+                        ints.into_iter().map(Node::Int).collect()
+                    } else {
+                        floats.into_iter().map(Node::Float).collect()
+                    };
+                    nodes.push(other);
+                    while let Some(node) = seq.next_element::<Node<'de>>()? {
+                        nodes.push(node);
+                    }
+                    return Ok(Node::Array(nodes));
+                }
+            }
+        }
+        Ok(if floats.is_empty() { Node::Ints(ints) } else { Node::Floats(floats) })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            fields.push((key, map.next_value::<Node<'de>>()?));
+        }
+        Ok(Node::Object(fields))
+    }
+}
+
+/// A field name, borrowed from the message unless it holds escapes (serde's own `Cow<str>`
+/// always allocates).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A JSON syntax error at a 1-based line and column of the whole message.
+#[derive(Debug)]
+pub(crate) struct SyntaxError {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) message: String,
+}
+
+/// Parses JSON text into a node (the caller bounds size and depth first). An object is read by
+/// a scanner that takes numbers, and arrays of plain numbers — the columns of a monitor's
+/// batch — without a serde call per value; anything it does not expect (escapes in a name, a
+/// syntax error) is read by serde_json instead, which also places any error.
+pub(crate) fn parse(text: &str) -> Result<Node<'_>, SyntaxError> {
+    let mut scanner = Scanner { text, at: 0, depth: 0 };
+    scanner.skip_ws();
+    if let Some(node) = scanner.value()
+        && text[scanner.at..].bytes().all(is_ws)
+    {
+        return Ok(node);
+    }
+    let located = |e: serde_json::Error| {
+        let text = e.to_string();
+        let message = text.rfind(" at line ").map_or(text.clone(), |at| text[..at].to_owned());
+        SyntaxError { line: e.line(), column: e.column(), message }
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let node = Node::deserialize(&mut de).map_err(located)?;
+    de.end().map_err(located)?;
+    Ok(node)
+}
+
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// A cursor over the message for the object fast path; every method gives `None` where the
+/// serde path must take over.
+struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
+    /// Arrays and objects open (beyond [`SCAN_DEPTH`], serde_json's own limit takes over).
+    depth: usize,
+}
+
+/// Deepest nesting the scanner follows.
+const SCAN_DEPTH: usize = 64;
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while self.peek().is_some_and(is_ws) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.skip_ws();
+        (self.peek() == Some(c)).then(|| self.at += 1)
+    }
+
+    /// `{ "name": value, ... }`.
+    fn object(&mut self) -> Option<Node<'a>> {
+        self.eat(b'{')?;
+        let mut fields = Vec::with_capacity(8);
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Some(Node::Object(fields));
+        }
+        loop {
+            self.skip_ws();
+            let key = self.plain_string()?;
+            self.eat(b':')?;
+            self.skip_ws();
+            let value = self.value()?;
+            fields.push((Cow::Borrowed(key), value));
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(Node::Object(fields));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `[ value, ... ]` that is not all numbers.
+    fn array(&mut self) -> Option<Node<'a>> {
+        self.eat(b'[')?;
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Some(Node::Ints(Vec::new()));
+        }
+        loop {
+            self.skip_ws();
+            items.push(self.value()?);
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(Node::Array(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string without escapes, borrowed.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        if bytes.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        let start = self.at + 1;
+        let len = bytes[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if bytes[start + len] != b'"' {
+            return None;
+        }
+        self.at = start + len + 1;
+        Some(&self.text[start..start + len])
+    }
+
+    fn value(&mut self) -> Option<Node<'a>> {
+        match self.peek()? {
+            b'"' => {
+                let mut probe = Scanner { text: self.text, at: self.at, depth: self.depth };
+                match probe.plain_string() {
+                    Some(s) => {
+                        self.at = probe.at;
+                        Some(Node::Str(Cow::Borrowed(s)))
+                    }
+                    None => self.by_serde(),
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let (integer, end) = number_token(self.text.as_bytes(), self.at)?;
+                let node = number(&self.text[self.at..end], integer)?;
+                self.at = end;
+                Some(node)
+            }
+            b'[' => match numbers(self.text, self.at) {
+                Some((node, end)) => {
+                    self.at = end;
+                    Some(node)
+                }
+                None => self.nested(Scanner::array),
+            },
+            b'{' => self.nested(Scanner::object),
+            b't' => self.literal("true", Node::Bool(true)),
+            b'f' => self.literal("false", Node::Bool(false)),
+            b'n' => self.literal("null", Node::Null),
+            _ => self.by_serde(),
+        }
+    }
+
+    /// An array or object one level down.
+    fn nested(&mut self, read: fn(&mut Scanner<'a>) -> Option<Node<'a>>) -> Option<Node<'a>> {
+        if self.depth == SCAN_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let node = read(self);
+        self.depth -= 1;
+        node
+    }
+
+    fn literal(&mut self, word: &str, node: Node<'a>) -> Option<Node<'a>> {
+        self.text[self.at..].starts_with(word).then(|| {
+            self.at += word.len();
+            node
+        })
+    }
+
+    /// A string with escapes, read by serde_json.
+    fn by_serde(&mut self) -> Option<Node<'a>> {
+        let rest = &self.text[self.at..];
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<Node<'a>>();
+        let node = stream.next()?.ok()?;
+        self.at += stream.byte_offset();
+        Some(node)
+    }
+}
+
+/// One JSON number token as a node, as serde_json reads it: integers that fit `i64` exact
+/// (`-0` is the float -0.0), others `f64` correctly rounded.
+fn number(token: &str, integer: bool) -> Option<Node<'static>> {
+    if integer && token != "-0" {
+        // Up to 18 digits cannot overflow i64.
+        let digits = token.strip_prefix('-').unwrap_or(token);
+        if digits.len() <= 18 {
+            let magnitude = digits.bytes().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+            return Some(Node::Int(if token.starts_with('-') { -magnitude } else { magnitude }));
+        }
+        if let Ok(v) = token.parse::<i64>() {
+            return Some(Node::Int(v));
+        }
+    }
+    fast_decimal(token).or_else(|| token.parse::<f64>().ok()).filter(|v| v.is_finite()).map(Node::Float)
+}
+
+/// `[-]digits[.digits]` with at most 15 significant digits and 22 decimals: the mantissa and
+/// the power of ten are exact doubles, so one division is correctly rounded (Clinger's fast path).
+fn fast_decimal(token: &str) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
+    ];
+    let (negative, body) = match token.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, token),
+    };
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    if whole.len() + fraction.len() > 15 || fraction.len() > 22 || body.contains(['e', 'E']) {
+        return None;
+    }
+    let mantissa = whole.bytes().chain(fraction.bytes()).fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    let v = mantissa as f64 / POW10[fraction.len()];
+    Some(if negative { -v } else { v })
+}
+
+/// An array of plain JSON numbers at `start` of `text` as a column, and the offset after it;
+/// `None` for anything else. Numbers are read as [`number`] reads them.
+fn numbers(text: &str, start: usize) -> Option<(Node<'static>, usize)> {
+    let b = text.as_bytes();
+    let mut i = start;
+    let skip = |i: &mut usize| {
+        while *i < b.len() && is_ws(b[*i]) {
+            *i += 1;
+        }
+    };
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    i += 1;
+    skip(&mut i);
+    // Sized once: the values up to the first `]` (the whole column when it is all numbers).
+    let capacity = b[i..].iter().take_while(|&&c| c != b']').filter(|&&c| c == b',').count() + 1;
+    let mut ints: Vec<i64> = Vec::with_capacity(capacity);
+    let mut floats: Vec<f64> = Vec::new();
+    if b.get(i) == Some(&b']') {
+        return Some((Node::Ints(Vec::new()), i + 1));
+    }
+    loop {
+        let (integer, end) = number_token(b, i)?;
+        match number(&text[i..end], integer)? {
+            Node::Int(v) if floats.is_empty() => ints.push(v),
+            Node::Int(v) => floats.push(v as f64),
+            Node::Float(v) => {
+                if floats.is_empty() {
+                    floats.reserve_exact(capacity);
+                    floats.extend(ints.drain(..).map(|i| i as f64));
+                }
+                floats.push(v);
+            }
+            _ => return None,
+        }
+        i = end;
+        skip(&mut i);
+        match b.get(i) {
+            Some(b',') => {
+                i += 1;
+                skip(&mut i);
+            }
+            Some(b']') => {
+                let node = if floats.is_empty() { Node::Ints(ints) } else { Node::Floats(floats) };
+                return Some((node, i + 1));
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The end of the JSON number starting at `i`, and whether it is an integer; `None` if there is none.
+fn number_token(b: &[u8], mut i: usize) -> Option<(bool, usize)> {
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return None,
+    }
+    let mut integer = true;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        integer = false;
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        integer = false;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    Some((integer, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The serde path, for comparison with the scanner.
+    fn by_serde(text: &str) -> Option<Node<'_>> {
+        serde_json::from_str::<Node>(text).ok()
+    }
+
+    /// The column scanner on a whole text.
+    fn column(text: &str) -> Option<Node<'static>> {
+        let start = text.len() - text.trim_start().len();
+        numbers(text, start).filter(|(_, end)| text[*end..].bytes().all(is_ws)).map(|(n, _)| n)
+    }
+
+    #[test]
+    fn the_column_scanner_reads_numbers_as_serde_does_and_leaves_the_rest() {
+        for text in [
+            "[1, 2, 3]",
+            " [ -1 ,0, -0 ] ",
+            "[1.5, 2]",
+            "[1, 2.5e3, -0.0, 1E-7]",
+            "[9223372036854775807, 9223372036854775808]",
+            "[18446744073709551616, -9223372036854775809]",
+            "[0.1, 0.30000000000000004, 1769794278.343884]",
+            "[]",
+            "[ ]",
+        ] {
+            assert_eq!(column(text), by_serde(text), "{text}");
+        }
+        for not_plain in [
+            "[1, null]",
+            "[1,]",
+            "[01]",
+            "[1.]",
+            "[.5]",
+            "[+1]",
+            "[1e400]",
+            "[1] x",
+            "[\"1\"]",
+            "[[1]]",
+            "{}",
+            "[-]",
+            "[1 2]",
+        ] {
+            assert_eq!(column(not_plain), None, "{not_plain}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prop_columns_equal_the_serde_reading(values in proptest::collection::vec(proptest::num::f64::NORMAL | proptest::num::f64::ZERO, 0..20), ints in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..20)) {
+            let text = serde_json::to_string(&values).unwrap();
+            proptest::prop_assert_eq!(column(&text), by_serde(&text));
+            let text = serde_json::to_string(&ints).unwrap();
+            proptest::prop_assert_eq!(column(&text), by_serde(&text));
+            let decimals: Vec<String> = values.iter().map(|v| format!("{:.6}", v.abs() % 1e6)).collect();
+            let text = format!("[{}]", decimals.join(","));
+            proptest::prop_assert_eq!(column(&text), by_serde(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn the_object_scanner_reads_what_serde_reads() {
+        for text in [
+            r#"{"a": 1, "b": -2.5, "c": "x", "d": true, "e": false, "f": null, "g": [1, 2], "h": [1.5, null], "i": {"j": [3]}}"#,
+            r#"{"k\u00e9y": "v\n", "s": "caf\u00e9", "n": -0, "big": 123456789012345678901, "e": 1e-3, "x": 0.30000000000000004}"#,
+            r#" { } "#,
+            r#"{"t": [1769794278343884001, 1769794278343894001], "x": [10.01, 10.02], "name": "pyro-1", "rows": [{"a": 1}]}"#,
+            r#"{"a": 1.234567890123456789, "b": 123456.7890123456, "c": 9007199254740993, "d": -1234567.25}"#,
+            r#"[{"a": 1}, {"b": [1, "x", [2, {"c": null}]]}, [], [[1], [2.5]]]"#,
+            r#"[]"#,
+            r#""top""#,
+            r#"12"#,
+        ] {
+            assert_eq!(parse(text).ok(), by_serde(text), "{text}");
+        }
+        let deep = "[".repeat(100_000);
+        assert!(parse(&deep).is_err(), "deep nesting ends in an error, not a stack overflow");
+        let deep_objects = r#"{"a":"#.repeat(1000);
+        assert!(parse(&deep_objects).is_err());
+    }
+
+    #[test]
+    fn errors_inside_a_field_are_placed_in_the_whole_message() {
+        for text in [
+            "{\"a\": 1,\n \"b\": [1, tru]}",
+            "{\"a\": {\"b\": nul}}",
+            "{\"a\": [1,\n2,\n x]}",
+            "[{\"a\": 1}, {\"b\": }]",
+            "{\"a\": 1} x",
+            "{\"a\": 01}",
+        ] {
+            let ours = parse(text).unwrap_err();
+            let whole = serde_json::from_str::<serde_json::Value>(text).unwrap_err();
+            assert_eq!((ours.line, ours.column), (whole.line(), whole.column()), "{text}: {ours:?}");
+            assert!(!ours.message.contains(" at line "), "{}", ours.message);
+        }
+    }
+
+    #[test]
+    fn number_arrays_become_columns_and_mixed_arrays_stay_nodes() {
+        assert_eq!(parse("[1, 2, 3]").unwrap(), Node::Ints(vec![1, 2, 3]));
+        assert_eq!(parse("[1, 2.5]").unwrap(), Node::Floats(vec![1.0, 2.5]));
+        assert_eq!(parse("[1, null]").unwrap(), Node::Array(vec![Node::Int(1), Node::Null]));
+        assert_eq!(parse("[]").unwrap(), Node::Ints(vec![]));
+        assert_eq!(parse("18446744073709551615").unwrap(), Node::Float(18446744073709551615.0));
+        let Node::Object(fields) = parse(r#"{"a": "x", "b": [1.5, 2]}"#).unwrap() else { panic!() };
+        assert_eq!(fields[0], (Cow::Borrowed("a"), Node::Str(Cow::Borrowed("x"))));
+        assert!(matches!(fields[0].1, Node::Str(Cow::Borrowed(_))), "strings borrow from the message");
+        assert!(matches!(fields[0].0, Cow::Borrowed(_)), "and so do field names");
+        assert_eq!(fields[1].1.element(1), Node::Float(2.0));
+        assert!(parse("{} x").is_err());
+    }
+}
