@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CodecError;
-use crate::limits::{IngestLimits, json_depth_exceeds};
+use crate::limits::IngestLimits;
 use crate::sample::SampleBatch;
 use crate::schema::{RecordContext, Schema};
 use crate::time::Timestamp;
@@ -170,9 +170,6 @@ fn decode_json(
     limits: &IngestLimits,
 ) -> Result<SampleBatch, CodecError> {
     let text = std::str::from_utf8(bytes).map_err(|e| CodecError::InvalidUtf8 { valid_up_to: e.valid_up_to() })?;
-    if json_depth_exceeds(bytes, limits.max_json_depth) {
-        return Err(CodecError::TooDeep { max: limits.max_json_depth });
-    }
     schema.decode(text, record, limits).map(SampleBatch::new)
 }
 

@@ -415,15 +415,17 @@ impl Schema {
         self.units.iter().find(|(n, _)| n == signal).map(|(_, u)| u.canonical.as_str())
     }
 
-    /// Decodes one JSON message (the caller has checked its size, UTF-8 and depth).
+    /// Decodes one JSON message (the caller has checked its size and UTF-8; depth is checked here).
     pub fn decode(
         &self,
         text: &str,
         record: &RecordContext<'_>,
         limits: &IngestLimits,
     ) -> Result<Vec<Sample>, CodecError> {
-        let root =
-            node::parse(text).map_err(|e| CodecError::Json { line: e.line, column: e.column, message: e.message })?;
+        let root = node::parse(text, limits.max_json_depth).map_err(|e| match e {
+            node::ParseError::Syntax(e) => CodecError::Json { line: e.line, column: e.column, message: e.message },
+            node::ParseError::TooDeep => CodecError::TooDeep { max: limits.max_json_depth },
+        })?;
         self.decode_node(&root, record, limits)
     }
 

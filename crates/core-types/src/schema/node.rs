@@ -200,23 +200,35 @@ pub(crate) struct SyntaxError {
 /// a scanner that takes numbers, and arrays of plain numbers — the columns of a monitor's
 /// batch — without a serde call per value; anything it does not expect (escapes in a name, a
 /// syntax error) is read by serde_json instead, which also places any error.
-pub(crate) fn parse(text: &str) -> Result<Node<'_>, SyntaxError> {
-    let mut scanner = Scanner { text, at: 0, depth: 0 };
+pub(crate) fn parse(text: &str, max_depth: usize) -> Result<Node<'_>, ParseError> {
+    let mut scanner = Scanner { text, at: 0, depth: 0, max_depth, too_deep: false };
     scanner.skip_ws();
     if let Some(node) = scanner.value()
         && text[scanner.at..].bytes().all(is_ws)
     {
         return Ok(node);
     }
+    if scanner.too_deep || crate::limits::json_depth_exceeds(text.as_bytes(), max_depth) {
+        return Err(ParseError::TooDeep);
+    }
     let located = |e: serde_json::Error| {
         let text = e.to_string();
         let message = text.rfind(" at line ").map_or(text.clone(), |at| text[..at].to_owned());
-        SyntaxError { line: e.line(), column: e.column(), message }
+        ParseError::Syntax(SyntaxError { line: e.line(), column: e.column(), message })
     };
     let mut de = serde_json::Deserializer::from_str(text);
     let node = Node::deserialize(&mut de).map_err(located)?;
     de.end().map_err(located)?;
     Ok(node)
+}
+
+/// Why a message is not a JSON value we read.
+#[derive(Debug)]
+pub(crate) enum ParseError {
+    /// Not JSON.
+    Syntax(SyntaxError),
+    /// Nested deeper than the limit.
+    TooDeep,
 }
 
 fn is_ws(c: u8) -> bool {
@@ -230,6 +242,10 @@ struct Scanner<'a> {
     at: usize,
     /// Arrays and objects open (beyond [`SCAN_DEPTH`], serde_json's own limit takes over).
     depth: usize,
+    /// The deepest nesting allowed (`max_json_depth`).
+    max_depth: usize,
+    /// Set when the message nests deeper than `max_depth`.
+    too_deep: bool,
 }
 
 /// Deepest nesting the scanner follows.
@@ -321,20 +337,23 @@ impl<'a> Scanner<'a> {
     fn value(&mut self) -> Option<Node<'a>> {
         match self.peek()? {
             b'"' => {
-                let mut probe = Scanner { text: self.text, at: self.at, depth: self.depth };
-                match probe.plain_string() {
-                    Some(s) => {
-                        self.at = probe.at;
-                        Some(Node::Str(Cow::Borrowed(s)))
+                let at = self.at;
+                match self.plain_string() {
+                    Some(s) => Some(Node::Str(Cow::Borrowed(s))),
+                    None => {
+                        self.at = at;
+                        self.by_serde()
                     }
-                    None => self.by_serde(),
                 }
             }
             b'-' | b'0'..=b'9' => {
-                let (integer, end) = number_token(self.text.as_bytes(), self.at)?;
-                let node = number(&self.text[self.at..end], integer)?;
+                let (node, end) = number_at(self.text, self.at)?;
                 self.at = end;
                 Some(node)
+            }
+            b'[' | b'{' if self.depth + 1 > self.max_depth => {
+                self.too_deep = true;
+                None
             }
             b'[' => match numbers(self.text, self.at) {
                 Some((node, end)) => {
@@ -353,7 +372,7 @@ impl<'a> Scanner<'a> {
 
     /// An array or object one level down.
     fn nested(&mut self, read: fn(&mut Scanner<'a>) -> Option<Node<'a>>) -> Option<Node<'a>> {
-        if self.depth == SCAN_DEPTH {
+        if self.depth >= SCAN_DEPTH {
             return None;
         }
         self.depth += 1;
@@ -379,41 +398,85 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// One JSON number token as a node, as serde_json reads it: integers that fit `i64` exact
-/// (`-0` is the float -0.0), others `f64` correctly rounded.
-fn number(token: &str, integer: bool) -> Option<Node<'static>> {
-    if integer && token != "-0" {
-        // Up to 18 digits cannot overflow i64.
-        let digits = token.strip_prefix('-').unwrap_or(token);
-        if digits.len() <= 18 {
-            let magnitude = digits.bytes().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-            return Some(Node::Int(if token.starts_with('-') { -magnitude } else { magnitude }));
+/// The JSON number at `i` of `text` as a node, as serde_json reads it — integers that fit
+/// `i64` exact (`-0` is the float -0.0), others `f64` correctly rounded — and the offset after
+/// it; `None` if no number starts there. One pass: the digits are accumulated as they are
+/// checked, and a decimal of at most 15 digits is one exact division (Clinger's fast path:
+/// mantissa and power of ten are exact doubles); longer ones and exponents go to `str::parse`.
+fn number_at(text: &str, mut i: usize) -> Option<(Node<'static>, usize)> {
+    const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let b = text.as_bytes();
+    let start = i;
+    let negative = b.get(i) == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    /// Digits from `i` on, into `mantissa` (its first 19) and `digits`; how many there were.
+    fn take_digits(b: &[u8], i: &mut usize, mantissa: &mut u64, digits: &mut usize) -> usize {
+        let first = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            if *digits < 19 {
+                *mantissa = *mantissa * 10 + u64::from(b[*i] - b'0');
+            }
+            *digits += 1;
+            *i += 1;
         }
-        if let Ok(v) = token.parse::<i64>() {
-            return Some(Node::Int(v));
+        *i - first
+    }
+    let (mut mantissa, mut digits) = (0u64, 0usize);
+    match b.get(i) {
+        Some(b'0') => {
+            i += 1;
+            digits = 1;
+        }
+        Some(b'1'..=b'9') => {
+            take_digits(b, &mut i, &mut mantissa, &mut digits);
+        }
+        _ => return None,
+    }
+    let whole_digits = digits;
+    let mut fraction = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        fraction = take_digits(b, &mut i, &mut mantissa, &mut digits);
+        if fraction == 0 {
+            return None;
         }
     }
-    fast_decimal(token).or_else(|| token.parse::<f64>().ok()).filter(|v| v.is_finite()).map(Node::Float)
-}
-
-/// `[-]digits[.digits]` with at most 15 significant digits and 22 decimals: the mantissa and
-/// the power of ten are exact doubles, so one division is correctly rounded (Clinger's fast path).
-fn fast_decimal(token: &str) -> Option<f64> {
-    const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-        1e20, 1e21, 1e22,
-    ];
-    let (negative, body) = match token.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, token),
+    let mut exponent = false;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        exponent = true;
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let first = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == first {
+            return None;
+        }
+    }
+    let token = &text[start..i];
+    let node = if fraction == 0 && !exponent {
+        match (negative, whole_digits) {
+            (true, 1) if mantissa == 0 => Node::Float(-0.0),
+            // Up to 19 digits the mantissa is exact; it is an i64 if it fits (epoch nanoseconds do).
+            (false, 0..=19) if mantissa <= i64::MAX as u64 => Node::Int(mantissa as i64),
+            (true, 0..=19) if mantissa <= i64::MAX as u64 => Node::Int(-(mantissa as i64)),
+            _ => match token.parse::<i64>() {
+                Ok(v) => Node::Int(v),
+                Err(_) => Node::Float(token.parse::<f64>().ok().filter(|v| v.is_finite())?),
+            },
+        }
+    } else if !exponent && digits <= 15 {
+        let v = mantissa as f64 / POW10[fraction];
+        Node::Float(if negative { -v } else { v })
+    } else {
+        Node::Float(token.parse::<f64>().ok().filter(|v| v.is_finite())?)
     };
-    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
-    if whole.len() + fraction.len() > 15 || fraction.len() > 22 || body.contains(['e', 'E']) {
-        return None;
-    }
-    let mantissa = whole.bytes().chain(fraction.bytes()).fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-    let v = mantissa as f64 / POW10[fraction.len()];
-    Some(if negative { -v } else { v })
+    Some((node, i))
 }
 
 /// An array of plain JSON numbers at `start` of `text` as a column, and the offset after it;
@@ -431,6 +494,9 @@ fn numbers(text: &str, start: usize) -> Option<(Node<'static>, usize)> {
     }
     i += 1;
     skip(&mut i);
+    if !matches!(b.get(i), Some(b'-' | b'0'..=b'9' | b']')) {
+        return None;
+    }
     // Sized once: the values up to the first `]` (the whole column when it is all numbers).
     let capacity = b[i..].iter().take_while(|&&c| c != b']').filter(|&&c| c == b',').count() + 1;
     let mut ints: Vec<i64> = Vec::with_capacity(capacity);
@@ -439,8 +505,8 @@ fn numbers(text: &str, start: usize) -> Option<(Node<'static>, usize)> {
         return Some((Node::Ints(Vec::new()), i + 1));
     }
     loop {
-        let (integer, end) = number_token(b, i)?;
-        match number(&text[i..end], integer)? {
+        let (node, end) = number_at(text, i)?;
+        match node {
             Node::Int(v) if floats.is_empty() => ints.push(v),
             Node::Int(v) => floats.push(v as f64),
             Node::Float(v) => {
@@ -466,46 +532,6 @@ fn numbers(text: &str, start: usize) -> Option<(Node<'static>, usize)> {
             _ => return None,
         }
     }
-}
-
-/// The end of the JSON number starting at `i`, and whether it is an integer; `None` if there is none.
-fn number_token(b: &[u8], mut i: usize) -> Option<(bool, usize)> {
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - start
-    };
-    if b.get(i) == Some(&b'-') {
-        i += 1;
-    }
-    match b.get(i) {
-        Some(b'0') => i += 1,
-        Some(b'1'..=b'9') => {
-            digits(&mut i);
-        }
-        _ => return None,
-    }
-    let mut integer = true;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        integer = false;
-        if digits(&mut i) == 0 {
-            return None;
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        integer = false;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return None;
-        }
-    }
-    Some((integer, i))
 }
 
 #[cfg(test)]
@@ -583,12 +609,16 @@ mod tests {
             r#""top""#,
             r#"12"#,
         ] {
-            assert_eq!(parse(text).ok(), by_serde(text), "{text}");
+            assert_eq!(parse(text, 128).ok(), by_serde(text), "{text}");
         }
         let deep = "[".repeat(100_000);
-        assert!(parse(&deep).is_err(), "deep nesting ends in an error, not a stack overflow");
+        assert!(parse(&deep, 128).is_err(), "deep nesting ends in an error, not a stack overflow");
+        for (text, max) in [("[[1]]", 1), (r#"{"a": {"b": 1}}"#, 1), (r#"{"a": [1]}"#, 1), (r#"[{"a": "\n"}]"#, 1)] {
+            assert!(matches!(parse(text, max), Err(ParseError::TooDeep)), "{text}");
+            assert!(parse(text, 2).is_ok(), "{text}");
+        }
         let deep_objects = r#"{"a":"#.repeat(1000);
-        assert!(parse(&deep_objects).is_err());
+        assert!(parse(&deep_objects, 128).is_err());
     }
 
     #[test]
@@ -601,7 +631,7 @@ mod tests {
             "{\"a\": 1} x",
             "{\"a\": 01}",
         ] {
-            let ours = parse(text).unwrap_err();
+            let ParseError::Syntax(ours) = parse(text, 128).unwrap_err() else { panic!("{text}: not a syntax error") };
             let whole = serde_json::from_str::<serde_json::Value>(text).unwrap_err();
             assert_eq!((ours.line, ours.column), (whole.line(), whole.column()), "{text}: {ours:?}");
             assert!(!ours.message.contains(" at line "), "{}", ours.message);
@@ -610,16 +640,16 @@ mod tests {
 
     #[test]
     fn number_arrays_become_columns_and_mixed_arrays_stay_nodes() {
-        assert_eq!(parse("[1, 2, 3]").unwrap(), Node::Ints(vec![1, 2, 3]));
-        assert_eq!(parse("[1, 2.5]").unwrap(), Node::Floats(vec![1.0, 2.5]));
-        assert_eq!(parse("[1, null]").unwrap(), Node::Array(vec![Node::Int(1), Node::Null]));
-        assert_eq!(parse("[]").unwrap(), Node::Ints(vec![]));
-        assert_eq!(parse("18446744073709551615").unwrap(), Node::Float(18446744073709551615.0));
-        let Node::Object(fields) = parse(r#"{"a": "x", "b": [1.5, 2]}"#).unwrap() else { panic!() };
+        assert_eq!(parse("[1, 2, 3]", 128).unwrap(), Node::Ints(vec![1, 2, 3]));
+        assert_eq!(parse("[1, 2.5]", 128).unwrap(), Node::Floats(vec![1.0, 2.5]));
+        assert_eq!(parse("[1, null]", 128).unwrap(), Node::Array(vec![Node::Int(1), Node::Null]));
+        assert_eq!(parse("[]", 128).unwrap(), Node::Ints(vec![]));
+        assert_eq!(parse("18446744073709551615", 128).unwrap(), Node::Float(18446744073709551615.0));
+        let Node::Object(fields) = parse(r#"{"a": "x", "b": [1.5, 2]}"#, 128).unwrap() else { panic!() };
         assert_eq!(fields[0], (Cow::Borrowed("a"), Node::Str(Cow::Borrowed("x"))));
         assert!(matches!(fields[0].1, Node::Str(Cow::Borrowed(_))), "strings borrow from the message");
         assert!(matches!(fields[0].0, Cow::Borrowed(_)), "and so do field names");
         assert_eq!(fields[1].1.element(1), Node::Float(2.0));
-        assert!(parse("{} x").is_err());
+        assert!(parse("{} x", 128).is_err());
     }
 }

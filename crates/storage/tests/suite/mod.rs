@@ -17,6 +17,11 @@ pub fn sample(i: i64) -> Sample {
     s.build_id = if i % 2 == 0 { "build-a".into() } else { "build-b".into() };
     s.source_id = format!("ispm-{}", i % 3).into();
     s.layer = (i % 4) as u32;
+    match i % 5 {
+        0 => s.tags.insert("material", "Ti64"),
+        1 => s.tags.insert("material", "316L"),
+        _ => None,
+    };
     s
 }
 
@@ -68,6 +73,13 @@ fn mixed_samples(store: &dyn HistoryStore) {
     assert_eq!(store.query_stream_history(&by_source).unwrap().len(), 33);
     assert_eq!(store.count_samples(&by_source).unwrap(), 33);
 
+    let tagged = HistoryQuery { tags: vec![("material".into(), "Ti64".into())], ..query(0, 100) };
+    let ti = store.query_stream_history(&tagged).unwrap();
+    assert_eq!(ti, (0..100).filter(|i| i % 5 == 0).map(sample).collect::<Vec<_>>(), "tags stored and queryable");
+    assert_eq!(store.count_samples(&tagged).unwrap(), 20);
+    let none =
+        HistoryQuery { tags: vec![("material".into(), "Ti64".into()), ("job".into(), "j".into())], ..query(0, 100) };
+    assert!(store.query_stream_history(&none).unwrap().is_empty(), "every tag must match");
     let mut paged = Vec::new();
     for page in 0.. {
         let q = HistoryQuery { skip: page * 7, limit: 7, ..query(0, 100) };
