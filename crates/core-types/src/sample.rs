@@ -3,6 +3,7 @@
 use compact_str::CompactString;
 use nalgebra::Point3;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::error::SampleError;
 use crate::limits::IngestLimits;
@@ -19,15 +20,24 @@ pub mod signal {
     pub const MELT_POOL_INTENSITY: &str = "melt_pool_intensity";
 }
 
-/// Named signal values of one sample, in the order they were given (names of up to 24 bytes
-/// are stored inline, without an allocation).
+/// Named signal values of one sample, in the order they were given. Up to [`INLINE_SIGNALS`]
+/// signals with names of up to 24 bytes are stored inline: a sample of a monitor's few signals
+/// costs no allocation.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Signals(Vec<(CompactString, f64)>);
+pub struct Signals(SmallVec<[(CompactString, f64); INLINE_SIGNALS]>);
+
+/// Signals a sample holds without an allocation (ISPM monitors send two to four).
+pub const INLINE_SIGNALS: usize = 4;
 
 impl Signals {
     /// An empty set of signals.
     pub fn new() -> Signals {
-        Signals(Vec::new())
+        Signals(SmallVec::new())
+    }
+
+    /// An empty set with room for `n` signals.
+    pub fn with_capacity(n: usize) -> Signals {
+        Signals(SmallVec::with_capacity(n))
     }
 
     /// Adds a signal (duplicates are caught by [`Sample::validate`]).
@@ -92,7 +102,7 @@ impl<'de> Deserialize<'de> for Signals {
                 f.write_str("a map from signal name to number")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Signals, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(2).min(64));
+                let mut out = SmallVec::with_capacity(map.size_hint().unwrap_or(0).min(64));
                 while let Some((name, value)) = map.next_entry::<CompactString, f64>()? {
                     out.push((name, value));
                 }

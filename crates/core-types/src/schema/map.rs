@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use compact_str::CompactString;
 use nalgebra::Point3;
 
-use super::node::Node;
+use super::node::{Node, Num};
 use super::{BuildFrom, LayerFrom, Layout, RecordContext, Role, Schema, TextPolicy};
 use crate::error::CodecError;
 use crate::sample::{Sample, Signals};
@@ -171,8 +171,50 @@ enum ColumnKind {
     Signal(super::Conversion),
     /// x, y or z.
     Axis(usize),
+    /// Epoch numbers.
+    Time,
     /// Anything else: a node per value.
     Each,
+}
+
+/// A field of a columnar batch read per sample: an array, or a signal given once.
+struct Column<'f, 'n> {
+    name: &'f str,
+    value: &'f Node<'n>,
+    role: Option<Role>,
+    kind: ColumnKind,
+}
+
+impl Column<'_, '_> {
+    /// Whether every value is a number of a kind read without a node.
+    fn is_numeric(&self) -> bool {
+        !matches!(self.kind, ColumnKind::Each)
+            && matches!(self.value, Node::Floats(_) | Node::Ints(_) | Node::Float(_) | Node::Int(_))
+    }
+
+    /// The number at `i` of a numeric column (or the scalar).
+    fn number(&self, i: usize) -> Option<Num> {
+        match self.value {
+            Node::Floats(v) => Some(Num::Float(v[i])),
+            Node::Ints(v) => Some(Num::Int(v[i])),
+            Node::Float(v) => Some(Num::Float(*v)),
+            Node::Int(v) => Some(Num::Int(*v)),
+            _ => None,
+        }
+    }
+
+    /// Reads value `i` into the draft.
+    fn read(&self, schema: &Schema, d: &mut Draft, i: usize) -> Result<(), Refusal> {
+        match (self.kind, self.number(i)) {
+            (ColumnKind::Signal(c), Some(v)) => d.signals.push(self.name, c.apply(v.as_f64())),
+            (ColumnKind::Axis(k), Some(v)) if d.xyz[k].is_none() => d.xyz[k] = Some(v.as_f64()),
+            (ColumnKind::Time, Some(v)) if d.time.is_none() => {
+                d.time = Some(schema.time.number(v).map_err(|rule| refuse(self.name, rule))?);
+            }
+            _ => schema.field(d, self.name, &self.value.element(i), self.role)?,
+        }
+        Ok(())
+    }
 }
 
 /// One sample's fields as read, before defaults.
@@ -220,8 +262,9 @@ impl Schema {
     }
 
     /// The samples of a columnar batch of `n`, appended to `out`: the scalars read once into a
-    /// template, then each sample from the template and its index of every column (numeric
-    /// columns read without building a node per value).
+    /// template, then each sample from the template and its index of every column. Numeric
+    /// columns are read without building a node per value; when every column is one, each
+    /// sample is built in place from the template.
     fn columns(
         &self,
         fields: &Fields,
@@ -239,24 +282,54 @@ impl Schema {
             let kind = self.column_kind(value, role);
             match (value.array_len(), kind) {
                 (None, ColumnKind::Each) => self.field(&mut template, name, value, role).map_err(|r| (0, r))?,
-                _ => columns.push((name.as_ref(), value, role, kind)),
+                _ => columns.push(Column { name: name.as_ref(), value, role, kind }),
             }
         }
+        if !columns.iter().all(Column::is_numeric) {
+            for i in 0..n {
+                let mut d = template.clone();
+                for c in &columns {
+                    c.read(self, &mut d, i).map_err(|r| (i, r))?;
+                }
+                out.push(self.finish(d, build, record).map_err(|r| (i, r))?);
+            }
+            return Ok(());
+        }
+        let signals = columns.iter().filter(|c| matches!(c.kind, ColumnKind::Signal(_))).count();
+        let build_id = self.build_id(&template, build);
+        let source_id = self.source_id(&template);
         for i in 0..n {
-            let mut d = template.clone();
-            for &(name, value, role, kind) in &columns {
-                let number = match value {
-                    Node::Floats(v) => Some(v[i]),
-                    Node::Ints(v) => Some(v[i] as f64),
-                    scalar => scalar.number(),
-                };
-                match (kind, number) {
-                    (ColumnKind::Signal(c), Some(v)) => d.signals.push(name, c.apply(v)),
-                    (ColumnKind::Axis(k), Some(v)) if d.xyz[k].is_none() => d.xyz[k] = Some(v),
-                    _ => self.field(&mut d, name, &value.element(i), role).map_err(|r| (i, r))?,
+            let mut xyz = template.xyz;
+            let mut time = template.time;
+            let mut values = match template.signals.is_empty() {
+                true => Signals::with_capacity(signals),
+                false => template.signals.clone(),
+            };
+            for c in &columns {
+                // Every column is numeric here.
+                let Some(v) = c.number(i) else { continue };
+                match c.kind {
+                    ColumnKind::Signal(conversion) => values.push(c.name, conversion.apply(v.as_f64())),
+                    ColumnKind::Axis(k) => {
+                        set(&mut xyz[k], v.as_f64(), c.name, [Role::X, Role::Y, Role::Z][k]).map_err(|r| (i, r))?;
+                    }
+                    ColumnKind::Time => {
+                        let t = self.time.number(v).map_err(|rule| (i, refuse(c.name, rule)))?;
+                        set(&mut time, t, c.name, Role::Time).map_err(|r| (i, r))?;
+                    }
+                    ColumnKind::Each => {}
                 }
             }
-            out.push(self.finish(d, build, record).map_err(|r| (i, r))?);
+            let (position, layer) = self.place(template.position, xyz, template.layer).map_err(|r| (i, r))?;
+            out.push(Sample {
+                build_id: build_id.clone(),
+                source_id: source_id.clone(),
+                layer,
+                timestamp: time.or(record.timestamp).unwrap_or_else(Timestamp::now),
+                position,
+                signals: values,
+                tags: template.tags.clone(),
+            });
         }
         Ok(())
     }
@@ -271,6 +344,7 @@ impl Schema {
             Some(Role::X) if column => ColumnKind::Axis(0),
             Some(Role::Y) if column => ColumnKind::Axis(1),
             Some(Role::Z) if column => ColumnKind::Axis(2),
+            Some(Role::Time) if column && numeric => ColumnKind::Time,
             _ => ColumnKind::Each,
         }
     }
@@ -358,9 +432,43 @@ impl Schema {
         Ok(())
     }
 
+    /// The sample a draft makes, with the message's defaults.
     fn finish(&self, d: Draft, build: &Option<CompactString>, record: &RecordContext<'_>) -> Result<Sample, Refusal> {
+        let (position, layer) = self.place(d.position, d.xyz, d.layer)?;
+        Ok(Sample {
+            build_id: self.build_id(&d, build),
+            source_id: self.source_id(&d),
+            layer,
+            timestamp: d.time.or(record.timestamp).unwrap_or_else(Timestamp::now),
+            position,
+            signals: d.signals,
+            tags: d.tags,
+        })
+    }
+
+    /// The build of a draft: the message's (key or constant), its field's, or the default.
+    fn build_id(&self, d: &Draft, build: &Option<CompactString>) -> CompactString {
+        match (build, &d.build) {
+            (Some(b), _) | (None, Some(b)) => b.clone(),
+            (None, None) => self.default_build.as_str().into(),
+        }
+    }
+
+    /// The source of a draft: its field's, or the default.
+    fn source_id(&self, d: &Draft) -> CompactString {
+        d.source.clone().unwrap_or_else(|| self.default_source.as_str().into())
+    }
+
+    /// The position (from one position field, or x, y and z together, in mm) and the layer
+    /// (its field, or from z) of a sample.
+    fn place(
+        &self,
+        position: Option<Point3<f64>>,
+        xyz: [Option<f64>; 3],
+        layer: Option<u32>,
+    ) -> Result<(Option<Point3<f64>>, u32), Refusal> {
         let scale = |p: Point3<f64>| p.map(|c| self.position_unit.apply(c));
-        let position = match (d.position, d.xyz) {
+        let position = match (position, xyz) {
             (Some(p), [None, None, None]) => Some(scale(p)),
             (None, [Some(x), Some(y), Some(z)]) => Some(scale(Point3::new(x, y, z))),
             (None, [None, None, None]) => None,
@@ -368,7 +476,7 @@ impl Schema {
             (None, _) => return Err(refuse("x/y/z", "x, y and z must be given together")),
         };
         let layer = match self.layer_from {
-            LayerFrom::Field => d.layer.unwrap_or(0),
+            LayerFrom::Field => layer.unwrap_or(0),
             LayerFrom::Z => {
                 let Some(p) = position else {
                     return Err(refuse("z", "is missing: schema.layer_from = \"z\" needs a position"));
@@ -380,18 +488,7 @@ impl Schema {
                 n as u32
             }
         };
-        Ok(Sample {
-            build_id: match build {
-                Some(b) => b.clone(),
-                None => d.build.unwrap_or_else(|| self.default_build.as_str().into()),
-            },
-            source_id: d.source.unwrap_or_else(|| self.default_source.as_str().into()),
-            layer,
-            timestamp: d.time.or(record.timestamp).unwrap_or_else(Timestamp::now),
-            position,
-            signals: d.signals,
-            tags: d.tags,
-        })
+        Ok((position, layer))
     }
 }
 

@@ -201,7 +201,7 @@ pub(crate) struct SyntaxError {
 /// batch — without a serde call per value; anything it does not expect (escapes in a name, a
 /// syntax error) is read by serde_json instead, which also places any error.
 pub(crate) fn parse(text: &str, max_depth: usize) -> Result<Node<'_>, ParseError> {
-    let mut scanner = Scanner { text, at: 0, depth: 0, max_depth, too_deep: false };
+    let mut scanner = Scanner { text, at: 0, depth: 0, max_depth, too_deep: false, column_len: 0 };
     scanner.skip_ws();
     if let Some(node) = scanner.value()
         && text[scanner.at..].bytes().all(is_ws)
@@ -246,6 +246,8 @@ struct Scanner<'a> {
     max_depth: usize,
     /// Set when the message nests deeper than `max_depth`.
     too_deep: bool,
+    /// The length of the last number column read: the next is likely as long.
+    column_len: usize,
 }
 
 /// Deepest nesting the scanner follows.
@@ -355,9 +357,10 @@ impl<'a> Scanner<'a> {
                 self.too_deep = true;
                 None
             }
-            b'[' => match numbers(self.text, self.at) {
+            b'[' => match numbers(self.text, self.at, self.column_len) {
                 Some((node, end)) => {
                     self.at = end;
+                    self.column_len = node.array_len().unwrap_or(0);
                     Some(node)
                 }
                 None => self.nested(Scanner::array),
@@ -398,140 +401,203 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The JSON number at `i` of `text` as a node, as serde_json reads it — integers that fit
-/// `i64` exact (`-0` is the float -0.0), others `f64` correctly rounded — and the offset after
-/// it; `None` if no number starts there. One pass: the digits are accumulated as they are
+/// A JSON number as read: an exact integer, or a double.
+#[derive(Clone, Copy)]
+pub(crate) enum Num {
+    /// An integer that fits `i64`.
+    Int(i64),
+    /// Any other number.
+    Float(f64),
+}
+
+impl Num {
+    /// The number as a double.
+    pub(crate) fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(v) => v as f64,
+            Num::Float(v) => v,
+        }
+    }
+
+    fn node(self) -> Node<'static> {
+        match self {
+            Num::Int(v) => Node::Int(v),
+            Num::Float(v) => Node::Float(v),
+        }
+    }
+}
+
+/// Powers of ten that fit a `u64`.
+const POW10_U64: [u64; 20] = {
+    let mut table = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
+/// The decimal digit at `i` of `b`, if there is one.
+#[inline(always)]
+fn digit(b: &[u8], i: usize) -> Option<u64> {
+    let d = b.get(i)?.wrapping_sub(b'0');
+    (d < 10).then_some(u64::from(d))
+}
+
+/// The run of decimal digits from `i` of `b`: its value (wrapping past 19 digits, where it
+/// is not used) and its length.
+#[inline(always)]
+fn digit_run(b: &[u8], i: usize) -> (u64, usize) {
+    let (mut value, mut len) = (0u64, 0usize);
+    for &c in b.get(i..).unwrap_or_default() {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(d));
+        len += 1;
+    }
+    (value, len)
+}
+
+/// The JSON number at `i` of `text` as a node, as serde_json reads it (see [`lex_number`]), and
+/// the offset after it; `None` if no number starts there.
+fn number_at(text: &str, i: usize) -> Option<(Node<'static>, usize)> {
+    lex_number(text, i).map(|(n, end)| (n.node(), end))
+}
+
+/// The JSON number at `start` of `text`, as serde_json reads it — integers that fit `i64`
+/// exact (`-0` is the float -0.0), others `f64` correctly rounded — and the offset after it;
+/// `None` if no valid number starts there. One pass: the digits are accumulated as they are
 /// checked, and a decimal of at most 15 digits is one exact division (Clinger's fast path:
-/// mantissa and power of ten are exact doubles); longer ones and exponents go to `str::parse`.
-fn number_at(text: &str, mut i: usize) -> Option<(Node<'static>, usize)> {
+/// mantissa and power of ten are exact doubles); longer ones and exponents go to
+/// [`parsed_number`].
+#[inline(always)]
+fn lex_number(text: &str, start: usize) -> Option<(Num, usize)> {
     const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
     let b = text.as_bytes();
-    let start = i;
-    let negative = b.get(i) == Some(&b'-');
-    if negative {
-        i += 1;
+    let negative = b.get(start) == Some(&b'-');
+    let whole = start + usize::from(negative);
+    // Wrapping: a mantissa of more than 19 digits is not used (the token is parsed instead).
+    let (mut mantissa, whole_digits) = digit_run(b, whole);
+    let mut i = whole + whole_digits;
+    if whole_digits == 0 || (whole_digits > 1 && b[whole] == b'0') {
+        return None;
     }
-    /// Digits from `i` on, into `mantissa` (its first 19) and `digits`; how many there were.
-    fn take_digits(b: &[u8], i: &mut usize, mantissa: &mut u64, digits: &mut usize) -> usize {
-        let first = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            if *digits < 19 {
-                *mantissa = *mantissa * 10 + u64::from(b[*i] - b'0');
-            }
-            *digits += 1;
-            *i += 1;
-        }
-        *i - first
-    }
-    let (mut mantissa, mut digits) = (0u64, 0usize);
-    match b.get(i) {
-        Some(b'0') => {
-            i += 1;
-            digits = 1;
-        }
-        Some(b'1'..=b'9') => {
-            take_digits(b, &mut i, &mut mantissa, &mut digits);
-        }
-        _ => return None,
-    }
-    let whole_digits = digits;
     let mut fraction = 0;
     if b.get(i) == Some(&b'.') {
-        i += 1;
-        fraction = take_digits(b, &mut i, &mut mantissa, &mut digits);
-        if fraction == 0 {
+        let (value, len) = digit_run(b, i + 1);
+        if len == 0 {
             return None;
         }
+        mantissa = mantissa.wrapping_mul(POW10_U64.get(len).copied().unwrap_or(0)).wrapping_add(value);
+        fraction = len;
+        i += 1 + len;
     }
-    let mut exponent = false;
+    let digits = whole_digits + fraction;
+    if matches!(b.get(i), Some(b'e' | b'E')) || digits > 19 {
+        return parsed_number(text, start);
+    }
+    let num = match fraction {
+        0 if negative && mantissa == 0 => Num::Float(-0.0),
+        // Up to 19 digits the mantissa is exact; it is an i64 if it fits (epoch nanoseconds do).
+        0 if mantissa <= i64::MAX as u64 => Num::Int(if negative { -(mantissa as i64) } else { mantissa as i64 }),
+        1.. if digits <= 15 => {
+            let v = mantissa as f64 / POW10[fraction];
+            Num::Float(if negative { -v } else { v })
+        }
+        _ => return parsed_number(text, start),
+    };
+    Some((num, i))
+}
+
+/// The number at `start` of `text` by `str::parse`: exponents, and mantissas too long for
+/// [`lex_number`]'s exact arithmetic.
+#[cold]
+fn parsed_number(text: &str, start: usize) -> Option<(Num, usize)> {
+    let b = text.as_bytes();
+    let mut i = start + usize::from(b.get(start) == Some(&b'-'));
+    let skip_digits = |i: &mut usize| {
+        let first = *i;
+        while digit(b, *i).is_some() {
+            *i += 1;
+        }
+        *i > first
+    };
+    skip_digits(&mut i).then_some(())?;
+    let mut integer = true;
+    if b.get(i) == Some(&b'.') {
+        integer = false;
+        i += 1;
+        skip_digits(&mut i).then_some(())?;
+    }
     if matches!(b.get(i), Some(b'e' | b'E')) {
-        exponent = true;
+        integer = false;
         i += 1;
         if matches!(b.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
-        let first = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == first {
-            return None;
-        }
+        skip_digits(&mut i).then_some(())?;
     }
     let token = &text[start..i];
-    let node = if fraction == 0 && !exponent {
-        match (negative, whole_digits) {
-            (true, 1) if mantissa == 0 => Node::Float(-0.0),
-            // Up to 19 digits the mantissa is exact; it is an i64 if it fits (epoch nanoseconds do).
-            (false, 0..=19) if mantissa <= i64::MAX as u64 => Node::Int(mantissa as i64),
-            (true, 0..=19) if mantissa <= i64::MAX as u64 => Node::Int(-(mantissa as i64)),
-            _ => match token.parse::<i64>() {
-                Ok(v) => Node::Int(v),
-                Err(_) => Node::Float(token.parse::<f64>().ok().filter(|v| v.is_finite())?),
-            },
-        }
-    } else if !exponent && digits <= 15 {
-        let v = mantissa as f64 / POW10[fraction];
-        Node::Float(if negative { -v } else { v })
-    } else {
-        Node::Float(token.parse::<f64>().ok().filter(|v| v.is_finite())?)
-    };
-    Some((node, i))
+    let float = || token.parse::<f64>().ok().filter(|v| v.is_finite()).map(Num::Float);
+    let num = if integer { token.parse::<i64>().ok().map(Num::Int).or_else(float)? } else { float()? };
+    Some((num, i))
 }
 
 /// An array of plain JSON numbers at `start` of `text` as a column, and the offset after it;
-/// `None` for anything else. Numbers are read as [`number`] reads them.
-fn numbers(text: &str, start: usize) -> Option<(Node<'static>, usize)> {
+/// `None` for anything else. Numbers are read as [`lex_number`] reads them; `hint` is the
+/// expected length (the previous column's).
+fn numbers(text: &str, start: usize, hint: usize) -> Option<(Node<'static>, usize)> {
     let b = text.as_bytes();
-    let mut i = start;
     let skip = |i: &mut usize| {
-        while *i < b.len() && is_ws(b[*i]) {
+        while b.get(*i).copied().is_some_and(is_ws) {
             *i += 1;
         }
     };
-    if b.get(i) != Some(&b'[') {
+    if b.get(start) != Some(&b'[') {
         return None;
     }
-    i += 1;
+    let mut i = start + 1;
     skip(&mut i);
-    if !matches!(b.get(i), Some(b'-' | b'0'..=b'9' | b']')) {
-        return None;
+    match b.get(i) {
+        Some(b']') => return Some((Node::Ints(Vec::new()), i + 1)),
+        Some(b'-' | b'0'..=b'9') => {}
+        _ => return None,
     }
-    // Sized once: the values up to the first `]` (the whole column when it is all numbers).
-    let capacity = b[i..].iter().take_while(|&&c| c != b']').filter(|&&c| c == b',').count() + 1;
-    let mut ints: Vec<i64> = Vec::with_capacity(capacity);
+    let mut ints: Vec<i64> = Vec::with_capacity(hint);
     let mut floats: Vec<f64> = Vec::new();
-    if b.get(i) == Some(&b']') {
-        return Some((Node::Ints(Vec::new()), i + 1));
-    }
     loop {
-        let (node, end) = number_at(text, i)?;
-        match node {
-            Node::Int(v) if floats.is_empty() => ints.push(v),
-            Node::Int(v) => floats.push(v as f64),
-            Node::Float(v) => {
+        let (num, end) = lex_number(text, i)?;
+        match num {
+            Num::Int(v) if floats.is_empty() => ints.push(v),
+            Num::Int(v) => floats.push(v as f64),
+            Num::Float(v) => {
                 if floats.is_empty() {
-                    floats.reserve_exact(capacity);
+                    floats.reserve_exact(ints.capacity().max(hint));
                     floats.extend(ints.drain(..).map(|i| i as f64));
                 }
                 floats.push(v);
             }
-            _ => return None,
         }
         i = end;
-        skip(&mut i);
         match b.get(i) {
-            Some(b',') => {
-                i += 1;
+            Some(b',') => i += 1,
+            Some(b']') => break,
+            _ => {
                 skip(&mut i);
+                match b.get(i) {
+                    Some(b',') => i += 1,
+                    Some(b']') => break,
+                    _ => return None,
+                }
             }
-            Some(b']') => {
-                let node = if floats.is_empty() { Node::Ints(ints) } else { Node::Floats(floats) };
-                return Some((node, i + 1));
-            }
-            _ => return None,
         }
+        skip(&mut i);
     }
+    let node = if floats.is_empty() { Node::Ints(ints) } else { Node::Floats(floats) };
+    Some((node, i + 1))
 }
 
 #[cfg(test)]
@@ -546,7 +612,7 @@ mod tests {
     /// The column scanner on a whole text.
     fn column(text: &str) -> Option<Node<'static>> {
         let start = text.len() - text.trim_start().len();
-        numbers(text, start).filter(|(_, end)| text[*end..].bytes().all(is_ws)).map(|(n, _)| n)
+        numbers(text, start, 0).filter(|(_, end)| text[*end..].bytes().all(is_ws)).map(|(n, _)| n)
     }
 
     #[test]
@@ -559,6 +625,9 @@ mod tests {
             "[9223372036854775807, 9223372036854775808]",
             "[18446744073709551616, -9223372036854775809]",
             "[0.1, 0.30000000000000004, 1769794278.343884]",
+            "[0.1234567890123456789, 12345678901234567.5, 123456789012345.67]",
+            "[-9223372036854775808, 9999999999999999999, 1.7976931348623157e308, 5e-324]",
+            "[1,2 ,3\n,\t4]",
             "[]",
             "[ ]",
         ] {
@@ -593,6 +662,25 @@ mod tests {
             let decimals: Vec<String> = values.iter().map(|v| format!("{:.6}", v.abs() % 1e6)).collect();
             let text = format!("[{}]", decimals.join(","));
             proptest::prop_assert_eq!(column(&text), by_serde(&text), "{}", text);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prop_digit_runs_of_any_length_and_ending_read_exactly(digits in "[0-9]{1,24}", end in "([^0-9eE.][^0-9]{0,8})?", at in 0usize..3) {
+            let text = format!("{}{digits}{end}", " ".repeat(at));
+            let (value, len) = digit_run(text.as_bytes(), at);
+            proptest::prop_assert_eq!(len, digits.len());
+            if len <= 19 {
+                proptest::prop_assert_eq!(value, digits.parse::<u64>().unwrap());
+            }
+            let number = digits.trim_start_matches('0');
+            let number = if number.is_empty() { "0" } else { number };
+            for text in [number.to_owned(), format!("-{number}.{digits}"), format!("{number}.{digits}{end}")] {
+                let token = text.trim_end_matches(|c: char| !c.is_ascii_digit());
+                let serde = serde_json::from_str::<Node>(token).unwrap();
+                proptest::prop_assert_eq!(number_at(&text, 0), Some((serde, token.len())), "{}", text);
+            }
         }
     }
 

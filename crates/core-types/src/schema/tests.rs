@@ -36,7 +36,7 @@ fn the_python_originals_fixture_decodes_unchanged_under_the_defaults() {
     assert!(s.tags.is_empty());
 }
 
-use crate::Point3;
+use crate::{Point3, Tags};
 
 #[test]
 fn the_canonical_form_and_generic_objects_decode_as_before() {
@@ -147,6 +147,38 @@ fn columnar_batches_broadcast_scalars_and_keep_every_column() {
     assert!(rule.contains("an array"), "{rule}");
     let columns = schema("layout = \"columns\"");
     assert_eq!(decode(&columns, r#"{"v": 1}"#).unwrap().len(), 1);
+}
+
+#[test]
+fn all_numeric_batches_build_the_samples_the_general_path_builds() {
+    // All-number columns take the in-place path; a text column sends the same batch through
+    // the per-field path. Both must give the same samples, and the same refusals.
+    let tags =
+        schema("other_text = \"tags\"\nlayer_from = \"z\"\nlayer_thickness_mm = 0.05\nepoch_unit = \"nanoseconds\"");
+    let numeric = r#"{"build_id": "b1", "t": [1769794278343884001, 1769794278343894001], "x": [1.5, 2],
+        "y": [3, 4.25], "z": [0.1, 0.15], "temperature": [1890.5, 1891], "power": 200}"#;
+    let with_text = numeric.replacen('{', r#"{"material": ["Ti64", "Ti64"], "#, 1);
+    let fast = decode(&tags, numeric).unwrap();
+    let mut general = decode(&tags, &with_text).unwrap();
+    for s in &mut general {
+        assert_eq!(s.tags.get("material"), Some("Ti64"));
+        s.tags = Tags::default();
+    }
+    assert_eq!(fast, general);
+    assert_eq!((fast[1].layer, fast[1].timestamp.as_nanos()), (3, 1_769_794_278_343_894_001));
+    for (bad, field, rule) in [
+        (r#"{"t": [1, 2], "timestamp": [1, 2], "v": [1, 2]}"#, "timestamp", "second time field"),
+        (r#"{"x": [1, 2], "y": [1, 2], "v": [1, 2]}"#, "x/y/z", "together"),
+        (r#"{"t": [1, 2], "v": [1, 2], "layer": 1.5}"#, "layer", "whole number"),
+        (r#"{"t": [1, 1e300], "v": [1, 2]}"#, "t", "1e300 is outside the years"),
+    ] {
+        let (sample, got_field, got_rule) = refusal(&Schema::default(), bad);
+        assert_eq!(got_field, field, "{bad}: {got_rule}");
+        assert!(got_rule.contains(rule), "{bad}: `{got_rule}` should say `{rule}`");
+        let slow = bad.replacen('{', r#"{"note": ["a", "b"], "#, 1);
+        let tagged = schema("other_text = \"tags\"");
+        assert_eq!(refusal(&tagged, &slow), (sample, got_field, got_rule), "{slow}");
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use chrono::{FixedOffset, LocalResult, NaiveDateTime, TimeZone};
 use serde::{Deserialize, Serialize};
 
-use super::node::Node;
+use super::node::{Node, Num};
 use crate::time::Timestamp;
 
 /// The unit of a time given as a number since the Unix epoch.
@@ -93,9 +93,17 @@ impl TimeReader {
     pub(crate) fn read(&self, node: &Node) -> Result<Timestamp, String> {
         match node {
             Node::Str(text) => self.text(text),
-            Node::Int(v) => self.epoch(*v as f64, |per_unit| *v as i128 * per_unit),
-            Node::Float(v) => self.float(*v),
+            Node::Int(v) => self.number(Num::Int(*v)),
+            Node::Float(v) => self.number(Num::Float(*v)),
             other => Err(format!("is {}: a time is a string or a number", other.kind())),
+        }
+    }
+
+    /// The instant an epoch number gives, in the declared unit.
+    pub(crate) fn number(&self, v: Num) -> Result<Timestamp, String> {
+        match v {
+            Num::Int(v) => self.epoch(v as f64, |per_unit| v as i128 * per_unit),
+            Num::Float(v) => self.float(v),
         }
     }
 
@@ -141,6 +149,9 @@ impl TimeReader {
     fn float(&self, v: f64) -> Result<Timestamp, String> {
         if !v.is_finite() {
             return Err(format!("{v} is not a time"));
+        }
+        if v.abs() >= 1e25 {
+            return Err(format!("{v:e} {OUT_OF_RANGE}"));
         }
         let mut buf = [0u8; 400];
         let mut cursor = std::io::Cursor::new(&mut buf[..]);
