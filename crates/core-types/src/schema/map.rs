@@ -231,20 +231,21 @@ struct Draft {
 }
 
 fn set<T>(slot: &mut Option<T>, value: T, field: &str, role: Role) -> Result<(), Refusal> {
-    if slot.replace(value).is_some() {
-        return Err(refuse(field, format!("is a second {} field of this sample; give one", role.describe())));
+    match slot.replace(value) {
+        Some(_) => Err(second(field, role)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The refusal of a field that gives a role the sample already has.
+fn second(field: &str, role: Role) -> Refusal {
+    refuse(field, format!("is a second {} field of this sample; give one", role.describe()))
 }
 
 impl Schema {
     /// The declared role of a field name, if any.
     pub(super) fn role(&self, name: &str) -> Option<Role> {
         self.roles.iter().find(|(n, _)| n == name).map(|&(_, r)| r)
-    }
-
-    fn conversion(&self, signal: &str) -> super::Conversion {
-        self.units.iter().find(|(n, _)| n == signal).map_or(super::Conversion::IDENTITY, |(_, u)| u.conversion)
     }
 
     /// One sample from its fields (names with values, roles looked up by the caller).
@@ -295,43 +296,92 @@ impl Schema {
             }
             return Ok(());
         }
+        self.numeric_columns(&template, &columns, n, build, record, out)
+    }
+
+    /// An all-numeric batch: `n` samples laid out from the template, then filled one column at a
+    /// time (one dispatch per column, not per value). The refusal returned is the one a
+    /// sample-by-sample reading meets first: later columns are read only up to the first
+    /// refused sample.
+    fn numeric_columns(
+        &self,
+        template: &Draft,
+        columns: &[Column],
+        n: usize,
+        build: &Option<CompactString>,
+        record: &RecordContext<'_>,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), (usize, Refusal)> {
         let signals = columns.iter().filter(|c| matches!(c.kind, ColumnKind::Signal(_))).count();
-        let build_id = self.build_id(&template, build);
-        let source_id = self.source_id(&template);
-        for i in 0..n {
-            let mut xyz = template.xyz;
-            let mut time = template.time;
-            let mut values = match template.signals.is_empty() {
+        let (build_id, source_id) = (self.build_id(template, build), self.source_id(template));
+        let timestamp = template.time.or(record.timestamp).unwrap_or_else(Timestamp::now);
+        let start = out.len();
+        out.extend((0..n).map(|_| Sample {
+            build_id: build_id.clone(),
+            source_id: source_id.clone(),
+            layer: 0,
+            timestamp,
+            position: None,
+            signals: match template.signals.is_empty() {
                 true => Signals::with_capacity(signals),
                 false => template.signals.clone(),
-            };
-            for c in &columns {
-                // Every column is numeric here.
-                let Some(v) = c.number(i) else { continue };
-                match c.kind {
-                    ColumnKind::Signal(conversion) => values.push(c.name, conversion.apply(v.as_f64())),
-                    ColumnKind::Axis(k) => {
-                        set(&mut xyz[k], v.as_f64(), c.name, [Role::X, Role::Y, Role::Z][k]).map_err(|r| (i, r))?;
+            },
+            tags: template.tags.clone(),
+        }));
+        let samples = &mut out[start..];
+        let mut refused: Option<(usize, Refusal)> = None;
+        let mut axes: [Option<&Column>; 3] = [None; 3];
+        let mut timed = template.time.is_some();
+        for c in columns {
+            let limit = refused.as_ref().map_or(n, |(i, _)| *i);
+            let mut refuse_at = |i: usize, r: Refusal| refused = Some((i, r));
+            match c.kind {
+                _ if limit == 0 => break,
+                ColumnKind::Signal(conversion) => {
+                    let name = CompactString::from(c.name);
+                    for (i, s) in samples[..limit].iter_mut().enumerate() {
+                        let v = c.number(i).map_or(f64::NAN, Num::as_f64);
+                        s.signals.push(name.clone(), conversion.apply(v));
                     }
-                    ColumnKind::Time => {
-                        let t = self.time.number(v).map_err(|rule| (i, refuse(c.name, rule)))?;
-                        set(&mut time, t, c.name, Role::Time).map_err(|r| (i, r))?;
+                }
+                ColumnKind::Axis(k) => match template.xyz[k].is_some() || axes[k].is_some() {
+                    true => refuse_at(0, second(c.name, [Role::X, Role::Y, Role::Z][k])),
+                    false => axes[k] = Some(c),
+                },
+                ColumnKind::Time if timed => refuse_at(0, second(c.name, Role::Time)),
+                ColumnKind::Time => {
+                    timed = true;
+                    for (i, s) in samples[..limit].iter_mut().enumerate() {
+                        let Some(v) = c.number(i) else { continue };
+                        match self.time.number(v) {
+                            Ok(t) => s.timestamp = t,
+                            Err(rule) => {
+                                refuse_at(i, refuse(c.name, rule));
+                                break;
+                            }
+                        }
                     }
-                    ColumnKind::Each => {}
+                }
+                ColumnKind::Each => {}
+            }
+        }
+        let limit = refused.as_ref().map_or(n, |(i, _)| *i);
+        for (i, s) in samples[..limit].iter_mut().enumerate() {
+            let mut xyz = template.xyz;
+            for (k, c) in axes.iter().enumerate() {
+                if let Some(c) = c {
+                    xyz[k] = c.number(i).map(Num::as_f64);
                 }
             }
-            let (position, layer) = self.place(template.position, xyz, template.layer).map_err(|r| (i, r))?;
-            out.push(Sample {
-                build_id: build_id.clone(),
-                source_id: source_id.clone(),
-                layer,
-                timestamp: time.or(record.timestamp).unwrap_or_else(Timestamp::now),
-                position,
-                signals: values,
-                tags: template.tags.clone(),
-            });
+            match self.place(template.position, xyz, template.layer) {
+                Ok(placed) => (s.position, s.layer) = placed,
+                Err(r) => {
+                    refused = Some((i, r));
+                    break;
+                }
+            }
         }
-        Ok(())
+        refused.map_or(Ok(()), Err)
     }
 
     /// How a column's values (or a scalar signal's) can be taken without a node each.

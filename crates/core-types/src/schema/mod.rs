@@ -293,8 +293,7 @@ impl Schema {
                 Err(e) => error(&format!("units.{signal}"), e),
             }
         }
-        let conversion_of =
-            |name: &str| units.iter().find(|(n, _)| n == name).map_or(Conversion::IDENTITY, |(_, u)| u.conversion);
+        let conversion_of = |name: &str| unit_in(&units, name).map_or(Conversion::IDENTITY, |u| u.conversion);
         let mut roles: Vec<(String, Role)> = Vec::new();
         let lists: [(&str, &Vec<String>, Role); 11] = [
             ("build_fields", &config.build_fields, Role::Build),
@@ -412,7 +411,12 @@ impl Schema {
 
     /// The canonical unit a signal is stored in, when the schema declares one.
     pub fn unit_of(&self, signal: &str) -> Option<&str> {
-        self.units.iter().find(|(n, _)| n == signal).map(|(_, u)| u.canonical.as_str())
+        unit_in(&self.units, signal).map(|u| u.canonical.as_str())
+    }
+
+    /// How a signal's values are converted to its canonical unit (identity when none is declared).
+    pub(super) fn conversion(&self, signal: &str) -> Conversion {
+        unit_in(&self.units, signal).map_or(Conversion::IDENTITY, |u| u.conversion)
     }
 
     /// Decodes one JSON message (the caller has checked its size and UTF-8; depth is checked here).
@@ -442,3 +446,8 @@ impl Schema {
 
 #[cfg(test)]
 mod tests;
+
+/// The declared unit of a signal, if any.
+fn unit_in<'u>(units: &'u [(String, Unit)], signal: &str) -> Option<&'u Unit> {
+    units.iter().find(|(n, _)| n == signal).map(|(_, u)| u)
+}

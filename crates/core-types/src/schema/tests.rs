@@ -179,6 +179,19 @@ fn all_numeric_batches_build_the_samples_the_general_path_builds() {
         let tagged = schema("other_text = \"tags\"");
         assert_eq!(refusal(&tagged, &slow), (sample, got_field, got_rule), "{slow}");
     }
+    // Refusals in different columns: the first refused sample is named, whichever column is read first.
+    let by_z = "layer_from = \"z\"\nlayer_thickness_mm = 0.05";
+    for (bad, sample, field) in [
+        (r#"{"t": [1, 2, 1e300], "x": [1, 1, 1], "y": [1, 1, 1], "z": [0.1, -5, 0.1]}"#, 1, "z"),
+        (r#"{"t": [1, 1e300, 1], "x": [1, 1, 1], "y": [1, 1, 1], "z": [0.1, 0.1, -5]}"#, 1, "t"),
+        (r#"{"t": [1e300, 1], "x": [1, 1], "y": [1, 1], "z": [1, 1], "v": [1, 2], "timestamp": [1, 2]}"#, 0, "t"),
+    ] {
+        let fast = refusal(&schema(by_z), bad);
+        assert_eq!((fast.0, fast.1.as_str()), (sample, field), "{bad}: {}", fast.2);
+        let slow = bad.replacen('{', r#"{"note": ["a", "b", "c"], "#, 1);
+        let slow = if bad.contains("[1e300, 1]") { slow.replacen(r#", "c"]"#, "]", 1) } else { slow };
+        assert_eq!(refusal(&schema(&format!("{by_z}\nother_text = \"tags\"")), &slow), fast, "{slow}");
+    }
 }
 
 #[test]
