@@ -1,19 +1,34 @@
-//! The product's quality checks until rules are configuration (the next issue): the melt-pool
-//! checks `run`, the demo and the detection tests apply.
+//! The quality rules `run`, the demo and `StreamingClient` apply: a rules file
+//! (docs/RULES.md), or the demo's example rules when none is configured.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::Path;
 
-use qadf_pipeline::{CheckpointAction, GapCheck, RangeCheck};
+use qadf_core_types::ConfigError;
+use qadf_core_types::rules::{DEMO_RULES, Rule, RulesConfig};
 
-use crate::StreamingClient;
+/// Rules read from a file (or the built-in demo rules), checked.
+#[derive(Clone, Debug)]
+pub struct LoadedRules {
+    /// The rules, in file order.
+    pub rules: Vec<Rule>,
+    /// Where they came from, for the start and reload lines.
+    pub origin: String,
+}
 
-/// Melt-pool temperature within 1700-2150 K (hot spots, cold tracks, a stuck sensor) and no gap
-/// longer than three sample periods (sensor dropouts). The limits are the demo's example values,
-/// not material data.
-pub fn add_melt_pool_checks(client: &StreamingClient, sample_rate_hz: f64) {
-    let range = RangeCheck::new("melt_pool_temperature", "temperature", 1700.0, 2150.0);
-    client.add_quality_checkpoint(Arc::new(range), CheckpointAction::Continue);
-    let gap = GapCheck::new("sensor_dropout", Duration::from_secs_f64(3.0 / sample_rate_hz));
-    client.add_quality_checkpoint(Arc::new(gap), CheckpointAction::Continue);
+/// Reads and checks the rules of `path` (`None`: the demo's example rules). Gap rules in sample
+/// periods use the file's `sample_rate_hz`, else `sample_rate_hz`; z-score windows default to
+/// `window_size`.
+pub fn load(path: Option<&Path>, sample_rate_hz: Option<f64>, window_size: usize) -> Result<LoadedRules, ConfigError> {
+    let (mut config, origin) = match path {
+        Some(p) => (RulesConfig::from_file(p)?, p.display().to_string()),
+        None => (
+            RulesConfig::from_toml_str(DEMO_RULES, "examples/rules/demo.toml")?,
+            "the demo's example rules (examples/rules/demo.toml, built in; set rules_file or --rules for your own)"
+                .to_owned(),
+        ),
+    };
+    if config.sample_rate_hz.is_none() {
+        config.sample_rate_hz = sample_rate_hz;
+    }
+    Ok(LoadedRules { rules: config.compile(window_size)?, origin })
 }

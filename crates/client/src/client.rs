@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use qadf_core_types::{Codec, Point3, SampleBatch, Stage, StreamStatistics, StreamingConfig, StreamingResult};
+use qadf_pipeline::rules::{self, RuleCheck};
 use qadf_pipeline::{
     CheckpointAction, Metrics, Pipeline, PipelineBuilder, PipelineError, QualityCheck, ValidateStage, VoxelStage,
 };
@@ -27,6 +28,9 @@ pub enum ClientError {
     /// The consumer thread panicked.
     #[error("the consumer thread panicked")]
     ConsumerPanicked,
+    /// A rule could not be built into a check.
+    #[error("rule: {0}")]
+    Rule(#[from] qadf_core_types::StageError),
     /// A processor name is already registered.
     #[error("a processor named `{0}` is already registered")]
     DuplicateProcessor(String),
@@ -43,6 +47,8 @@ pub struct StreamingClient {
     voxels: Arc<VoxelStage>,
     processors: Mutex<Vec<(String, Arc<dyn Stage>)>>,
     checkpoints: Mutex<Vec<(Arc<dyn QualityCheck>, CheckpointAction)>>,
+    /// The rules file's checks (before the checkpoints added in code).
+    rules: Mutex<Vec<Arc<RuleCheck>>>,
     /// The current pipeline; its metrics are the client's statistics (kept across rebuilds).
     pipeline: RwLock<Arc<Pipeline>>,
 }
@@ -66,6 +72,7 @@ impl StreamingClient {
             voxels,
             processors: Mutex::default(),
             checkpoints: Mutex::default(),
+            rules: Mutex::default(),
             pipeline: RwLock::new(Arc::new(PipelineBuilder::new().throughput_window(THROUGHPUT_WINDOW).build())),
         };
         client.rebuild();
@@ -104,6 +111,7 @@ impl StreamingClient {
         for (_, stage) in self.processors.lock().iter() {
             builder = builder.add_stage(stage.clone());
         }
+        builder = rules::add_rules(builder, &self.rules.lock());
         for (check, action) in self.checkpoints.lock().iter() {
             builder = builder.add_checkpoint(check.clone(), *action);
         }
@@ -135,6 +143,27 @@ impl StreamingClient {
             self.rebuild();
         }
         removed
+    }
+
+    /// Applies `rules` from the next batch on, replacing the rules applied so far (their windows
+    /// and charts start afresh); checkpoints added in code stay.
+    pub fn set_rules(&self, rules: Vec<qadf_core_types::rules::Rule>) -> Result<(), ClientError> {
+        *self.rules.lock() = rules::compile(rules, &self.voxels)?;
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Loads and applies a rules file (`None`: `rules_file` of the configuration, or the demo's
+    /// example rules when that is empty); returns what was applied, for the log.
+    pub fn load_rules(
+        &self,
+        path: Option<&std::path::Path>,
+        sample_rate_hz: Option<f64>,
+    ) -> Result<crate::checks::LoadedRules, ClientError> {
+        let configured = (!self.config.rules_file.is_empty()).then(|| std::path::Path::new(&self.config.rules_file));
+        let loaded = crate::checks::load(path.or(configured), sample_rate_hz, self.config.window_size)?;
+        self.set_rules(loaded.rules.clone())?;
+        Ok(loaded)
     }
 
     /// Adds a quality checkpoint that runs after every processor.

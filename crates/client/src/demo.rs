@@ -42,6 +42,8 @@ pub struct DemoOptions {
     pub wait_for_viewer: bool,
     /// Set (e.g. by Ctrl-C) to stop early; the summary still comes.
     pub interrupt: Arc<AtomicBool>,
+    /// The rules file (`None`: `rules_file` of the configuration, else examples/rules/demo.toml).
+    pub rules: Option<PathBuf>,
 }
 
 impl DemoOptions {
@@ -55,6 +57,7 @@ impl DemoOptions {
             hold: false,
             wait_for_viewer: false,
             interrupt: Arc::default(),
+            rules: None,
         }
     }
 }
@@ -170,7 +173,7 @@ pub fn run(
 ) -> Result<DemoSummary, DemoError> {
     let sim = options.sim.clone();
     let client = Arc::new(StreamingClient::new(config)?);
-    crate::checks::add_melt_pool_checks(&client, sim.sample_rate_hz);
+    client.load_rules(options.rules.as_deref(), Some(sim.sample_rate_hz))?;
 
     let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::default())?);
     feed.set_layers_total(Some(sim.layers));

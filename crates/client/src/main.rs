@@ -39,6 +39,22 @@ enum Command {
     /// The message schema: check sample messages against it.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Quality rules: check a rules file.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `qadf-stream rules ...`.
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Checks a rules file and prints its rules, or every bad field (exit status 1).
+    Check {
+        /// The rules file.
+        file: PathBuf,
+        /// Sample rate of the monitors in Hz, for gap rules in sample periods when the file gives none.
+        #[arg(long)]
+        sample_rate_hz: Option<f64>,
+    },
 }
 
 /// `qadf-stream schema ...`.
@@ -88,6 +104,9 @@ struct DemoArgs {
     /// Message encoding on the (in-process) wire: json or bincode (overrides the configuration).
     #[arg(long)]
     encoding: Option<String>,
+    /// Quality rules file (default: `rules_file` of the configuration, else examples/rules/demo.toml).
+    #[arg(long)]
+    rules: Option<PathBuf>,
 }
 
 /// The options of `run`.
@@ -108,9 +127,12 @@ struct RunArgs {
     /// Rebuild the voxel grids from the stored history before consuming (after a restart).
     #[arg(long)]
     restore_voxels: bool,
-    /// Sampling rate of the monitors in Hz (a gap over three periods raises a dropout alert).
+    /// Sampling rate of the monitors in Hz (for gap rules given in sample periods).
     #[arg(long, default_value_t = 100_000.0)]
     sample_rate_hz: f64,
+    /// Quality rules file (default: `rules_file` of the configuration, else the demo's example rules).
+    #[arg(long)]
+    rules: Option<PathBuf>,
 }
 
 /// The options of `produce-sim`.
@@ -214,20 +236,38 @@ fn check_sample_rate(hz: f64) -> Result<f64> {
     Ok(hz)
 }
 
-/// The first SIGTERM or SIGINT sets the returned flag (`run` then drains, stores, commits and
-/// exits 0); a second one exits at once with status 130, uncommitted.
-fn stop_on_signals() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("second signal: exiting at once, uncommitted");
-            std::process::exit(130);
-        }
-        eprintln!("signal received: finishing what is in flight (signal again to quit at once)");
-    })
-    .context("installing the SIGTERM/SIGINT handler")?;
-    Ok(stop)
+/// The flags the process's signals set.
+struct SignalFlags {
+    /// The first SIGTERM or SIGINT sets it (`run` then drains, stores, commits and exits 0); a
+    /// second one exits at once with status 130, uncommitted.
+    stop: Arc<AtomicBool>,
+    /// SIGHUP sets it: `run` reloads its rules file.
+    reload: Arc<AtomicBool>,
+}
+
+/// Watches SIGTERM, SIGINT and SIGHUP on a thread of its own.
+fn on_signals() -> Result<SignalFlags> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let flags = SignalFlags { stop: Arc::default(), reload: Arc::default() };
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing the signal handlers")?;
+    let (stop, reload) = (flags.stop.clone(), flags.reload.clone());
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    reload.store(true, Ordering::SeqCst);
+                } else if stop.swap(true, Ordering::SeqCst) {
+                    eprintln!("second signal: exiting at once, uncommitted");
+                    std::process::exit(130);
+                } else {
+                    eprintln!("signal received: finishing what is in flight (signal again to quit at once)");
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(flags)
 }
 
 fn main() -> Result<()> {
@@ -240,6 +280,9 @@ fn main() -> Result<()> {
         Command::Query(args) => query_command(config, args),
         Command::Demo(args) => demo_command(config, args),
         Command::Schema(SchemaCommand::Check { file, key }) => schema_check_command(&config, &file, key.as_deref()),
+        Command::Rules(RulesCommand::Check { file, sample_rate_hz }) => {
+            rules_check_command(&config, &file, sample_rate_hz)
+        }
     }
 }
 
@@ -261,16 +304,43 @@ fn schema_check_command(config: &StreamingConfig, file: &Path, key: Option<&str>
     Ok(())
 }
 
+/// `qadf-stream rules check FILE`: the file's rules, one a line, or every bad field.
+fn rules_check_command(config: &StreamingConfig, file: &Path, sample_rate_hz: Option<f64>) -> Result<()> {
+    match qadf_client::checks::load(Some(file), sample_rate_hz, config.window_size) {
+        Ok(loaded) => {
+            for rule in &loaded.rules {
+                println!("ok  {}: {:?} of {}", rule.name, rule.spec, rule.signal.as_deref().unwrap_or("(timing)"));
+            }
+            println!("{}: {} rules, all valid", loaded.origin, loaded.rules.len());
+            Ok(())
+        }
+        Err(qadf_core_types::ConfigError::Invalid(errors)) => {
+            for e in &errors {
+                println!("bad {e}");
+            }
+            println!("{}: {} bad fields", file.display(), errors.len());
+            std::process::exit(1);
+        }
+        Err(e) => {
+            println!("bad {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// `qadf-stream run`: consume, process, store and commit until idle or signalled.
 fn run_command(config: StreamingConfig, args: RunArgs) -> Result<()> {
-    let RunArgs { instance, instances, exit_when_idle, data_dir, restore_voxels, sample_rate_hz } = args;
+    let RunArgs { instance, instances, exit_when_idle, data_dir, restore_voxels, sample_rate_hz, rules } = args;
+    let signals = on_signals()?;
     let options = production::RunOptions {
         instance: check_instance(instance, instances)?,
         exit_when_idle: exit_when_idle.map(|s| seconds("--exit-when-idle", s)).transpose()?,
         data_dir,
         restore_voxels,
         sample_rate_hz: check_sample_rate(sample_rate_hz)?,
-        shutdown: stop_on_signals()?,
+        rules,
+        shutdown: signals.stop,
+        reload: signals.reload,
     };
     let report = production::run(config, options, |line| println!("{line}"))?;
     println!(
@@ -348,8 +418,19 @@ fn query_command(config: StreamingConfig, args: QueryArgs) -> Result<()> {
 
 /// `qadf-stream demo`: the simulated build through the production path on embedded defaults.
 fn demo_command(mut config: StreamingConfig, args: DemoArgs) -> Result<()> {
-    let DemoArgs { layers, part_size, seed, rate, dashboard, no_dashboard, hold, wait_for_viewer, data_dir, encoding } =
-        args;
+    let DemoArgs {
+        layers,
+        part_size,
+        seed,
+        rate,
+        dashboard,
+        no_dashboard,
+        hold,
+        wait_for_viewer,
+        data_dir,
+        encoding,
+        rules,
+    } = args;
     if let Some(e) = encoding {
         config.message_encoding = match e.as_str() {
             "json" => Encoding::Json,
@@ -360,17 +441,7 @@ fn demo_command(mut config: StreamingConfig, args: DemoArgs) -> Result<()> {
     anyhow::ensure!(rate.is_finite() && rate >= 0.0, "--rate: must be a number of samples/s >= 0 (0: no limit)");
     let mut sim = SimConfig { layers, part_size_mm: part_size, seed, ..SimConfig::default() };
     sim.defects = demo::demo_defects(&sim);
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let interrupt = interrupt.clone();
-        ctrlc::set_handler(move || {
-            if interrupt.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("interrupted: finishing what was sent (Ctrl-C again to quit at once)");
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    let interrupt = on_signals()?.stop;
     println!(
         "simulating {layers} layers of a {part_size} mm part (seed {seed}) at {}, {:?} messages of {} samples",
         if rate > 0.0 { format!("{rate} samples/s") } else { "full speed".to_owned() },
@@ -391,6 +462,7 @@ fn demo_command(mut config: StreamingConfig, args: DemoArgs) -> Result<()> {
         hold,
         wait_for_viewer,
         interrupt,
+        rules,
     };
     let summary = demo::run(config, options, |event| match event {
         demo::DemoEvent::Serving(url) => println!("live dashboard: {url}"),

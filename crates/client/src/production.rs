@@ -118,10 +118,14 @@ pub struct RunOptions {
     pub data_dir: std::path::PathBuf,
     /// Rebuild the voxel grids from the whole history before consuming (after a restart).
     pub restore_voxels: bool,
-    /// The monitors' sampling rate, for the dropout (gap) check.
+    /// The monitors' sampling rate, for gap rules given in sample periods.
     pub sample_rate_hz: f64,
+    /// The rules file (`None`: `rules_file` of the configuration, else the demo's rules).
+    pub rules: Option<std::path::PathBuf>,
     /// Set on SIGTERM or SIGINT: stop fetching, store and commit what is in flight, return.
     pub shutdown: Arc<std::sync::atomic::AtomicBool>,
+    /// Set on SIGHUP: reload the rules (they apply from the next batch; the change is logged).
+    pub reload: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Consumes the configured topic until idle (or forever), storing history and committing offsets.
@@ -154,8 +158,8 @@ pub fn run(
         None
     };
     let client = Arc::new(StreamingClient::new(config)?);
-    // The melt-pool checks of the demo: temperature 1700-2150 K and no gap over three sample periods.
-    qadf_client::checks::add_melt_pool_checks(&client, options.sample_rate_hz);
+    let rules = client.load_rules(options.rules.as_deref(), Some(options.sample_rate_hz))?;
+    progress(&format!("rules: {} from {}", rules.rules.len(), rules.origin));
     if options.restore_voxels {
         let history = stores.history().query_stream_history(&HistoryQuery::all())?;
         let n = history.len();
@@ -201,6 +205,12 @@ pub fn run(
                 Ok(0) => {}
                 Ok(n) => progress(&format!("retention: deleted {n} samples that ended over {keep:?} ago")),
                 Err(e) => progress(&format!("retention: {e} (retried in {every:?})")),
+            }
+        }
+        if options.reload.swap(false, Ordering::SeqCst) {
+            match client.load_rules(options.rules.as_deref(), Some(options.sample_rate_hz)) {
+                Ok(rules) => progress(&format!("rules reloaded: {} from {}", rules.rules.len(), rules.origin)),
+                Err(e) => progress(&format!("rules not reloaded, the previous ones stay: {e}")),
             }
         }
         if options.shutdown.load(Ordering::SeqCst) {

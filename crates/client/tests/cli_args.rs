@@ -58,3 +58,40 @@ fn schema_check_prints_each_messages_samples_or_refusal_and_fails_on_a_refusal()
     assert!(text.contains(r#""tags":{"material":"Ti64"}"#), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn rules_check_lists_a_good_files_rules_and_names_every_bad_field() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rules");
+    let check = |file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_qadf-stream")).args(["rules", "check"]).arg(file).output().unwrap()
+    };
+    let out = check(&examples.join("template.toml"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("8 rules, all valid") && text.contains("ok  photodiode_cusum: Spc"), "{text}");
+    // The demo's file takes the monitors' rate from its caller.
+    let out = check(&examples.join("demo.toml"));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("`rule[1].max_gap_periods`: needs `sample_rate_hz`"));
+    let out = Command::new(env!("CARGO_BIN_EXE_qadf-stream"))
+        .args(["rules", "check", "--sample-rate-hz", "100000"])
+        .arg(examples.join("demo.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let dir = std::env::temp_dir().join(format!("qadf-rules-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[rule]]\nname = \"t\"\nkind = \"range\"\nsignal = \"t\"\n[[rule]]\nname = \"s\"\nkind = \"spc\"\nchart = \"pareto\"\nsignal = \"t\"\n").unwrap();
+    let out = check(&bad);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("bad `rule[0].critical`") && text.contains("bad `rule[1].chart`: `pareto`"), "{text}");
+    assert!(text.contains("2 bad fields") && !text.contains("panicked"), "{text}");
+    std::fs::write(&bad, "[[rule]\n").unwrap();
+    let out = check(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is not valid"), "{}", String::from_utf8_lossy(&out.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -393,3 +393,36 @@ fn replay_skipping_goes_on_past_a_sample_that_was_never_stored() {
     assert_eq!(client.voxels().grid("b1").unwrap().read(|g| g.digest("temperature")).values, 40);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_drop_batch_rule_publishes_its_alerts_dead_letters_the_batch_naming_the_rule_and_stores_nothing() {
+    let (dir, history) = fresh_store("drop-rule");
+    let client =
+        Arc::new(StreamingClient::new(StreamingConfig { max_batch_wait_ms: 20, ..Default::default() }).unwrap());
+    let rules = "[[rule]]\nname = \"too_hot\"\nkind = \"range\"\nsignal = \"temperature\"\nunit = \"K\"\ncritical = [0.0, 2000.0]\naction = \"drop_batch\"\n";
+    let rules = qadf_core_types::rules::RulesConfig::from_toml_str(rules, "test").unwrap().compile(100).unwrap();
+    client.set_rules(rules).unwrap();
+    let offsets = Arc::new(MemoryOffsetStore::default());
+    let (sink, source) = in_process::channel(8, "g", offsets.clone());
+    let (dl_sink, mut dl_source) = in_process::channel(8, "dlq", Arc::new(MemoryOffsetStore::default()));
+    let (alert_sink, mut alert_source) = in_process::channel(8, "alerts", Arc::new(MemoryOffsetStore::default()));
+    let sinks = ConsumerSinks {
+        history: Some(history.clone()),
+        dead_letters: Some(Arc::new(DeadLetterSink::new(Arc::new(dl_sink), "am_qadf_dead_letter"))),
+        alerts: Some(Arc::new(AlertSink::new(Arc::new(alert_sink), "am_qadf_alerts"))),
+    };
+    let ingest = Ingest::start(&client, Box::new(source), sinks, |_| {});
+    sink.send(vec![reading(0, 1, 2300.0)]).unwrap();
+    wait_until("the refused batch is committed", || {
+        offsets.load_offsets("g", "am_qadf_monitoring").unwrap().first().is_some_and(|c| c.next_offset == 1)
+    });
+    ingest.stop().unwrap();
+    assert_eq!(history.count().unwrap(), 0, "a dropped batch is not stored");
+    let letters = dl_source.poll(10, Duration::from_millis(500)).unwrap();
+    let reason = letters[0].headers.iter().find(|(k, _)| k == "qadf.error").map(|(_, v)| String::from_utf8_lossy(v));
+    assert_eq!(reason.as_deref(), Some("batch refused: batch dropped by checkpoint `too_hot`"));
+    let alerts = alert_source.poll(10, Duration::from_millis(500)).unwrap();
+    let alert: qadf_core_types::Alert = serde_json::from_slice(&alerts[0].payload).unwrap();
+    assert_eq!((alert.checkpoint.as_str(), alert.value, alert.unit.as_deref()), ("too_hot", 2300.0, Some("K")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -18,7 +18,7 @@ fn injected_defects_are_detected_where_they_are_and_clean_layers_stay_quiet() {
     let sim = SimConfig { layers: 6, part_size_mm: 4.0, defects: defects.clone(), ..SimConfig::default() };
     let config = StreamingConfig { alert_dedup_interval_ms: 0, ..StreamingConfig::default() };
     let client = StreamingClient::new(config).unwrap();
-    qadf_client::checks::add_melt_pool_checks(&client, sim.sample_rate_hz);
+    client.load_rules(Some(&examples_demo_rules()), Some(sim.sample_rate_hz)).unwrap();
 
     let mut simulator = Simulator::new(sim.clone(), Timestamp::now());
     let mut alerts: Vec<Alert> = Vec::new();
@@ -48,7 +48,7 @@ fn detection_rate_over_seeds_and_batch_sizes_with_default_deduplication() {
         let mut sim = SimConfig { layers: 10, part_size_mm: 5.0, seed, ..SimConfig::default() };
         sim.defects = qadf_client::demo::demo_defects(&sim);
         let client = StreamingClient::new(StreamingConfig::default()).unwrap();
-        qadf_client::checks::add_melt_pool_checks(&client, sim.sample_rate_hz);
+        client.load_rules(Some(&examples_demo_rules()), Some(sim.sample_rate_hz)).unwrap();
         let mut simulator = Simulator::new(sim.clone(), Timestamp::now());
         let mut alerts: Vec<Alert> = Vec::new();
         for layer in 0..sim.layers {
@@ -67,4 +67,9 @@ fn detection_rate_over_seeds_and_batch_sizes_with_default_deduplication() {
     assert_eq!((detected, injected), (32, 32), "detection rate 100%");
     assert_eq!(false_alarms, 0);
     assert!(alerts_total <= 8 * 4 * 3, "de-duplication keeps the record short: {alerts_total} alerts");
+}
+
+/// The demo's rules file, the one the demo applies (and `run` when no rules file is set).
+fn examples_demo_rules() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rules/demo.toml")
 }

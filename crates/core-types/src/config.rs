@@ -122,6 +122,9 @@ pub struct StreamingConfig {
     pub on_store_failure: StoreFailurePolicy,
     /// Longest wait, after SIGTERM or SIGINT, to store and commit what is in flight, in ms. Default 10000.
     pub shutdown_timeout_ms: u64,
+    /// The quality rules file (docs/RULES.md; `--rules` overrides it). Default empty: `run` and
+    /// the demo apply the demo's example rules (examples/rules/demo.toml) and say so.
+    pub rules_file: String,
     /// How JSON messages map to samples (the `[schema]` table; `QADF_SCHEMA_<SETTING>` in the
     /// environment). See docs/SCHEMA.md.
     pub schema: SchemaConfig,
@@ -170,6 +173,7 @@ impl Default for StreamingConfig {
             max_builds_in_memory: 16,
             on_store_failure: StoreFailurePolicy::DeadLetter,
             shutdown_timeout_ms: 10_000,
+            rules_file: String::new(),
             schema: SchemaConfig::default(),
         }
     }

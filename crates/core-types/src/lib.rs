@@ -40,6 +40,7 @@ mod error;
 pub mod history;
 mod limits;
 mod result;
+pub mod rules;
 mod sample;
 pub mod schema;
 mod stats;

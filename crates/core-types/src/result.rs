@@ -35,6 +35,9 @@ pub struct Alert {
     pub position: Option<Point3<f64>>,
     /// The signal checked, if any.
     pub signal: Option<String>,
+    /// The unit of `value` and `threshold`, when the rule declares one.
+    #[serde(default)]
+    pub unit: Option<String>,
     /// The observed value.
     pub value: f64,
     /// The limit it crossed.

@@ -58,6 +58,7 @@ mod tests {
             layer: Some(3),
             position: None,
             signal: Some("temperature".into()),
+            unit: None,
             value: 2300.0,
             threshold: 2150.0,
             timestamp: Timestamp::from_nanos(1_000),

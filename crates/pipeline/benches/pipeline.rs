@@ -131,5 +131,49 @@ fn parallel_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, latency, parallel_throughput);
+/// validate → voxel, then (when `rules`) the demo's rules file plus one X̄-R chart, compiled
+/// through the rules file as `run` does.
+fn rules_pipeline(rules: bool) -> Pipeline {
+    let plate = VoxelGrid::new(Point3::origin(), Point3::new(250.0, 250.0, 10.0), 0.1).unwrap();
+    let voxels = Arc::new(VoxelStage::per_build(plate));
+    let builder = PipelineBuilder::new().add_stage(Arc::new(ValidateStage::default())).add_stage(voxels.clone());
+    if !rules {
+        return builder.build();
+    }
+    let text = format!(
+        "{}\n[[rule]]\nname = \"temperature_xbar\"\nkind = \"spc\"\nchart = \"xbar_r\"\nsignal = \"temperature\"\nsubgroup_size = 5\nwarmup = 25\n",
+        qadf_core_types::rules::DEMO_RULES
+    );
+    let mut config = qadf_core_types::rules::RulesConfig::from_toml_str(&text, "bench").unwrap();
+    config.sample_rate_hz = Some(100_000.0);
+    let checks = rules::compile(config.compile(100).unwrap(), &voxels).unwrap();
+    rules::add_rules(builder, &checks).build()
+}
+
+/// The demo's rules plus one SPC chart, beside the same pipeline without rules (its ceiling).
+fn rules_throughput(c: &mut Criterion) {
+    let codec = Codec::new(Encoding::Bincode);
+    let batches: Vec<SampleBatch> = (0..2000)
+        .map(|i| decode_messages(&codec, std::slice::from_ref(&message("b", i * BATCH, &codec))).batch)
+        .collect();
+    let mut group = c.benchmark_group("rules_batch_100_one_thread");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, rules) in [("validate_voxel_no_rules_ceiling", false), ("validate_voxel_demo_rules_plus_xbar_r", true)] {
+        let pipeline = rules_pipeline(rules);
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    i += 1;
+                    batches[i % batches.len()].clone()
+                },
+                |mut batch| black_box(pipeline.process_batch(&mut batch).unwrap()),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, latency, parallel_throughput, rules_throughput);
 criterion_main!(benches);

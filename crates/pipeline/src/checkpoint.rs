@@ -4,22 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use qadf_core_types::{Alert, Sample, SampleBatch, Severity};
-use qadf_voxel::IncrementalProcessor;
-use serde::{Deserialize, Serialize};
+use qadf_core_types::{Alert, Sample, SampleBatch, Severity, SpcResult};
 
-/// What the pipeline does with a batch whose checkpoint failed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckpointAction {
-    /// Keep processing; the alerts are the record (the default).
-    #[default]
-    Continue,
-    /// Stop processing this batch (it is not stored; its offsets are not committed).
-    DropBatch,
-    /// Stop this stream: no later batch of it is processed until it is restarted.
-    StopStream,
-}
+use crate::stages::VoxelStage;
+
+pub use qadf_core_types::rules::CheckpointAction;
 
 /// The verdict of one check over one batch.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -30,6 +19,8 @@ pub struct CheckOutcome {
     pub failed: u64,
     /// One alert per failed evaluation (de-duplicated later by the pipeline).
     pub alerts: Vec<Alert>,
+    /// Control-chart points to report (SPC checks).
+    pub spc: Vec<SpcResult>,
 }
 
 /// A named quality check over a batch.
@@ -56,6 +47,7 @@ fn alert(
         layer: Some(s.layer),
         position: s.position,
         signal: Some(signal.to_owned()),
+        unit: None,
         value,
         threshold,
         timestamp: s.timestamp,
@@ -63,25 +55,41 @@ fn alert(
     }
 }
 
-/// Each sample's `signal` must lie in `[lo, hi]` (e.g. melt-pool temperature limits).
+/// Each sample's `signal` must lie in its bands: outside the hard band a critical alert,
+/// outside the soft band (only) a warning (e.g. melt-pool temperature limits).
 #[derive(Clone, Debug)]
 pub struct RangeCheck {
     name: String,
     signal: String,
-    lo: f64,
-    hi: f64,
-    severity: Severity,
+    /// `(low, high, severity)`, outermost first: a value is judged by the first band it leaves.
+    bands: Vec<(f64, f64, Severity)>,
 }
 
 impl RangeCheck {
-    /// A range check raising [`Severity::Critical`] alerts.
+    /// A range check raising [`Severity::Critical`] alerts outside `[lo, hi]`.
     pub fn new(name: impl Into<String>, signal: impl Into<String>, lo: f64, hi: f64) -> RangeCheck {
-        RangeCheck { name: name.into(), signal: signal.into(), lo, hi, severity: Severity::Critical }
+        RangeCheck { name: name.into(), signal: signal.into(), bands: vec![(lo, hi, Severity::Critical)] }
     }
 
-    /// Sets the alert severity.
+    /// A range check with a soft (warning) band inside a hard (critical) band; either may be absent.
+    pub fn bands(
+        name: impl Into<String>,
+        signal: impl Into<String>,
+        warning: Option<(f64, f64)>,
+        critical: Option<(f64, f64)>,
+    ) -> RangeCheck {
+        let bands = [(critical, Severity::Critical), (warning, Severity::Warning)]
+            .into_iter()
+            .filter_map(|(band, severity)| band.map(|(lo, hi)| (lo, hi, severity)))
+            .collect();
+        RangeCheck { name: name.into(), signal: signal.into(), bands }
+    }
+
+    /// Sets the severity of every band's alerts.
     pub fn with_severity(mut self, severity: Severity) -> RangeCheck {
-        self.severity = severity;
+        for band in &mut self.bands {
+            band.2 = severity;
+        }
         self
     }
 }
@@ -95,14 +103,15 @@ impl QualityCheck for RangeCheck {
         let mut out = CheckOutcome::default();
         for s in &batch.samples {
             let Some(v) = s.signals.get(&self.signal) else { continue };
-            if v >= self.lo && v <= self.hi {
+            let Some(&(lo, hi, severity)) = self.bands.iter().find(|(lo, hi, _)| !(v >= *lo && v <= *hi)) else {
                 out.passed += 1;
                 continue;
-            }
+            };
             out.failed += 1;
-            let (threshold, side) = if v < self.lo { (self.lo, "below") } else { (self.hi, "above") };
-            let message = format!("{} = {v} is {side} the limit {threshold}", self.signal);
-            out.alerts.push(alert(&self.name, self.severity, s, &self.signal, v, threshold, message));
+            let (threshold, side) = if v < lo { (lo, "below") } else { (hi, "above") };
+            let word = if severity == Severity::Critical { "critical" } else { "warning" };
+            let message = format!("{} = {v} is {side} the {word} limit {threshold}", self.signal);
+            out.alerts.push(alert(&self.name, severity, s, &self.signal, v, threshold, message));
         }
         out
     }
@@ -320,7 +329,7 @@ pub struct HotSpotCheck {
     signal: String,
     k: f64,
     min_count: u64,
-    voxels: Arc<IncrementalProcessor>,
+    voxels: Arc<VoxelStage>,
     /// Per build: (layer, Welford count, mean, M2) of the signal over the layer's samples.
     layers: Mutex<HashMap<String, (u32, u64, f64, f64)>>,
 }
@@ -332,7 +341,7 @@ impl HotSpotCheck {
         signal: impl Into<String>,
         k: f64,
         min_count: u64,
-        voxels: Arc<IncrementalProcessor>,
+        voxels: Arc<VoxelStage>,
     ) -> HotSpotCheck {
         HotSpotCheck { name: name.into(), signal: signal.into(), k, min_count, voxels, layers: Mutex::default() }
     }
@@ -346,40 +355,44 @@ impl QualityCheck for HotSpotCheck {
     fn check(&self, batch: &SampleBatch) -> CheckOutcome {
         let mut out = CheckOutcome::default();
         let mut layers = self.layers.lock();
-        self.voxels.read(|grid| {
-            for s in &batch.samples {
-                let (Some(v), Some(p)) = (s.signals.get(&self.signal), s.position) else { continue };
-                let stats = layers.entry(s.build_id.to_string()).or_insert((s.layer, 0, 0.0, 0.0));
-                if stats.0 != s.layer {
-                    *stats = (s.layer, 0, 0.0, 0.0);
+        for run in batch.samples.chunk_by(|a, b| a.build_id == b.build_id) {
+            let Some(voxels) = self.voxels.grid(&run[0].build_id) else { continue };
+            let stats = layers.entry(run[0].build_id.to_string()).or_insert((run[0].layer, 0, 0.0, 0.0));
+            voxels.read(|grid| {
+                for s in run {
+                    let (Some(v), Some(p)) = (s.signals.get(&self.signal), s.position) else { continue };
+                    if stats.0 != s.layer {
+                        *stats = (s.layer, 0, 0.0, 0.0);
+                    }
+                    stats.1 += 1;
+                    let delta = v - stats.2;
+                    stats.2 += delta / stats.1 as f64;
+                    stats.3 += delta * (v - stats.2);
+                    if stats.1 < 30 {
+                        continue;
+                    }
+                    let std = (stats.3 / (stats.1 - 1) as f64).sqrt();
+                    let limit = stats.2 + self.k * std;
+                    let Some(index) = grid.voxel_index(&p) else { continue };
+                    let Some(cell) = grid.cell(&self.signal, index) else { continue };
+                    if cell.count < self.min_count {
+                        continue;
+                    }
+                    if cell.mean <= limit {
+                        out.passed += 1;
+                    } else {
+                        out.failed += 1;
+                        let message = format!(
+                            "voxel mean {} = {:.1} exceeds the layer's {:.1} + {} sigma",
+                            self.signal, cell.mean, stats.2, self.k
+                        );
+                        let mut a = alert(&self.name, Severity::Critical, s, &self.signal, cell.mean, limit, message);
+                        a.position = Some(grid.voxel_center(index));
+                        out.alerts.push(a);
+                    }
                 }
-                stats.1 += 1;
-                let delta = v - stats.2;
-                stats.2 += delta / stats.1 as f64;
-                stats.3 += delta * (v - stats.2);
-                if stats.1 < 30 {
-                    continue;
-                }
-                let std = (stats.3 / (stats.1 - 1) as f64).sqrt();
-                let limit = stats.2 + self.k * std;
-                let Some(cell) = grid.voxel_index(&p).and_then(|i| grid.cell(&self.signal, i)) else { continue };
-                if cell.count < self.min_count {
-                    continue;
-                }
-                if cell.mean <= limit {
-                    out.passed += 1;
-                } else {
-                    out.failed += 1;
-                    let message = format!(
-                        "voxel mean {} = {:.1} exceeds the layer's {:.1} + {} sigma",
-                        self.signal, cell.mean, stats.2, self.k
-                    );
-                    let mut a = alert(&self.name, Severity::Critical, s, &self.signal, cell.mean, limit, message);
-                    a.position = grid.voxel_index(&p).map(|i| grid.voxel_center(i));
-                    out.alerts.push(a);
-                }
-            }
-        });
+            });
+        }
         out
     }
 }
@@ -410,6 +423,7 @@ impl<F: Fn(&SampleBatch) -> bool + Send + Sync> QualityCheck for FnCheck<F> {
         CheckOutcome {
             passed: 0,
             failed: 1,
+            spc: Vec::new(),
             alerts: vec![Alert {
                 checkpoint: self.name.clone(),
                 severity: Severity::Warning,
@@ -417,6 +431,7 @@ impl<F: Fn(&SampleBatch) -> bool + Send + Sync> QualityCheck for FnCheck<F> {
                 layer: first.map(|s| s.layer),
                 position: None,
                 signal: None,
+                unit: None,
                 value: 0.0,
                 threshold: 1.0,
                 timestamp: first.map_or_else(qadf_core_types::Timestamp::now, |s| s.timestamp),

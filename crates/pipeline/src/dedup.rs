@@ -24,6 +24,8 @@ pub const MAX_REMEMBERED_CONDITIONS: usize = 4096;
 #[derive(Debug)]
 pub struct AlertDeduplicator {
     interval: Duration,
+    /// Intervals of checkpoints that set their own (a rules file's `dedup_interval_ms`).
+    per_checkpoint: HashMap<String, Duration>,
     last_emitted: Mutex<Emitted>,
 }
 
@@ -46,12 +48,17 @@ impl Default for Emitted {
 impl AlertDeduplicator {
     /// A de-duplicator with the given interval (zero keeps every alert).
     pub fn new(interval: Duration) -> AlertDeduplicator {
-        AlertDeduplicator { interval, last_emitted: Mutex::default() }
+        AlertDeduplicator::with_intervals(interval, HashMap::new())
+    }
+
+    /// A de-duplicator whose named checkpoints keep their own interval (others keep `interval`).
+    pub fn with_intervals(interval: Duration, per_checkpoint: HashMap<String, Duration>) -> AlertDeduplicator {
+        AlertDeduplicator { interval, per_checkpoint, last_emitted: Mutex::default() }
     }
 
     /// Removes duplicates from `alerts` in place; returns how many were suppressed.
     pub fn filter(&self, alerts: &mut Vec<Alert>) -> usize {
-        if self.interval.is_zero() || alerts.is_empty() {
+        if (self.interval.is_zero() && self.per_checkpoint.is_empty()) || alerts.is_empty() {
             return 0;
         }
         let before = alerts.len();
@@ -59,9 +66,13 @@ impl AlertDeduplicator {
         let Emitted { at, newest, prune_above } = &mut *emitted;
         alerts.retain(|a| {
             *newest = Some(newest.map_or(a.timestamp, |n| n.max(a.timestamp)));
+            let interval = self.per_checkpoint.get(&a.checkpoint).copied().unwrap_or(self.interval);
+            if interval.is_zero() {
+                return true;
+            }
             let key = (a.checkpoint.clone(), a.build_id.to_string(), a.layer, a.signal.clone());
             match at.get(&key) {
-                Some(&t) if a.timestamp >= t && a.timestamp < t + self.interval => false,
+                Some(&t) if a.timestamp >= t && a.timestamp < t + interval => false,
                 _ => {
                     at.insert(key, a.timestamp);
                     true
@@ -71,7 +82,8 @@ impl AlertDeduplicator {
         if at.len() > *prune_above
             && let Some(newest) = *newest
         {
-            at.retain(|_, t| *t + self.interval > newest);
+            let longest = self.per_checkpoint.values().copied().fold(self.interval, Duration::max);
+            at.retain(|_, t| *t + longest > newest);
             *prune_above = (2 * at.len()).max(MAX_REMEMBERED_CONDITIONS);
         }
         before - alerts.len()
@@ -96,6 +108,7 @@ mod tests {
             layer: None,
             position: None,
             signal: Some(signal.into()),
+            unit: None,
             value: 0.0,
             threshold: 0.0,
             timestamp: Timestamp::from_nanos(ms * 1_000_000),

@@ -3,6 +3,7 @@
 //!
 //! - [`Pipeline`] / [`PipelineBuilder`] (`pipeline.rs`): immutable once built; errors counted once.
 //! - [`QualityCheck`] and the built-in checks (`checkpoint.rs`): range, rate, rolling z-score, hot spot.
+//! - [`rules`] (`rules.rs`): a rules file's rules as checkpoints (scope, severity, unit, action).
 //! - Built-in stages (`stages/`): validate, unit conversion, voxel, buffer, SPC (X̄-R, EWMA, WE rules).
 //! - [`decode_messages`] (`decode.rs`): raw messages to a batch; undecodable ones to dead letters.
 //! - [`AlertDeduplicator`] (`dedup.rs`): one alert per condition per interval.
@@ -32,6 +33,7 @@ mod error;
 mod metrics;
 mod parallel;
 mod pipeline;
+pub mod rules;
 mod stages;
 
 pub use checkpoint::{

@@ -4,6 +4,7 @@
 //! never share a mutable stage list (the Python original's aliasing defect). Stage failures and
 //! panics are counted once, with the stage's name, and handled by the [`ErrorPolicy`].
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -55,6 +56,7 @@ pub struct PipelineBuilder {
     steps: Vec<Step>,
     error_policy: ErrorPolicy,
     dedup_interval: Duration,
+    dedup_per_checkpoint: HashMap<String, Duration>,
     throughput_window: Duration,
     metrics: Option<Arc<Metrics>>,
 }
@@ -65,6 +67,7 @@ impl Default for PipelineBuilder {
             steps: Vec::new(),
             error_policy: ErrorPolicy::default(),
             dedup_interval: Duration::from_secs(1),
+            dedup_per_checkpoint: HashMap::new(),
             throughput_window: Duration::from_secs(10),
             metrics: None,
         }
@@ -113,6 +116,12 @@ impl PipelineBuilder {
         self
     }
 
+    /// Gives the checkpoint named `checkpoint` its own de-duplication interval.
+    pub fn dedup_interval_for(mut self, checkpoint: &str, interval: Duration) -> PipelineBuilder {
+        self.dedup_per_checkpoint.insert(checkpoint.to_owned(), interval);
+        self
+    }
+
     /// Sets the throughput sliding window (default 10 s; ignored with [`PipelineBuilder::metrics`]).
     pub fn throughput_window(mut self, window: Duration) -> PipelineBuilder {
         self.throughput_window = window;
@@ -140,8 +149,9 @@ impl PipelineBuilder {
             steps: self.steps.into(),
             counters,
             error_policy: self.error_policy,
-            dedup: AlertDeduplicator::new(self.dedup_interval),
+            dedup: AlertDeduplicator::with_intervals(self.dedup_interval, self.dedup_per_checkpoint.clone()),
             dedup_interval: self.dedup_interval,
+            dedup_per_checkpoint: self.dedup_per_checkpoint,
             throughput_window: self.throughput_window,
             metrics,
         }
@@ -161,6 +171,7 @@ pub struct Pipeline {
     error_policy: ErrorPolicy,
     dedup: AlertDeduplicator,
     dedup_interval: Duration,
+    dedup_per_checkpoint: HashMap<String, Duration>,
     throughput_window: Duration,
     metrics: Arc<Metrics>,
 }
@@ -179,6 +190,7 @@ impl Pipeline {
             steps: self.steps.to_vec(),
             error_policy: self.error_policy,
             dedup_interval: self.dedup_interval,
+            dedup_per_checkpoint: self.dedup_per_checkpoint.clone(),
             throughput_window: self.throughput_window,
             metrics: None,
         }
@@ -260,6 +272,7 @@ impl Pipeline {
                     }
                     result.add_to_metric(&format!("checkpoint.{}.failed", check.name()), outcome.failed as f64);
                     result.alerts.extend(outcome.alerts);
+                    result.spc_results.extend(outcome.spc);
                     if outcome.failed > 0 && *action != CheckpointAction::Continue {
                         self.finish_alerts(&mut result);
                         let name = check.name().to_owned();

@@ -268,7 +268,7 @@ fn rate_zscore_and_hot_spot_checks_on_known_inputs() {
     // Hot spot: one voxel far hotter than the rest of its layer.
     let grid = VoxelGrid::new(Point3::origin(), Point3::new(10.0, 10.0, 1.0), 0.1).unwrap();
     let voxels = Arc::new(IncrementalProcessor::new(grid));
-    let hot = HotSpotCheck::new("hot", "temperature", 4.0, 3, voxels.clone());
+    let hot = HotSpotCheck::new("hot", "temperature", 4.0, 3, Arc::new(VoxelStage::new(voxels.clone())));
     let mut samples: Vec<Sample> = (0..300).map(|i| sample(i, 1900.0 + (i % 7) as f64)).collect();
     for s in samples.iter_mut().skip(290) {
         s.position = Some(Point3::new(5.0, 5.0, 0.05));

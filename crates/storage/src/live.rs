@@ -113,6 +113,7 @@ mod tests {
             layer: Some(3),
             position: None,
             signal: Some("temperature".into()),
+            unit: None,
             value: 2500.0,
             threshold: 2100.0,
             timestamp: Timestamp::EPOCH,

@@ -337,6 +337,12 @@ impl Run {
             }
             Err(e) => {
                 self.report.failed_batches += 1;
+                // A rule that drops its batch still raised its alerts.
+                if let crate::ClientError::Pipeline(failed) = &e
+                    && let Some(partial) = failed.partial()
+                {
+                    self.publish_alerts(&partial.alerts)?;
+                }
                 if self.sinks.dead_letters.is_none() {
                     return Err(ConsumerError::Refused(e.to_string()));
                 }

@@ -11,25 +11,29 @@ use std::collections::{HashMap, VecDeque};
 use parking_lot::Mutex;
 use qadf_core_types::{Alert, SampleBatch, Severity, SpcResult, Stage, StageError, StreamingResult};
 
-/// d₂ constants for subgroup sizes 2..=10 (expected range of n standard normals).
-const D2: [f64; 9] = [1.128, 1.693, 2.059, 2.326, 2.534, 2.704, 2.847, 2.970, 3.078];
+use crate::checkpoint::{CheckOutcome, QualityCheck};
 
-/// Which chart to keep.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ChartKind {
-    /// Shewhart X̄ chart (limits from R̄) with subgroups of `subgroup_size` (2..=10).
-    XBarR {
-        /// Values per subgroup.
-        subgroup_size: usize,
-    },
-    /// EWMA of individual values with weight `lambda` (0 < λ ≤ 1) and limit width `l` sigmas.
-    Ewma {
-        /// Weight of the newest value.
-        lambda: f64,
-        /// Limit width in sigmas (typically 2.7-3).
-        l: f64,
-    },
+/// d₂ constants for subgroup sizes 2..=25 (expected range of n standard normals).
+const D2: [f64; 24] = [
+    1.128, 1.693, 2.059, 2.326, 2.534, 2.704, 2.847, 2.970, 3.078, 3.173, 3.258, 3.336, 3.407, 3.472, 3.532, 3.588,
+    3.640, 3.689, 3.735, 3.778, 3.819, 3.858, 3.895, 3.931,
+];
+
+/// Largest subgroup of the X̄ charts.
+pub const MAX_SUBGROUP: usize = 25;
+
+/// c₄(n) = √(2/(n−1)) Γ(n/2) / Γ((n−1)/2): the expected sample standard deviation of n standard
+/// normals (bias of S). Computed from Γ(x+1) = x Γ(x), starting at Γ(1)/Γ(½) = 1/√π.
+fn c4(n: usize) -> f64 {
+    let mut ratio = 1.0 / std::f64::consts::PI.sqrt(); // Γ(n/2)/Γ((n−1)/2) at n = 2
+    for m in 2..n {
+        ratio = (m as f64 - 1.0) / 2.0 / ratio;
+    }
+    (2.0 / (n as f64 - 1.0)).sqrt() * ratio
 }
+
+/// Which chart to keep: the rules file's chart (one type for both).
+pub use qadf_core_types::rules::Chart as ChartKind;
 
 /// Names of the Western Electric rules the newest point violates, given the standardized history
 /// `z` (newest last). A rule only fires when the newest point takes part in it.
@@ -63,70 +67,131 @@ struct ChartState {
     ewma: f64,
     t: u32,
     last_value: Option<f64>,
+    /// CUSUM sums (C⁺, C⁻).
+    cusum: (f64, f64),
 }
 
-/// Keeps a control chart of `signal` per (build, source) and reports verdicts and alerts.
+/// Keeps a control chart of `signal` per (build, source) and reports verdicts and alerts: as a
+/// pipeline stage, or as a quality check (a rules file's `spc` rule).
 pub struct SpcStage {
     name: String,
     signal: String,
     chart: ChartKind,
     warmup: usize,
+    /// Given limits: (centre line, sigma of individual values).
+    fixed: Option<(f64, f64)>,
+    /// Which Western Electric rules (1-4) X̄ points are judged by.
+    run_rules: [bool; 4],
+    severity: Severity,
     states: Mutex<HashMap<(String, String), ChartState>>,
 }
 
 impl SpcStage {
-    /// A chart of `signal` learning its limits from the first `warmup` subgroups (X̄-R) or values (EWMA).
+    /// A chart of `signal` learning its limits from the first `warmup` subgroups (X̄ charts) or
+    /// values (EWMA, CUSUM).
     pub fn new(signal: impl Into<String>, chart: ChartKind, warmup: usize) -> Result<SpcStage, StageError> {
         let signal = signal.into();
         let kind = match chart {
-            ChartKind::XBarR { subgroup_size } if (2..=10).contains(&subgroup_size) => "xbar",
+            ChartKind::XBarR { subgroup_size } if (2..=MAX_SUBGROUP).contains(&subgroup_size) => "xbar",
+            ChartKind::XBarS { subgroup_size } if (2..=MAX_SUBGROUP).contains(&subgroup_size) => "xbar_s",
             ChartKind::Ewma { lambda, l } if lambda > 0.0 && lambda <= 1.0 && l > 0.0 => "ewma",
+            ChartKind::Cusum { k, h } if k >= 0.0 && h > 0.0 => "cusum",
             _ => return Err(StageError::new("spc", format!("invalid chart parameters {chart:?}"))),
         };
         if warmup < 2 {
             return Err(StageError::new("spc", "warm-up needs at least 2 points"));
         }
-        Ok(SpcStage { name: format!("spc:{kind}:{signal}"), signal, chart, warmup, states: Mutex::default() })
+        Ok(SpcStage {
+            name: format!("spc:{kind}:{signal}"),
+            signal,
+            chart,
+            warmup,
+            fixed: None,
+            run_rules: [true; 4],
+            severity: Severity::Warning,
+            states: Mutex::default(),
+        })
+    }
+
+    /// Renames the chart (alerts and metrics carry the name).
+    pub fn with_name(mut self, name: impl Into<String>) -> SpcStage {
+        self.name = name.into();
+        self
+    }
+
+    /// Given limits instead of a warm-up: the centre line and the sigma of individual values.
+    pub fn with_fixed_limits(mut self, center: f64, sigma: f64) -> SpcStage {
+        self.fixed = Some((center, sigma));
+        self
+    }
+
+    /// Judges X̄ points by these Western Electric rules only (1-4; others are ignored).
+    pub fn with_run_rules(mut self, rules: &[u8]) -> SpcStage {
+        self.run_rules = [1, 2, 3, 4].map(|r| rules.contains(&r));
+        self
+    }
+
+    /// Sets the severity of the chart's alerts (default warning).
+    pub fn with_severity(mut self, severity: Severity) -> SpcStage {
+        self.severity = severity;
+        self
+    }
+
+    /// A new stream's state: limits set at once when they are given.
+    fn fresh(&self) -> ChartState {
+        let mut state = ChartState::default();
+        if let Some((center, sigma)) = self.fixed {
+            let n = self.chart.subgroup_size() as f64;
+            state.limits = Some((center, sigma / n.sqrt()));
+            state.ewma = center;
+        }
+        state
     }
 
     /// Feeds one value; returns the plotted point's verdict once limits are known.
     fn feed(&self, state: &mut ChartState, x: f64) -> Option<Verdict> {
         match self.chart {
-            ChartKind::XBarR { subgroup_size } => {
+            ChartKind::XBarR { subgroup_size } | ChartKind::XBarS { subgroup_size } => {
                 state.subgroup.push(x);
                 if state.subgroup.len() < subgroup_size {
                     return None;
                 }
                 let n = subgroup_size as f64;
                 let mean = state.subgroup.iter().sum::<f64>() / n;
-                let range = state.subgroup.iter().cloned().fold(f64::MIN, f64::max)
-                    - state.subgroup.iter().cloned().fold(f64::MAX, f64::min);
+                let spread = match self.chart {
+                    ChartKind::XBarS { .. } => {
+                        (state.subgroup.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt()
+                    }
+                    _ => {
+                        state.subgroup.iter().cloned().fold(f64::MIN, f64::max)
+                            - state.subgroup.iter().cloned().fold(f64::MAX, f64::min)
+                    }
+                };
                 state.subgroup.clear();
                 let Some((cl, sigma)) = state.limits else {
-                    state.warmup.push((mean, range));
+                    state.warmup.push((mean, spread));
                     if state.warmup.len() == self.warmup {
                         let m = state.warmup.len() as f64;
                         let cl = state.warmup.iter().map(|w| w.0).sum::<f64>() / m;
-                        let r_bar = state.warmup.iter().map(|w| w.1).sum::<f64>() / m;
-                        state.limits = Some((cl, r_bar / (D2[subgroup_size - 2] * n.sqrt())));
+                        let mean_spread = state.warmup.iter().map(|w| w.1).sum::<f64>() / m;
+                        let unbias = match self.chart {
+                            ChartKind::XBarS { .. } => c4(subgroup_size),
+                            _ => D2[subgroup_size - 2],
+                        };
+                        state.limits = Some((cl, mean_spread / (unbias * n.sqrt())));
                     }
                     return None;
                 };
-                Some(self.judge(state, mean, cl, 3.0 * sigma))
+                let mut v = self.judge(state, mean, cl, 3.0 * sigma);
+                v.violated_rules.retain(|r| {
+                    let rule = r.as_bytes().get(2).map_or(0, |d| d - b'0');
+                    (1..=4).contains(&rule) && self.run_rules[usize::from(rule) - 1]
+                });
+                v.in_control = v.violated_rules.is_empty();
+                Some(v)
             }
             ChartKind::Ewma { lambda, l } => {
-                let Some((mu, sigma)) = state.limits else {
-                    state.warmup.push((x, state.last_value.map_or(0.0, |p| (x - p).abs())));
-                    state.last_value = Some(x);
-                    if state.warmup.len() == self.warmup {
-                        let m = state.warmup.len() as f64;
-                        let mu = state.warmup.iter().map(|w| w.0).sum::<f64>() / m;
-                        let mr_bar = state.warmup.iter().skip(1).map(|w| w.1).sum::<f64>() / (m - 1.0);
-                        state.limits = Some((mu, mr_bar / D2[0]));
-                        state.ewma = mu;
-                    }
-                    return None;
-                };
+                let (mu, sigma) = self.individuals_limits(state, x)?;
                 state.t += 1;
                 state.ewma = lambda * x + (1.0 - lambda) * state.ewma;
                 let width =
@@ -138,7 +203,44 @@ impl SpcStage {
                 v.in_control = v.violated_rules.is_empty();
                 Some(v)
             }
+            ChartKind::Cusum { k, h } => {
+                let (mu, sigma) = self.individuals_limits(state, x)?;
+                let (up, down) = state.cusum;
+                let up = (up + x - mu - k * sigma).max(0.0);
+                let down = (down + mu - k * sigma - x).max(0.0);
+                let limit = h * sigma;
+                let out = up > limit || down > limit;
+                state.cusum = if out { (0.0, 0.0) } else { (up, down) };
+                Some(Verdict {
+                    chart: self.name.clone(),
+                    signal: self.signal.clone(),
+                    value: if up >= down { up } else { -down },
+                    center_line: 0.0,
+                    ucl: limit,
+                    lcl: -limit,
+                    in_control: !out,
+                    violated_rules: if out { vec!["CUSUM beyond its decision interval"] } else { Vec::new() },
+                })
+            }
         }
+    }
+
+    /// The (mean, sigma) of individual values, learned over the warm-up (σ = MR̄ / d₂(2));
+    /// `None` while still learning (the value is taken into the warm-up).
+    fn individuals_limits(&self, state: &mut ChartState, x: f64) -> Option<(f64, f64)> {
+        if let Some(limits) = state.limits {
+            return Some(limits);
+        }
+        state.warmup.push((x, state.last_value.map_or(0.0, |p| (x - p).abs())));
+        state.last_value = Some(x);
+        if state.warmup.len() == self.warmup {
+            let m = state.warmup.len() as f64;
+            let mu = state.warmup.iter().map(|w| w.0).sum::<f64>() / m;
+            let mr_bar = state.warmup.iter().skip(1).map(|w| w.1).sum::<f64>() / (m - 1.0);
+            state.limits = Some((mu, mr_bar / D2[0]));
+            state.ewma = mu;
+        }
+        None
     }
 
     fn judge(&self, state: &mut ChartState, value: f64, cl: f64, half_width: f64) -> Verdict {
@@ -159,6 +261,55 @@ impl SpcStage {
             in_control: violated.is_empty(),
             violated_rules: violated,
         }
+    }
+
+    /// Judges every value of the batch: the out-of-control points with their alerts, then the
+    /// latest in-control point of each stream; and how many points were in and out of control.
+    fn evaluate(&self, batch: &SampleBatch) -> CheckOutcome {
+        let mut out = CheckOutcome::default();
+        let mut states = self.states.lock();
+        let mut latest: HashMap<(String, String), SpcResult> = HashMap::new();
+        // One state lookup per run of a build and source (not per sample).
+        for run in batch.samples.chunk_by(|a, b| a.build_id == b.build_id && a.source_id == b.source_id) {
+            let key = (run[0].build_id.to_string(), run[0].source_id.to_string());
+            let state = states.entry(key.clone()).or_insert_with(|| self.fresh());
+            let mut last = None;
+            for s in run {
+                let Some(x) = s.signals.get(&self.signal) else { continue };
+                let Some(point) = self.feed(state, x).map(SpcResult::from) else { continue };
+                if point.in_control {
+                    out.passed += 1;
+                } else {
+                    out.failed += 1;
+                    let threshold = if point.value > point.center_line {
+                        point.upper_control_limit
+                    } else {
+                        point.lower_control_limit
+                    };
+                    out.alerts.push(Alert {
+                        checkpoint: self.name.clone(),
+                        severity: self.severity,
+                        build_id: s.build_id.to_string(),
+                        layer: Some(s.layer),
+                        position: s.position,
+                        signal: Some(self.signal.clone()),
+                        unit: None,
+                        value: point.value,
+                        threshold,
+                        timestamp: s.timestamp,
+                        message: format!("{} out of control: {}", self.name, point.violated_rules.join("; ")),
+                    });
+                    out.spc.push(point.clone());
+                }
+                last = Some(point);
+            }
+            // The latest point of each stream (a stream seen in several runs keeps its last).
+            if let Some(point) = last {
+                latest.insert(key, point);
+            }
+        }
+        out.spc.extend(latest.into_values().filter(|p| p.in_control));
+        out
     }
 }
 
@@ -196,36 +347,21 @@ impl Stage for SpcStage {
 
     /// Reports every out-of-control point (with an alert) and the latest point of each stream.
     fn process(&self, batch: &mut SampleBatch, result: &mut StreamingResult) -> Result<(), StageError> {
-        let mut states = self.states.lock();
-        let mut latest: HashMap<(String, String), SpcResult> = HashMap::new();
-        for s in &batch.samples {
-            let Some(x) = s.signals.get(&self.signal) else { continue };
-            let key = (s.build_id.to_string(), s.source_id.to_string());
-            let state = states.entry(key.clone()).or_default();
-            let Some(point) = self.feed(state, x).map(SpcResult::from) else { continue };
-            if !point.in_control {
-                result.alerts.push(Alert {
-                    checkpoint: self.name.clone(),
-                    severity: Severity::Warning,
-                    build_id: s.build_id.to_string(),
-                    layer: Some(s.layer),
-                    position: s.position,
-                    signal: Some(self.signal.clone()),
-                    value: point.value,
-                    threshold: if point.value > point.center_line {
-                        point.upper_control_limit
-                    } else {
-                        point.lower_control_limit
-                    },
-                    timestamp: s.timestamp,
-                    message: format!("{} out of control: {}", self.name, point.violated_rules.join("; ")),
-                });
-                result.spc_results.push(point.clone());
-            }
-            latest.insert(key, point);
-        }
-        result.spc_results.extend(latest.into_values().filter(|p| p.in_control));
+        let outcome = self.evaluate(batch);
+        result.alerts.extend(outcome.alerts);
+        result.spc_results.extend(outcome.spc);
         Ok(())
+    }
+}
+
+impl QualityCheck for SpcStage {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// In-control points pass, out-of-control points fail (each with an alert).
+    fn check(&self, batch: &SampleBatch) -> CheckOutcome {
+        self.evaluate(batch)
     }
 }
 

@@ -1,0 +1,200 @@
+//! Each rule kind, configured through a rules file, raises its alert at the analytically
+//! expected sample of a textbook sequence.
+
+use std::sync::Arc;
+
+use qadf_core_types::rules::RulesConfig;
+use qadf_core_types::{Alert, Point3, Sample, SampleBatch, Severity, Timestamp};
+use qadf_pipeline::rules::{add_rules, compile};
+use qadf_pipeline::{Pipeline, PipelineBuilder, VoxelStage};
+use qadf_voxel::VoxelGrid;
+
+/// Samples 10 µs apart (100 kHz) of signal `v`, sample `i` at `i * 10 µs`.
+fn samples(values: &[f64]) -> Vec<Sample> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let mut s = Sample::new(
+                Timestamp::from_nanos(i as i64 * 10_000),
+                Point3::new(1.0 + (i % 10) as f64 * 0.1, 1.0, 0.05),
+                [("v", v)].into_iter().collect(),
+            );
+            s.build_id = "b1".into();
+            s
+        })
+        .collect()
+}
+
+fn pipeline(rules: &str) -> Pipeline {
+    let voxels =
+        Arc::new(VoxelStage::per_build(VoxelGrid::new(Point3::origin(), Point3::new(10.0, 10.0, 1.0), 0.1).unwrap()));
+    let rules = RulesConfig::from_toml_str(rules, "test").unwrap().compile(100).unwrap();
+    let checks = compile(rules, &voxels).unwrap();
+    add_rules(PipelineBuilder::new().dedup_interval(std::time::Duration::ZERO).add_stage(voxels), &checks).build()
+}
+
+/// The alerts of one batch, as (sample index, severity).
+fn alerts(rules: &str, samples: Vec<Sample>) -> Vec<Alert> {
+    pipeline(rules).process(SampleBatch::new(samples)).unwrap().alerts
+}
+
+fn at(a: &Alert) -> i64 {
+    a.timestamp.as_nanos() / 10_000
+}
+
+#[test]
+fn range_rule_raises_warning_then_critical_with_unit() {
+    let mut v = vec![1900.0; 10];
+    v[5] = 2050.0;
+    v[7] = 2200.0;
+    v[8] = 1650.0;
+    let rules = r#"[[rule]]
+name = "temp"
+kind = "range"
+signal = "v"
+unit = "K"
+warning = [1800.0, 2000.0]
+critical = [1700.0, 2150.0]"#;
+    let got: Vec<_> = alerts(rules, samples(&v)).iter().map(|a| (at(a), a.severity, a.threshold)).collect();
+    assert_eq!(got, [(5, Severity::Warning, 2000.0), (7, Severity::Critical, 2150.0), (8, Severity::Critical, 1700.0)]);
+    assert_eq!(alerts(rules, samples(&v))[0].unit.as_deref(), Some("K"));
+}
+
+#[test]
+fn rate_and_gap_rules() {
+    // 100 samples at 100 kHz: a floor of 200 kHz fails once, per build and source.
+    let rate = "[[rule]]\nname = \"rate\"\nkind = \"rate\"\nmin_hz = 200000.0\nseverity = \"critical\"";
+    let a = alerts(rate, samples(&[1.0; 100]));
+    assert_eq!((a.len(), a[0].severity), (1, Severity::Critical));
+    assert!((a[0].value - 100_000.0).abs() < 1e-6, "{a:?}");
+    // Three periods at 100 kHz = 30 µs; samples 40..45 missing: the gap is seen at sample 45.
+    let gap = "sample_rate_hz = 100000.0\n[[rule]]\nname = \"gap\"\nkind = \"gap\"\nmax_gap_periods = 3.0";
+    let kept: Vec<Sample> =
+        samples(&[1.0; 100]).into_iter().enumerate().filter(|(i, _)| !(40..45).contains(i)).map(|(_, s)| s).collect();
+    let a = alerts(gap, kept);
+    assert_eq!(a.iter().map(at).collect::<Vec<_>>(), [45]);
+    assert!((a[0].value - 0.06).abs() < 1e-9 && (a[0].threshold - 0.03).abs() < 1e-9, "{a:?}");
+}
+
+#[test]
+fn zscore_rule_flags_the_spike() {
+    // Alternating 9 and 11 (window of 20: mean 10, std √(20/19) = 1.026): 14 at sample 40 is
+    // 4 / 1.026 = 3.90 sigma out: flagged with k = 3.8, not with k = 4.
+    let mut v: Vec<f64> = (0..60).map(|i| if i % 2 == 0 { 9.0 } else { 11.0 }).collect();
+    v[40] = 14.0;
+    let rules = "[[rule]]\nname = \"z\"\nkind = \"zscore\"\nsignal = \"v\"\nwindow = 20\nk = 3.8";
+    let a = alerts(rules, samples(&v));
+    assert_eq!(a.iter().map(at).collect::<Vec<_>>(), [40]);
+    assert!((a[0].value - 4.0 / (20.0f64 / 19.0).sqrt()).abs() < 1e-9, "{a:?}");
+    assert!(alerts(&rules.replace("3.8", "4.0"), samples(&v)).is_empty());
+}
+
+#[test]
+fn hotspot_rule_flags_the_hot_voxel() {
+    let mut s = samples(&(0..300).map(|i| 1900.0 + (i % 7) as f64).collect::<Vec<_>>());
+    for x in s.iter_mut().skip(290) {
+        x.position = Some(Point3::new(5.0, 5.0, 0.05));
+        x.signals = [("v", 2600.0)].into_iter().collect();
+    }
+    let rules =
+        "[[rule]]\nname = \"hot\"\nkind = \"hotspot\"\nsignal = \"v\"\nk = 4.0\nmin_count = 3\nseverity = \"critical\"";
+    let a = alerts(rules, s);
+    // The voxel stage fuses the batch before the rules run: each of the 10 hot samples sees its
+    // voxel (10 samples, mean 2600) above the layer's mean + 4 sigma.
+    assert_eq!(a.iter().map(at).collect::<Vec<_>>(), (290..300).collect::<Vec<_>>());
+    let at_voxel = |a: &Alert| (a.position.unwrap() - Point3::new(5.05, 5.05, 0.05)).norm() < 1e-9;
+    assert!(a.iter().all(|a| a.severity == Severity::Critical && at_voxel(a)), "{a:?}");
+}
+
+#[test]
+fn spc_xbar_charts_with_fixed_and_learned_limits() {
+    // Fixed: centre 10, sigma 1, subgroups of 4: UCL = 10 + 3 / 2 = 11.5. Subgroup 3 (samples
+    // 12-15) has mean 11.6: WE1 at its last sample, 15. WE rules off but 1, so nothing else fires.
+    let mut v = vec![10.0; 32];
+    v[12..16].copy_from_slice(&[11.6; 4]);
+    let fixed = "[[rule]]\nname = \"x\"\nkind = \"spc\"\nchart = \"xbar_r\"\nsignal = \"v\"\nsubgroup_size = 4\ncenter = 10.0\nsigma = 1.0\nrun_rules = [\"we1\"]";
+    let a = alerts(fixed, samples(&v));
+    assert_eq!(a.iter().map(at).collect::<Vec<_>>(), [15]);
+    assert!((a[0].threshold - 11.5).abs() < 1e-12 && (a[0].value - 11.6).abs() < 1e-12, "{a:?}");
+
+    // Learned X̄-S: 5 subgroups [9, 10, 10, 11]: S = √(2/3), c₄(4) = 0.9213, σ(X̄) = S / (c₄ · 2),
+    // UCL = 10 + 3 σ(X̄) ≈ 11.329. A subgroup of 11.4 (samples 20-23) is out; one of 11.3 is in.
+    let mut v: Vec<f64> = (0..5).flat_map(|_| [9.0, 10.0, 10.0, 11.0]).collect();
+    v.extend([11.4; 4]);
+    v.extend([10.0; 4]);
+    v.extend([11.3; 4]);
+    let learned = "[[rule]]\nname = \"s\"\nkind = \"spc\"\nchart = \"xbar_s\"\nsignal = \"v\"\nsubgroup_size = 4\nwarmup = 5\nrun_rules = [\"we1\"]";
+    let a = alerts(learned, samples(&v));
+    assert_eq!(a.iter().map(at).collect::<Vec<_>>(), [23]);
+    let c4 = 0.921_317_731_923_561;
+    let ucl = 10.0 + 3.0 * (2.0f64 / 3.0).sqrt() / (c4 * 2.0);
+    assert!((a[0].threshold - ucl).abs() < 1e-9, "{} vs {ucl}", a[0].threshold);
+}
+
+#[test]
+fn spc_ewma_and_cusum_charts() {
+    // EWMA, λ = 0.2, L = 3, centre 0, σ 1, every x = 2: z_t = 2 (1 − 0.8^t) against
+    // 3 √(λ/(2−λ) (1 − 0.64^t)); the first t where z_t exceeds it.
+    let expected = (1..)
+        .find(|&t| 2.0 * (1.0 - 0.8f64.powi(t)) > 3.0 * (0.2 / 1.8 * (1.0 - 0.64f64.powi(t))).sqrt())
+        .unwrap() as i64
+        - 1;
+    let ewma = "[[rule]]\nname = \"e\"\nkind = \"spc\"\nchart = \"ewma\"\nsignal = \"v\"\nlambda = 0.2\nl = 3.0\ncenter = 0.0\nsigma = 1.0";
+    assert_eq!(alerts(ewma, samples(&[2.0; 6]))[0..1].iter().map(at).collect::<Vec<_>>(), [expected]);
+    assert_eq!(expected, 2, "t = 3 by hand: 0.976 > 0.859");
+
+    // CUSUM, k = 0.5, h = 5, centre 0, σ 1, every x = 1.5: C⁺ grows by 1 a sample and first
+    // exceeds 5 at the sixth (index 5); it restarts, so the next alarm is at index 11.
+    let cusum = "[[rule]]\nname = \"c\"\nkind = \"spc\"\nchart = \"cusum\"\nsignal = \"v\"\ncusum_k = 0.5\ncusum_h = 5.0\ncenter = 0.0\nsigma = 1.0";
+    assert_eq!(alerts(cusum, samples(&[1.5; 12])).iter().map(at).collect::<Vec<_>>(), [5, 11]);
+    // Learned over a warm-up of 10 alternating values (mean 0, MR̄ = 2, σ = 2/1.128).
+    let mut v: Vec<f64> = (0..10).map(|i| if i % 2 == 0 { -1.0 } else { 1.0 }).collect();
+    v.extend([0.0; 5]);
+    let learned = cusum.replace("center = 0.0\nsigma = 1.0", "warmup = 10");
+    assert!(alerts(&learned, samples(&v)).is_empty(), "in control after the warm-up");
+}
+
+#[test]
+fn scope_severity_and_per_rule_dedup() {
+    let mut s = samples(&[2500.0; 20]);
+    for x in s.iter_mut().take(5) {
+        x.tags.insert("material", "Ti64");
+    }
+    for x in s.iter_mut().skip(15) {
+        x.source_id = "pyro-2".into();
+    }
+    let rules = r#"
+[[rule]]
+name = "ti64_only"
+kind = "range"
+signal = "v"
+critical = [0.0, 2000.0]
+scope = { tags = { material = "Ti64" } }
+[[rule]]
+name = "pyro2_only"
+kind = "range"
+signal = "v"
+warning = [0.0, 2000.0]
+scope = { sources = ["pyro-2"] }
+[[rule]]
+name = "everyone_deduplicated"
+kind = "zscore"
+signal = "v"
+window = 2
+k = 1.0
+severity = "info"
+dedup_interval_ms = 1000
+"#;
+    let voxels =
+        Arc::new(VoxelStage::per_build(VoxelGrid::new(Point3::origin(), Point3::new(10.0, 10.0, 1.0), 0.1).unwrap()));
+    let checks = compile(RulesConfig::from_toml_str(rules, "t").unwrap().compile(100).unwrap(), &voxels).unwrap();
+    // A global interval of zero keeps every range alert; the z-score rule keeps its own 1 s.
+    let p = add_rules(PipelineBuilder::new().dedup_interval(std::time::Duration::ZERO), &checks).build();
+    let a = p.process(SampleBatch::new(s)).unwrap().alerts;
+    let by = |name: &str| a.iter().filter(|x| x.checkpoint == name).map(at).collect::<Vec<_>>();
+    assert_eq!(by("ti64_only"), [0, 1, 2, 3, 4]);
+    assert_eq!(by("pyro2_only"), [15, 16, 17, 18, 19]);
+    assert!(a.iter().filter(|x| x.checkpoint == "pyro2_only").all(|x| x.severity == Severity::Warning));
+    assert!(by("everyone_deduplicated").is_empty(), "constant values: no z-score alerts");
+}
