@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use qadf_core_types::{Codec, Point3, SampleBatch, Stage, StreamStatistics, StreamingConfig, StreamingResult};
+use qadf_pipeline::layers::LayerReporter;
 use qadf_pipeline::rules::{self, RuleCheck};
 use qadf_pipeline::{
     CheckpointAction, Metrics, Pipeline, PipelineBuilder, PipelineError, QualityCheck, ValidateStage, VoxelStage,
@@ -49,6 +50,8 @@ pub struct StreamingClient {
     checkpoints: Mutex<Vec<(Arc<dyn QualityCheck>, CheckpointAction)>>,
     /// The rules file's checks (before the checkpoints added in code).
     rules: Mutex<Vec<Arc<RuleCheck>>>,
+    /// Per-layer verdicts and reports of the processed batches.
+    layers: LayerReporter,
     /// The current pipeline; its metrics are the client's statistics (kept across rebuilds).
     pipeline: RwLock<Arc<Pipeline>>,
 }
@@ -63,9 +66,10 @@ impl StreamingClient {
             config.voxel_resolution,
         )?;
         let voxels = Arc::new(
-            VoxelStage::per_build(grid).with_limits(config.max_signals_per_build, config.max_builds_in_memory),
+            VoxelStage::per_build(grid.clone()).with_limits(config.max_signals_per_build, config.max_builds_in_memory),
         );
         let codec = Codec::for_config(&config)?;
+        let layers = LayerReporter::new(grid.clone(), &[]);
         let client = StreamingClient {
             config,
             codec,
@@ -73,6 +77,7 @@ impl StreamingClient {
             processors: Mutex::default(),
             checkpoints: Mutex::default(),
             rules: Mutex::default(),
+            layers,
             pipeline: RwLock::new(Arc::new(PipelineBuilder::new().throughput_window(THROUGHPUT_WINDOW).build())),
         };
         client.rebuild();
@@ -148,6 +153,7 @@ impl StreamingClient {
     /// Applies `rules` from the next batch on, replacing the rules applied so far (their windows
     /// and charts start afresh); checkpoints added in code stay.
     pub fn set_rules(&self, rules: Vec<qadf_core_types::rules::Rule>) -> Result<(), ClientError> {
+        self.layers.set_rules(&rules);
         *self.rules.lock() = rules::compile(rules, &self.voxels)?;
         self.rebuild();
         Ok(())
@@ -180,7 +186,14 @@ impl StreamingClient {
     /// Like `process_stream_batch`, leaving the samples the pipeline kept in `batch`.
     pub(crate) fn process_in_place(&self, batch: &mut SampleBatch) -> Result<StreamingResult, ClientError> {
         let pipeline = self.pipeline.read().clone();
-        Ok(pipeline.process_batch(batch)?)
+        let mut result = pipeline.process_batch(batch)?;
+        result.layer_reports = self.layers.observe(&batch.samples, &result.alerts);
+        Ok(result)
+    }
+
+    /// Closes every open layer (the stream ended): their reports.
+    pub fn finish_layers(&self) -> Vec<qadf_core_types::LayerReport> {
+        self.layers.finish()
     }
 
     /// Fuses already-processed samples (e.g. history after a restart) into the voxel grids only:

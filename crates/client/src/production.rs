@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
-    BackendError, Cache, Codec, HistoryQuery, HistoryStore, MessageSink, OffsetStore, OutgoingMessage, Sample,
-    SampleBatch, StreamingConfig, Timestamp,
+    BackendError, Cache, Codec, HistoryQuery, HistoryStore, LayerReport, LayerReportStore, MessageSink, OffsetStore,
+    OutgoingMessage, Sample, SampleBatch, StreamingConfig, Timestamp,
 };
 use qadf_kafka_io::{AlertSink, Assignment, ConsumerConfig, DeadLetterSink, KafkaConsumer, KafkaProducer};
 use qadf_storage::{EmbeddedStore, LiveView, MongoStore, RedisCache};
@@ -41,6 +41,14 @@ impl Stores {
 
     /// The history store.
     pub fn history(&self) -> Arc<dyn HistoryStore> {
+        match self {
+            Stores::Mongo(m) => m.clone(),
+            Stores::Embedded(e) => e.clone(),
+        }
+    }
+
+    /// Where layer reports are kept (beside the history).
+    pub fn reports(&self) -> Arc<dyn LayerReportStore> {
         match self {
             Stores::Mongo(m) => m.clone(),
             Stores::Embedded(e) => e.clone(),
@@ -169,12 +177,16 @@ pub fn run(
     let live_counters = live.as_ref().map(|l| (l.dropped.clone(), l.failed.clone()));
     let last_message = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let closed_layers: Arc<parking_lot::Mutex<Vec<LayerReport>>> = Arc::default();
     let ingest = {
-        let (view_client, last_message) = (client.clone(), last_message.clone());
+        let (view_client, last_message, closed) = (client.clone(), last_message.clone(), closed_layers.clone());
         let sinks =
             ConsumerSinks { history: Some(stores.history()), dead_letters: Some(dead_letters), alerts: Some(alerts) };
         let callback = move |result: &qadf_core_types::StreamingResult| {
             last_message.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if !result.layer_reports.is_empty() {
+                closed.lock().extend(result.layer_reports.iter().cloned());
+            }
             if let Some(view) = &live
                 && !result.alerts.is_empty()
             {
@@ -192,8 +204,11 @@ pub fn run(
         _ => None,
     };
     let mut last_retention = Instant::now();
+    let reports = stores.reports();
     loop {
         std::thread::sleep(Duration::from_millis(200));
+        let closed = std::mem::take(&mut *closed_layers.lock());
+        keep_layer_reports(reports.as_ref(), &closed, &mut progress);
         if !ingest.running() {
             break;
         }
@@ -250,6 +265,10 @@ pub fn run(
         }
     }
     let report = stop_within(ingest, Duration::from_millis(client.config().shutdown_timeout_ms))?;
+    // The layers still open when the stream ends are reported as they stand.
+    let mut closed = std::mem::take(&mut *closed_layers.lock());
+    closed.extend(client.finish_layers());
+    keep_layer_reports(reports.as_ref(), &closed, &mut progress);
     for build in client.voxels().builds() {
         if let Some(grid) = client.voxels().grid(&build) {
             for digest in grid.read(|g| g.signals().iter().map(|s| g.digest(s)).collect::<Vec<_>>()) {
@@ -260,6 +279,32 @@ pub fn run(
     }
     progress(&format!("replayed samples skipped (already stored before a restart): {}", report.replayed));
     Ok(report)
+}
+
+/// Stores layer reports beside the history and prints a line for each (a store failure is
+/// printed too: the reports are derived data, and the stream goes on).
+fn keep_layer_reports(store: &dyn LayerReportStore, reports: &[LayerReport], progress: &mut impl FnMut(&str)) {
+    if reports.is_empty() {
+        return;
+    }
+    for r in reports {
+        let alerts: u64 = r.alerts_by_rule.values().sum();
+        let by_rule: Vec<String> = r.alerts_by_rule.iter().map(|(rule, n)| format!("{rule} {n}")).collect();
+        progress(&format!(
+            "layer report: build {} layer {}: {:?}, {} samples, {alerts} alerts{}, {:.2}% of {} voxels out of limits, dropout {:.3} ms",
+            r.build_id,
+            r.layer,
+            r.verdict,
+            r.samples,
+            if by_rule.is_empty() { String::new() } else { format!(" ({})", by_rule.join(", ")) },
+            100.0 * r.out_of_limits_share,
+            r.voxels,
+            r.dropout_ms
+        ));
+    }
+    if let Err(e) = store.store_layer_reports(reports) {
+        progress(&format!("layer reports not stored ({} reports): {e}", reports.len()));
+    }
 }
 
 /// ` (p0 5, p1 7)`: each partition's lag, when there is more than one partition.

@@ -4,7 +4,7 @@
 use qadf_client::StreamingClient;
 use qadf_client::demo::alert_matches;
 use qadf_client::sim::{Defect, DefectKind, STUCK_VALUE, SimConfig, Simulator};
-use qadf_core_types::{Alert, SampleBatch, StreamingConfig, Timestamp};
+use qadf_core_types::{Alert, SampleBatch, StreamingConfig, Timestamp, Verdict};
 
 #[test]
 fn injected_defects_are_detected_where_they_are_and_clean_layers_stay_quiet() {
@@ -22,11 +22,29 @@ fn injected_defects_are_detected_where_they_are_and_clean_layers_stay_quiet() {
 
     let mut simulator = Simulator::new(sim.clone(), Timestamp::now());
     let mut alerts: Vec<Alert> = Vec::new();
+    let mut reports = Vec::new();
     for layer in 0..sim.layers {
         for chunk in simulator.layer(layer).chunks(100) {
-            alerts.extend(client.process_stream_batch(SampleBatch::new(chunk.to_vec())).unwrap().alerts);
+            let result = client.process_stream_batch(SampleBatch::new(chunk.to_vec())).unwrap();
+            alerts.extend(result.alerts);
+            reports.extend(result.layer_reports);
         }
     }
+    reports.extend(client.finish_layers());
+    // One report per layer, in order: the defect layers are critical (temperature out of its
+    // band) or warning (the dropout's gap), the clean ones OK.
+    let verdicts: Vec<(u32, Verdict)> = reports.iter().map(|r| (r.layer, r.verdict)).collect();
+    let expected =
+        [Verdict::Ok, Verdict::Critical, Verdict::Ok, Verdict::Critical, Verdict::Critical, Verdict::Warning];
+    assert_eq!(verdicts, expected.iter().enumerate().map(|(l, v)| (l as u32, *v)).collect::<Vec<_>>(), "{reports:#?}");
+    assert!(reports.iter().all(|r| r.samples > 0 && r.signals.contains_key("temperature")));
+    assert!(
+        reports[5].dropout_ms > 0.0 && reports[5].alerts_by_rule.contains_key("sensor_dropout"),
+        "{:?}",
+        reports[5]
+    );
+    assert!(reports[1].voxels_out_of_limits > 0 && reports[1].out_of_limits_share < 0.1, "{:?}", reports[1]);
+    assert!(reports[0].voxels > 0 && reports[0].voxels_out_of_limits == 0, "{:?}", reports[0]);
 
     let detected: Vec<bool> = defects.iter().map(|d| alerts.iter().any(|a| alert_matches(a, d))).collect();
     let false_alarms = alerts.iter().filter(|a| !defects.iter().any(|d| alert_matches(a, d))).count();

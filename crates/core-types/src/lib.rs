@@ -38,6 +38,7 @@ mod codec;
 mod config;
 mod error;
 pub mod history;
+mod layer_report;
 mod limits;
 mod result;
 pub mod rules;
@@ -57,6 +58,7 @@ pub use config::{ENV_PREFIX, OffsetReset, StoreFailurePolicy, StreamingConfig, T
 pub use error::{
     BackendError, BackendErrorKind, CodecError, ConfigError, FieldError, SampleError, SendError, StageError,
 };
+pub use layer_report::{LayerReport, LayerSignal, Verdict};
 pub use limits::{IngestLimits, json_depth_exceeds};
 pub use result::{Alert, DeadLetter, Severity, SpcResult, StreamingResult};
 pub use sample::{Sample, SampleBatch, Signals, UNKNOWN, signal};
@@ -65,8 +67,8 @@ pub use stats::{LatencySummary, StreamStatistics, finite_ratio};
 pub use tags::Tags;
 pub use time::Timestamp;
 pub use traits::{
-    Cache, DEFAULT_BACKEND_TIMEOUT, HistoryQuery, HistoryStore, LogPosition, MessageSink, MessageSource, OffsetStore,
-    Origin, OutgoingMessage, RawMessage, Stage, StoreReport,
+    Cache, DEFAULT_BACKEND_TIMEOUT, HistoryQuery, HistoryStore, LayerReportStore, LogPosition, MessageSink,
+    MessageSource, OffsetStore, Origin, OutgoingMessage, RawMessage, Stage, StoreReport,
 };
 pub use value::Value;
 

@@ -105,6 +105,9 @@ pub struct StreamingResult {
     pub spc_results: Vec<SpcResult>,
     /// Alerts raised.
     pub alerts: Vec<Alert>,
+    /// Reports of the layers this batch closed (a build's next layer started).
+    #[serde(default)]
+    pub layer_reports: Vec<crate::LayerReport>,
     /// Output of each stage that reported one, keyed by stage name (nothing is discarded).
     pub stage_outputs: BTreeMap<String, serde_json::Value>,
     /// Free-form context (source, partition range, ...).

@@ -177,6 +177,17 @@ impl HistoryQuery {
     }
 }
 
+/// Where layer reports are kept beside the history.
+///
+/// MUST: storing is idempotent by (build, layer) — a report stored again replaces the earlier one;
+/// `layer_reports` returns a build's reports by layer, each as last stored.
+pub trait LayerReportStore: Send + Sync {
+    /// Stores (or replaces) each report.
+    fn store_layer_reports(&self, reports: &[crate::LayerReport]) -> Result<(), BackendError>;
+    /// The reports of `build_id`, by layer.
+    fn layer_reports(&self, build_id: &str) -> Result<Vec<crate::LayerReport>, BackendError>;
+}
+
 /// Durable committed offsets per consumer group (rskafka has no group API).
 pub trait OffsetStore: Send + Sync {
     /// The committed positions of `group` on `topic`, one per partition that has one.

@@ -4,6 +4,7 @@
 //! - [`Pipeline`] / [`PipelineBuilder`] (`pipeline.rs`): immutable once built; errors counted once.
 //! - [`QualityCheck`] and the built-in checks (`checkpoint.rs`): range, rate, rolling z-score, hot spot.
 //! - [`rules`] (`rules.rs`): a rules file's rules as checkpoints (scope, severity, unit, action).
+//! - [`layers`] (`layers.rs`): per-layer verdicts and reports from processed batches.
 //! - Built-in stages (`stages/`): validate, unit conversion, voxel, buffer, SPC (X̄-R, EWMA, WE rules).
 //! - [`decode_messages`] (`decode.rs`): raw messages to a batch; undecodable ones to dead letters.
 //! - [`AlertDeduplicator`] (`dedup.rs`): one alert per condition per interval.
@@ -30,6 +31,7 @@ mod checkpoint;
 mod decode;
 mod dedup;
 mod error;
+pub mod layers;
 mod metrics;
 mod parallel;
 mod pipeline;

@@ -15,8 +15,8 @@ use std::time::Duration;
 use qadf_core_types::bucket::Bucket;
 use qadf_core_types::history::{answer, scan_start};
 use qadf_core_types::{
-    BackendError, BackendErrorKind, Cache, Clock, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Sample,
-    StoreReport, SystemClock, Timestamp, Value,
+    BackendError, BackendErrorKind, Cache, Clock, HistoryQuery, HistoryStore, LayerReport, LayerReportStore,
+    LogPosition, OffsetStore, Sample, StoreReport, SystemClock, Timestamp, Value,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
@@ -29,6 +29,8 @@ const OLD_SAMPLES: &str = "samples";
 const OFFSETS: TableDefinition<(&str, &str, i32), i64> = TableDefinition::new("offsets");
 /// Cache entries: key → (expiry ns, bincode `Value`).
 const CACHE: TableDefinition<&str, (i64, &[u8])> = TableDefinition::new("cache");
+/// Layer reports as JSON, by (build, layer).
+const REPORTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("layer_reports");
 
 /// History and offsets in one redb file.
 pub struct EmbeddedStore {
@@ -72,6 +74,7 @@ impl EmbeddedStore {
         tx.open_table(IDS).map_err(io)?;
         tx.open_table(OFFSETS).map_err(io)?;
         tx.open_table(CACHE).map_err(io)?;
+        tx.open_table(REPORTS).map_err(io)?;
         tx.commit().map_err(io)?;
         Ok(EmbeddedStore { db, clock: Arc::new(SystemClock) })
     }
@@ -196,6 +199,31 @@ impl OffsetStore for EmbeddedStore {
             }
         }
         tx.commit().map_err(io)
+    }
+}
+
+impl LayerReportStore for EmbeddedStore {
+    fn store_layer_reports(&self, reports: &[LayerReport]) -> Result<(), BackendError> {
+        let tx = self.db.begin_write().map_err(io)?;
+        {
+            let mut table = tx.open_table(REPORTS).map_err(io)?;
+            for r in reports {
+                let json = serde_json::to_vec(r).map_err(corrupt)?;
+                table.insert((r.build_id.as_str(), r.layer), json.as_slice()).map_err(io)?;
+            }
+        }
+        tx.commit().map_err(io)
+    }
+
+    fn layer_reports(&self, build_id: &str) -> Result<Vec<LayerReport>, BackendError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let table = tx.open_table(REPORTS).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in table.range((build_id, 0)..=(build_id, u32::MAX)).map_err(io)? {
+            let (_, v) = entry.map_err(io)?;
+            out.push(serde_json::from_slice(v.value()).map_err(corrupt)?);
+        }
+        Ok(out)
     }
 }
 

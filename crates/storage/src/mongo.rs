@@ -19,8 +19,8 @@ use mongodb::sync::{Client, Collection};
 use qadf_core_types::bucket::{Bucket, BucketKey, SignalSummary};
 use qadf_core_types::history::{answer, scan_start};
 use qadf_core_types::{
-    BackendError, BackendErrorKind, HistoryQuery, HistoryStore, LogPosition, OffsetStore, Sample, StoreReport,
-    StreamingConfig, Tags, Timestamp,
+    BackendError, BackendErrorKind, HistoryQuery, HistoryStore, LayerReport, LayerReportStore, LogPosition,
+    OffsetStore, Sample, StoreReport, StreamingConfig, Tags, Timestamp,
 };
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -43,6 +43,7 @@ pub struct MongoStore {
     database: String,
     samples: Collection<Document>,
     offsets: Collection<Document>,
+    reports: Collection<Document>,
     batch_size: usize,
 }
 
@@ -90,6 +91,7 @@ impl MongoStore {
             database: config.mongodb_database.clone(),
             samples: db.collection(&config.mongodb_collection),
             offsets: db.collection(&format!("{}_offsets", config.mongodb_collection)),
+            reports: db.collection(&format!("{}_layer_reports", config.mongodb_collection)),
             batch_size: config.storage_batch_size.max(1),
         })
     }
@@ -163,6 +165,7 @@ impl MongoStore {
     /// Drops the sample and offset collections (tests and resets).
     pub fn drop_all(&self) -> Result<(), BackendError> {
         self.samples.drop().run().map_err(classify)?;
+        self.reports.drop().run().map_err(classify)?;
         self.offsets.drop().run().map_err(classify)
     }
 }
@@ -352,6 +355,32 @@ impl MongoStore {
             }
         }
         Ok(found)
+    }
+}
+
+/// Layer reports, one document each: `_id` = `<build>/<layer>`, the report's fields beside it
+/// (times as RFC 3339 text, as in the JSON everywhere else).
+impl LayerReportStore for MongoStore {
+    fn store_layer_reports(&self, reports: &[LayerReport]) -> Result<(), BackendError> {
+        for r in reports {
+            let id = format!("{}/{}", r.build_id, r.layer);
+            let mut document = mongodb::bson::to_document(r).map_err(corrupt)?;
+            document.insert("_id", &id);
+            self.reports.replace_one(doc! { "_id": &id }, document).upsert(true).run().map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    fn layer_reports(&self, build_id: &str) -> Result<Vec<LayerReport>, BackendError> {
+        let cursor =
+            self.reports.find(doc! { "build_id": build_id }).sort(doc! { "layer": 1 }).run().map_err(classify)?;
+        cursor
+            .map(|d| {
+                let mut d = d.map_err(classify)?;
+                d.remove("_id");
+                mongodb::bson::from_document(d).map_err(corrupt)
+            })
+            .collect()
     }
 }
 

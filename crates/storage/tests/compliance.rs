@@ -22,6 +22,11 @@ fn embedded_store_keeps_the_history_contract() {
 }
 
 #[test]
+fn embedded_store_keeps_the_layer_report_contract() {
+    suite::layer_report_suite(&EmbeddedStore::open(&temp_file("reports")).unwrap());
+}
+
+#[test]
 fn embedded_store_keeps_the_offset_contract() {
     offset_suite(&EmbeddedStore::open(&temp_file("offsets")).unwrap());
 }

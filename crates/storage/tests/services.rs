@@ -77,6 +77,13 @@ fn mongodb_keeps_the_history_contract() {
 }
 
 #[test]
+fn mongodb_keeps_the_layer_report_contract() {
+    let store = mongo("reports");
+    suite::layer_report_suite(&store);
+    store.drop_all().unwrap();
+}
+
+#[test]
 fn mongodb_keeps_the_offset_contract() {
     let store = mongo("offsets");
     suite::offset_suite(&store);

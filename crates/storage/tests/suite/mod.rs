@@ -139,6 +139,41 @@ pub fn offset_suite(store: &dyn OffsetStore) {
     assert_eq!(store.load_offsets("other", "t").unwrap(), [cp("t", 0, 99)]);
 }
 
+/// A layer report of `build` and `layer` with `samples` samples.
+pub fn layer_report(build: &str, layer: u32, samples: u64) -> qadf_core_types::LayerReport {
+    qadf_core_types::LayerReport {
+        build_id: build.into(),
+        layer,
+        verdict: qadf_core_types::Verdict::Critical,
+        samples,
+        late_samples: 1,
+        first_sample: Timestamp::from_nanos(1_795_000_000_000_000_001),
+        last_sample: Timestamp::from_nanos(1_795_000_000_123_456_789),
+        signals: [(
+            "temperature".to_owned(),
+            qadf_core_types::LayerSignal { count: samples, mean: 1901.25, min: 1700.5, max: 2349.5, std: 12.125 },
+        )]
+        .into_iter()
+        .collect(),
+        voxels: 400,
+        voxels_out_of_limits: 3,
+        out_of_limits_share: 0.0075,
+        alerts_by_rule: [("melt_pool_temperature".to_owned(), 7)].into_iter().collect(),
+        dropout_ms: 0.25,
+    }
+}
+
+/// The `LayerReportStore` contract.
+pub fn layer_report_suite(store: &dyn qadf_core_types::LayerReportStore) {
+    assert!(store.layer_reports("b").unwrap().is_empty());
+    store.store_layer_reports(&[layer_report("b", 2, 10), layer_report("b", 0, 5), layer_report("c", 0, 1)]).unwrap();
+    store.store_layer_reports(&[layer_report("b", 2, 12)]).unwrap();
+    let b = store.layer_reports("b").unwrap();
+    assert_eq!(b, [layer_report("b", 0, 5), layer_report("b", 2, 12)], "by layer, the last stored, every field equal");
+    assert_eq!(store.layer_reports("c").unwrap(), [layer_report("c", 0, 1)]);
+    assert!(store.layer_reports("b2").unwrap().is_empty(), "a build id is matched whole");
+}
+
 /// The `Cache` contract; `expire` moves time past a 1 s TTL.
 pub fn cache_suite(cache: &dyn Cache, expire: &dyn Fn()) {
     let values = [
