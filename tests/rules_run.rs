@@ -2,7 +2,8 @@
 //! sample) produced with confluent-kafka; the release `qadf-stream run` judges them by a rules
 //! file of photodiode limits (not the demo's melt-pool rules); its layer reports are read back
 //! from MongoDB with pymongo: OK, warning and critical layers where the producer put them, with
-//! the samples, statistics, alerts by rule and dropout time each layer really had.
+//! the samples, statistics, alerts by rule and dropout time each layer really had; and the same
+//! reports are read from their Kafka topic with confluent-kafka.
 
 mod scenario;
 
@@ -52,6 +53,23 @@ for d in MongoClient(uri)[db][collection + "_layer_reports"].find({"build_id": "
 print(json.dumps(out))
 "#;
 
+/// The layer reports published on their topic, as (key, layer, verdict).
+const TOPIC_READER: &str = r#"
+import json, sys, time
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "reports-reader", "auto.offset.reset": "earliest",
+              "session.timeout.ms": 6000, "enable.auto.commit": False})
+c.subscribe([sys.argv[2]])
+seen, deadline = [], time.time() + 60
+while len(seen) < 3 and time.time() < deadline:
+    m = c.poll(0.5)
+    if m is not None and m.error() is None:
+        r = json.loads(m.value())
+        seen.append([m.key().decode(), r["layer"], r["verdict"]])
+c.close()
+print(json.dumps(sorted(seen, key=lambda s: s[1])))
+"#;
+
 const RULES: &str = r#"
 sample_rate_hz = 10000.0
 
@@ -73,6 +91,8 @@ max_gap_periods = 3.0
 fn a_photodiode_rules_file_judges_each_layer_and_the_reports_are_read_back_with_pymongo() {
     let mut s = Scenario::new("rulesrun");
     s.extra.push(("QADF_MESSAGE_ENCODING".into(), "json".into()));
+    let reports_topic = format!("{}_reports", s.topic);
+    s.extra.push(("QADF_LAYER_REPORTS_TOPIC".into(), reports_topic.clone()));
     let dir = std::env::temp_dir().join(format!("qadf-rules-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let rules = dir.join("photodiode.toml");
@@ -109,6 +129,12 @@ fn a_photodiode_rules_file_judges_each_layer_and_the_reports_are_read_back_with_
     assert!(reports[2]["alerts_by_rule"]["photodiode_dropout"].as_i64().unwrap() == 1, "{}", reports[2]);
     let dropout = reports[2]["dropout_ms"].as_f64().unwrap();
     assert!((dropout - 2.1).abs() < 1e-6, "the gap is 2.1 ms (21 periods): {dropout}");
+    let published = run_python(TOPIC_READER, &[&Service::Kafka.addr(), &reports_topic]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(published.trim()).unwrap(),
+        serde_json::json!([["job-7", 0, "ok"], ["job-7", 1, "warning"], ["job-7", 2, "critical"]]),
+        "each report published once on its topic, keyed by build"
+    );
     s.store().drop_all().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

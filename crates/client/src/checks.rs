@@ -16,9 +16,13 @@ pub struct LoadedRules {
 }
 
 /// Reads and checks the rules of `path` (`None`: the demo's example rules). Gap rules in sample
-/// periods use the file's `sample_rate_hz`, else `sample_rate_hz`; z-score windows default to
-/// `window_size`.
-pub fn load(path: Option<&Path>, sample_rate_hz: Option<f64>, window_size: usize) -> Result<LoadedRules, ConfigError> {
+/// periods use the file's `sample_rate_hz`, else `sample_rate_hz`; windows default to
+/// `window_size` samples in buffers of `buffer_size` (the configuration's).
+pub fn load(
+    path: Option<&Path>,
+    sample_rate_hz: Option<f64>,
+    (window_size, buffer_size): (usize, usize),
+) -> Result<LoadedRules, ConfigError> {
     let (mut config, origin) = match path {
         Some(p) => (RulesConfig::from_file(p)?, p.display().to_string()),
         None => (
@@ -30,5 +34,5 @@ pub fn load(path: Option<&Path>, sample_rate_hz: Option<f64>, window_size: usize
     if config.sample_rate_hz.is_none() {
         config.sample_rate_hz = sample_rate_hz;
     }
-    Ok(LoadedRules { rules: config.compile(window_size)?, origin })
+    Ok(LoadedRules { rules: config.compile(window_size, buffer_size)?, origin })
 }

@@ -167,7 +167,11 @@ impl StreamingClient {
         sample_rate_hz: Option<f64>,
     ) -> Result<crate::checks::LoadedRules, ClientError> {
         let configured = (!self.config.rules_file.is_empty()).then(|| std::path::Path::new(&self.config.rules_file));
-        let loaded = crate::checks::load(path.or(configured), sample_rate_hz, self.config.window_size)?;
+        let loaded = crate::checks::load(
+            path.or(configured),
+            sample_rate_hz,
+            (self.config.window_size, self.config.buffer_size),
+        )?;
         self.set_rules(loaded.rules.clone())?;
         Ok(loaded)
     }

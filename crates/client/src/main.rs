@@ -306,7 +306,7 @@ fn schema_check_command(config: &StreamingConfig, file: &Path, key: Option<&str>
 
 /// `qadf-stream rules check FILE`: the file's rules, one a line, or every bad field.
 fn rules_check_command(config: &StreamingConfig, file: &Path, sample_rate_hz: Option<f64>) -> Result<()> {
-    match qadf_client::checks::load(Some(file), sample_rate_hz, config.window_size) {
+    match qadf_client::checks::load(Some(file), sample_rate_hz, (config.window_size, config.buffer_size)) {
         Ok(loaded) => {
             for rule in &loaded.rules {
                 println!("ok  {}: {:?} of {}", rule.name, rule.spec, rule.signal.as_deref().unwrap_or("(timing)"));

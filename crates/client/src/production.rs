@@ -154,7 +154,9 @@ pub fn run(
     // A dead letter must have somewhere to go before the first bad message arrives.
     kafka.create_topic(&config.dead_letter_topic, 1)?;
     kafka.create_topic(&config.alerts_topic, 1)?;
+    kafka.create_topic(&config.layer_reports_topic, 1)?;
     let producer: Arc<dyn MessageSink> = Arc::new(kafka);
+    let published = ReportTopic { sink: producer.clone(), topic: config.layer_reports_topic.clone() };
     let dead_letters = Arc::new(DeadLetterSink::new(producer.clone(), &config.dead_letter_topic));
     let alerts = Arc::new(AlertSink::new(producer, &config.alerts_topic));
     let live = if config.enable_redis_cache {
@@ -204,11 +206,11 @@ pub fn run(
         _ => None,
     };
     let mut last_retention = Instant::now();
-    let reports = stores.reports();
+    let reports = (stores.reports(), published);
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let closed = std::mem::take(&mut *closed_layers.lock());
-        keep_layer_reports(reports.as_ref(), &closed, &mut progress);
+        keep_layer_reports(&reports, &closed, &mut progress);
         if !ingest.running() {
             break;
         }
@@ -268,7 +270,7 @@ pub fn run(
     // The layers still open when the stream ends are reported as they stand.
     let mut closed = std::mem::take(&mut *closed_layers.lock());
     closed.extend(client.finish_layers());
-    keep_layer_reports(reports.as_ref(), &closed, &mut progress);
+    keep_layer_reports(&reports, &closed, &mut progress);
     for build in client.voxels().builds() {
         if let Some(grid) = client.voxels().grid(&build) {
             for digest in grid.read(|g| g.signals().iter().map(|s| g.digest(s)).collect::<Vec<_>>()) {
@@ -281,9 +283,19 @@ pub fn run(
     Ok(report)
 }
 
-/// Stores layer reports beside the history and prints a line for each (a store failure is
-/// printed too: the reports are derived data, and the stream goes on).
-fn keep_layer_reports(store: &dyn LayerReportStore, reports: &[LayerReport], progress: &mut impl FnMut(&str)) {
+/// Where layer reports are published: a topic of their own, JSON keyed by build.
+struct ReportTopic {
+    sink: Arc<dyn MessageSink>,
+    topic: String,
+}
+
+/// Prints a line for each layer report, stores them beside the history and publishes them (a
+/// failure is printed too: the reports are derived data, and the stream goes on).
+fn keep_layer_reports(
+    (store, topic): &(Arc<dyn LayerReportStore>, ReportTopic),
+    reports: &[LayerReport],
+    progress: &mut impl FnMut(&str),
+) {
     if reports.is_empty() {
         return;
     }
@@ -304,6 +316,20 @@ fn keep_layer_reports(store: &dyn LayerReportStore, reports: &[LayerReport], pro
     }
     if let Err(e) = store.store_layer_reports(reports) {
         progress(&format!("layer reports not stored ({} reports): {e}", reports.len()));
+    }
+    let messages: Vec<OutgoingMessage> = reports
+        .iter()
+        .filter_map(|r| serde_json::to_vec(r).ok().map(|json| (r, json)))
+        .map(|(r, payload)| OutgoingMessage {
+            topic: topic.topic.clone(),
+            partition: None,
+            key: Some(r.build_id.as_bytes().to_vec()),
+            payload,
+            headers: Vec::new(),
+        })
+        .collect();
+    if let Err(e) = topic.sink.send(messages) {
+        progress(&format!("layer reports not published to {} ({} reports): {}", topic.topic, reports.len(), e.error));
     }
 }
 

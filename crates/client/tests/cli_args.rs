@@ -68,7 +68,7 @@ fn rules_check_lists_a_good_files_rules_and_names_every_bad_field() {
     let out = check(&examples.join("template.toml"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("8 rules, all valid") && text.contains("ok  photodiode_cusum: Spc"), "{text}");
+    assert!(text.contains("9 rules, all valid") && text.contains("ok  photodiode_cusum: Spc"), "{text}");
     // The demo's file takes the monitors' rate from its caller.
     let out = check(&examples.join("demo.toml"));
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));

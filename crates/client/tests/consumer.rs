@@ -400,7 +400,7 @@ fn a_drop_batch_rule_publishes_its_alerts_dead_letters_the_batch_naming_the_rule
     let client =
         Arc::new(StreamingClient::new(StreamingConfig { max_batch_wait_ms: 20, ..Default::default() }).unwrap());
     let rules = "[[rule]]\nname = \"too_hot\"\nkind = \"range\"\nsignal = \"temperature\"\nunit = \"K\"\ncritical = [0.0, 2000.0]\naction = \"drop_batch\"\n";
-    let rules = qadf_core_types::rules::RulesConfig::from_toml_str(rules, "test").unwrap().compile(100).unwrap();
+    let rules = qadf_core_types::rules::RulesConfig::from_toml_str(rules, "test").unwrap().compile(100, 1000).unwrap();
     client.set_rules(rules).unwrap();
     let offsets = Arc::new(MemoryOffsetStore::default());
     let (sink, source) = in_process::channel(8, "g", offsets.clone());

@@ -67,9 +67,12 @@ pub struct StreamingConfig {
     pub dead_letter_topic: String,
     /// Topic that receives every quality alert `run` raises, as JSON keyed by build. Default `am_qadf_alerts`.
     pub alerts_topic: String,
-    /// Capacity of each temporal buffer in samples. Default 1000.
+    /// Topic that receives each layer's report (docs/RULES.md), as JSON keyed by build. Default `am_qadf_layer_reports`.
+    pub layer_reports_topic: String,
+    /// Capacity of each temporal buffer in samples: the default `buffer` of a rules file's
+    /// `window` rules (docs/RULES.md). Default 1000.
     pub buffer_size: usize,
-    /// Default window length in samples. Default 100.
+    /// Default window length in samples: of `window` and `zscore` rules. Default 100.
     pub window_size: usize,
     /// Samples per processing batch. Default 100.
     pub processing_batch_size: usize,
@@ -146,6 +149,7 @@ impl Default for StreamingConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             dead_letter_topic: "am_qadf_dead_letter".to_owned(),
             alerts_topic: "am_qadf_alerts".to_owned(),
+            layer_reports_topic: "am_qadf_layer_reports".to_owned(),
             buffer_size: 1000,
             window_size: 100,
             processing_batch_size: 100,
@@ -280,6 +284,12 @@ impl StreamingConfig {
             self.alerts_topic != self.kafka_topic && self.alerts_topic != self.dead_letter_topic,
             "alerts_topic",
             "must differ from kafka_topic and dead_letter_topic",
+        );
+        check(is_topic(&self.layer_reports_topic), "layer_reports_topic", TOPIC_RULE);
+        check(
+            ![&self.kafka_topic, &self.dead_letter_topic, &self.alerts_topic].contains(&&self.layer_reports_topic),
+            "layer_reports_topic",
+            "must differ from kafka_topic, dead_letter_topic and alerts_topic",
         );
         check(!self.consumer_group_id.trim().is_empty(), "consumer_group_id", "must not be empty");
         check(

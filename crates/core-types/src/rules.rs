@@ -62,8 +62,14 @@ pub struct RuleConfig {
     pub max_gap_ms: Option<f64>,
     /// `gap`: the longest gap in sample periods (needs `sample_rate_hz`).
     pub max_gap_periods: Option<f64>,
-    /// `zscore`: samples in the sliding window (default: the configuration's `window_size`).
+    /// `zscore` and `window`: samples in the sliding window (default: the configuration's `window_size`).
     pub window: Option<usize>,
+    /// `window`: a time window of this many ms of measurement time instead of a count of samples.
+    pub window_ms: Option<f64>,
+    /// `window`: samples a stream's buffer holds (default: the configuration's `buffer_size`).
+    pub buffer: Option<usize>,
+    /// `window`: `mean` (default) or `std` of the window, judged against the bands.
+    pub statistic: Option<String>,
     /// `zscore` and `hotspot`: the limit in standard deviations.
     pub k: Option<f64>,
     /// `hotspot`: samples a voxel needs before it is judged (default 3).
@@ -187,6 +193,24 @@ pub enum Limits {
     },
 }
 
+/// The span of a windowed rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Span {
+    /// The last `n` samples of the stream.
+    Samples(usize),
+    /// The samples of the last span of measurement time (up to the stream's newest sample).
+    Time(Duration),
+}
+
+/// What a windowed rule judges of its window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistic {
+    /// The mean of the window's values.
+    Mean,
+    /// Their sample standard deviation.
+    Std,
+}
+
 /// What one rule checks, with its parameters checked.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RuleSpec {
@@ -213,6 +237,20 @@ pub enum RuleSpec {
         window: usize,
         /// Limit in sigmas.
         k: f64,
+    },
+    /// A statistic of each stream's temporal window (the buffer crate's), after each batch,
+    /// within `[low, high]` bands as for `Range`.
+    Window {
+        /// Count or time window.
+        span: Span,
+        /// Samples each stream's buffer holds.
+        buffer: usize,
+        /// Mean or standard deviation.
+        statistic: Statistic,
+        /// The soft band.
+        warning: Option<(f64, f64)>,
+        /// The hard band.
+        critical: Option<(f64, f64)>,
     },
     /// A voxel's mean within `k` sigmas of its layer's.
     HotSpot {
@@ -253,8 +291,14 @@ pub struct Rule {
     pub scope: Scope,
 }
 
+/// The largest rules file read.
+pub const MAX_RULES_FILE_BYTES: u64 = 1 << 20;
+
+/// Most rules one file may hold (each runs on every batch).
+pub const MAX_RULES: usize = 1000;
+
 /// The kinds a rule may have.
-pub const RULE_KINDS: [&str; 6] = ["range", "rate", "gap", "zscore", "hotspot", "spc"];
+pub const RULE_KINDS: [&str; 7] = ["range", "rate", "gap", "zscore", "window", "hotspot", "spc"];
 
 impl RulesConfig {
     /// Reads a rules file from TOML text (`origin` names it in errors).
@@ -262,24 +306,37 @@ impl RulesConfig {
         toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.to_owned(), message: e.to_string() })
     }
 
-    /// Reads a rules file.
+    /// Reads a rules file (at most [`MAX_RULES_FILE_BYTES`]).
     pub fn from_file(path: &Path) -> Result<RulesConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let io = |source| ConfigError::Io { path: path.display().to_string(), source };
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size > MAX_RULES_FILE_BYTES {
+            return Err(ConfigError::Parse {
+                origin: path.display().to_string(),
+                message: format!("{size} bytes: a rules file is at most {MAX_RULES_FILE_BYTES} bytes"),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
         RulesConfig::from_toml_str(&text, &path.display().to_string())
     }
 
-    /// Checks every rule, naming every bad field (`rule[2].k: ...`); `window_size` is the
-    /// default z-score window.
-    pub fn compile(&self, window_size: usize) -> Result<Vec<Rule>, ConfigError> {
+    /// Checks every rule, naming every bad field (`rule[2].k: ...`); `window_size` and
+    /// `buffer_size` (of the configuration) are the defaults of windowed rules.
+    pub fn compile(&self, window_size: usize, buffer_size: usize) -> Result<Vec<Rule>, ConfigError> {
         let mut errors = Vec::new();
         if let Some(hz) = self.sample_rate_hz
             && !(hz.is_finite() && hz > 0.0)
         {
             errors.push(FieldError { field: "sample_rate_hz".to_owned(), reason: format!("{hz} is not > 0") });
         }
+        if self.rules.len() > MAX_RULES {
+            errors.push(FieldError {
+                field: "rule".to_owned(),
+                reason: format!("{} rules: a file holds at most {MAX_RULES}", self.rules.len()),
+            });
+        }
         let mut rules = Vec::new();
-        for (i, r) in self.rules.iter().enumerate() {
+        for (i, r) in self.rules.iter().enumerate().take(MAX_RULES) {
             let mut bad = |field: &str, reason: String| {
                 errors.push(FieldError { field: format!("rule[{i}].{field}"), reason });
             };
@@ -288,7 +345,7 @@ impl RulesConfig {
             } else if self.rules[..i].iter().any(|o| o.name == r.name) {
                 bad("name", format!("`{}` names an earlier rule too; names are unique", r.name.escape_debug()));
             }
-            if let Some(rule) = compile_rule(r, self.sample_rate_hz, window_size, &mut bad) {
+            if let Some(rule) = compile_rule(r, self.sample_rate_hz, (window_size, buffer_size), &mut bad) {
                 rules.push(rule);
             }
         }
@@ -303,6 +360,7 @@ fn used_fields(kind: &str, chart: Option<&str>) -> &'static [&'static str] {
         ("rate", _) => &["min_hz"],
         ("gap", _) => &["max_gap_ms", "max_gap_periods"],
         ("zscore", _) => &["signal", "unit", "window", "k"],
+        ("window", _) => &["signal", "unit", "window", "window_ms", "buffer", "statistic", "warning", "critical"],
         ("hotspot", _) => &["signal", "unit", "k", "min_count"],
         ("spc", Some("ewma")) => &["signal", "unit", "chart", "lambda", "l", "warmup", "center", "sigma"],
         ("spc", Some("cusum")) => &["signal", "unit", "chart", "cusum_k", "cusum_h", "warmup", "center", "sigma"],
@@ -322,6 +380,9 @@ fn given_fields(r: &RuleConfig) -> Vec<&'static str> {
         ("max_gap_ms", r.max_gap_ms.is_some()),
         ("max_gap_periods", r.max_gap_periods.is_some()),
         ("window", r.window.is_some()),
+        ("window_ms", r.window_ms.is_some()),
+        ("buffer", r.buffer.is_some()),
+        ("statistic", r.statistic.is_some()),
         ("k", r.k.is_some()),
         ("min_count", r.min_count.is_some()),
         ("chart", r.chart.is_some()),
@@ -350,10 +411,27 @@ fn band(field: &str, v: Option<[f64; 2]>, bad: &mut impl FnMut(&str, String)) ->
     Some((lo, hi))
 }
 
+/// `(low, high)`.
+type Band = (f64, f64);
+
+/// The warning and critical bands of a `range` or `window` rule (at least one; warning inside critical).
+fn bands(r: &RuleConfig, bad: &mut impl FnMut(&str, String)) -> (Option<Band>, Option<Band>) {
+    let warning = band("warning", r.warning, bad);
+    let critical = band("critical", r.critical, bad);
+    match (warning, critical) {
+        (None, None) => bad("critical", "give `critical` or `warning` (or both) as [low, high]".to_owned()),
+        (Some(w), Some(c)) if w.0 < c.0 || w.1 > c.1 => {
+            bad("warning", format!("[{}, {}] reaches outside `critical` [{}, {}]", w.0, w.1, c.0, c.1));
+        }
+        _ => {}
+    }
+    (warning, critical)
+}
+
 fn compile_rule(
     r: &RuleConfig,
     sample_rate_hz: Option<f64>,
-    window_size: usize,
+    (window_size, buffer_size): (usize, usize),
     bad: &mut impl FnMut(&str, String),
 ) -> Option<Rule> {
     if !RULE_KINDS.contains(&r.kind.as_str()) {
@@ -366,7 +444,7 @@ fn compile_rule(
             bad(field, format!("is not read by a `{}` rule{}", r.kind, chart_note(r)));
         }
     }
-    if r.kind == "range" && r.severity.is_some() {
+    if matches!(r.kind.as_str(), "range" | "window") && r.severity.is_some() {
         bad("severity", "a `range` rule's bands set their severity: `warning` and `critical`".to_owned());
     }
     let mut failed = false;
@@ -398,15 +476,7 @@ fn compile_rule(
     };
     let spec = match r.kind.as_str() {
         "range" => {
-            let warning = band("warning", r.warning, &mut bad);
-            let critical = band("critical", r.critical, &mut bad);
-            match (warning, critical) {
-                (None, None) => bad("critical", "give `critical` or `warning` (or both) as [low, high]".to_owned()),
-                (Some(w), Some(c)) if w.0 < c.0 || w.1 > c.1 => {
-                    bad("warning", format!("[{}, {}] reaches outside `critical` [{}, {}]", w.0, w.1, c.0, c.1));
-                }
-                _ => {}
-            }
+            let (warning, critical) = bands(r, &mut bad);
             RuleSpec::Range { warning, critical }
         }
         "rate" => match r.min_hz {
@@ -448,6 +518,40 @@ fn compile_rule(
                 bad("window", format!("{window} samples: give 2 to 1,000,000"));
             }
             RuleSpec::ZScore { window, k: k(&mut bad, None) }
+        }
+        "window" => {
+            let (warning, critical) = bands(r, &mut bad);
+            let buffer = r.buffer.unwrap_or(buffer_size);
+            if !(1..=10_000_000).contains(&buffer) {
+                bad("buffer", format!("{buffer} samples: give 1 to 10,000,000"));
+            }
+            let span = match (r.window, r.window_ms) {
+                (Some(_), Some(_)) => {
+                    bad("window_ms", "give `window` (samples) or `window_ms`, not both".to_owned());
+                    Span::Samples(1)
+                }
+                (_, Some(ms)) if positive(ms) && ms <= 1e9 => Span::Time(Duration::from_secs_f64(ms / 1e3)),
+                (_, Some(ms)) => {
+                    bad("window_ms", format!("{ms} ms: give a span > 0 (at most 1e9)"));
+                    Span::Samples(1)
+                }
+                (n, None) => {
+                    let n = n.unwrap_or(window_size);
+                    if !(1..=buffer).contains(&n) {
+                        bad("window", format!("{n} samples: give 1 to `buffer` ({buffer})"));
+                    }
+                    Span::Samples(n)
+                }
+            };
+            let statistic = match r.statistic.as_deref() {
+                None | Some("mean") => Statistic::Mean,
+                Some("std") => Statistic::Std,
+                Some(other) => {
+                    bad("statistic", format!("`{}`: use mean or std", other.escape_debug()));
+                    Statistic::Mean
+                }
+            };
+            RuleSpec::Window { span, buffer, statistic, warning, critical }
         }
         "hotspot" => RuleSpec::HotSpot { k: k(&mut bad, None), min_count: r.min_count.unwrap_or(3).max(1) },
         _ => spc(r, &mut bad),

@@ -146,7 +146,7 @@ fn rules_pipeline(rules: bool) -> Pipeline {
     );
     let mut config = qadf_core_types::rules::RulesConfig::from_toml_str(&text, "bench").unwrap();
     config.sample_rate_hz = Some(100_000.0);
-    let checks = rules::compile(config.compile(100).unwrap(), &voxels).unwrap();
+    let checks = rules::compile(config.compile(100, 1000).unwrap(), &voxels).unwrap();
     rules::add_rules(builder, &checks).build()
 }
 

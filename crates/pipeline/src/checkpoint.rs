@@ -31,7 +31,8 @@ pub trait QualityCheck: Send + Sync {
     fn check(&self, batch: &SampleBatch) -> CheckOutcome;
 }
 
-fn alert(
+/// An alert of check `check` at sample `s`.
+pub(crate) fn alert(
     check: &str,
     severity: Severity,
     s: &Sample,
@@ -55,20 +56,41 @@ fn alert(
     }
 }
 
+/// Warning and critical bands: a value is judged by the outermost band it leaves.
+#[derive(Clone, Debug)]
+pub(crate) struct Bands(Vec<(f64, f64, Severity)>);
+
+impl Bands {
+    /// The critical band (outermost) and the warning band, either may be absent.
+    pub(crate) fn new(warning: Option<(f64, f64)>, critical: Option<(f64, f64)>) -> Bands {
+        Bands(
+            [(critical, Severity::Critical), (warning, Severity::Warning)]
+                .into_iter()
+                .filter_map(|(band, severity)| band.map(|(lo, hi)| (lo, hi, severity)))
+                .collect(),
+        )
+    }
+
+    /// `None` inside every band; else the limit crossed, "below" or "above", and the severity.
+    pub(crate) fn judge(&self, v: f64) -> Option<(f64, &'static str, Severity)> {
+        let &(lo, hi, severity) = self.0.iter().find(|(lo, hi, _)| !(v >= *lo && v <= *hi))?;
+        Some(if v < lo { (lo, "below", severity) } else { (hi, "above", severity) })
+    }
+}
+
 /// Each sample's `signal` must lie in its bands: outside the hard band a critical alert,
 /// outside the soft band (only) a warning (e.g. melt-pool temperature limits).
 #[derive(Clone, Debug)]
 pub struct RangeCheck {
     name: String,
     signal: String,
-    /// `(low, high, severity)`, outermost first: a value is judged by the first band it leaves.
-    bands: Vec<(f64, f64, Severity)>,
+    bands: Bands,
 }
 
 impl RangeCheck {
     /// A range check raising [`Severity::Critical`] alerts outside `[lo, hi]`.
     pub fn new(name: impl Into<String>, signal: impl Into<String>, lo: f64, hi: f64) -> RangeCheck {
-        RangeCheck { name: name.into(), signal: signal.into(), bands: vec![(lo, hi, Severity::Critical)] }
+        RangeCheck { name: name.into(), signal: signal.into(), bands: Bands::new(None, Some((lo, hi))) }
     }
 
     /// A range check with a soft (warning) band inside a hard (critical) band; either may be absent.
@@ -78,16 +100,12 @@ impl RangeCheck {
         warning: Option<(f64, f64)>,
         critical: Option<(f64, f64)>,
     ) -> RangeCheck {
-        let bands = [(critical, Severity::Critical), (warning, Severity::Warning)]
-            .into_iter()
-            .filter_map(|(band, severity)| band.map(|(lo, hi)| (lo, hi, severity)))
-            .collect();
-        RangeCheck { name: name.into(), signal: signal.into(), bands }
+        RangeCheck { name: name.into(), signal: signal.into(), bands: Bands::new(warning, critical) }
     }
 
     /// Sets the severity of every band's alerts.
     pub fn with_severity(mut self, severity: Severity) -> RangeCheck {
-        for band in &mut self.bands {
+        for band in &mut self.bands.0 {
             band.2 = severity;
         }
         self
@@ -103,12 +121,11 @@ impl QualityCheck for RangeCheck {
         let mut out = CheckOutcome::default();
         for s in &batch.samples {
             let Some(v) = s.signals.get(&self.signal) else { continue };
-            let Some(&(lo, hi, severity)) = self.bands.iter().find(|(lo, hi, _)| !(v >= *lo && v <= *hi)) else {
+            let Some((threshold, side, severity)) = self.bands.judge(v) else {
                 out.passed += 1;
                 continue;
             };
             out.failed += 1;
-            let (threshold, side) = if v < lo { (lo, "below") } else { (hi, "above") };
             let word = if severity == Severity::Critical { "critical" } else { "warning" };
             let message = format!("{} = {v} is {side} the {word} limit {threshold}", self.signal);
             out.alerts.push(alert(&self.name, severity, s, &self.signal, v, threshold, message));

@@ -37,6 +37,7 @@ mod parallel;
 mod pipeline;
 pub mod rules;
 mod stages;
+mod window_check;
 
 pub use checkpoint::{
     CheckOutcome, CheckpointAction, FnCheck, GapCheck, HotSpotCheck, QualityCheck, RangeCheck, RateCheck, ZScoreCheck,
@@ -52,3 +53,4 @@ pub use pipeline::{ErrorPolicy, Pipeline, PipelineBuilder, Step, create_processi
 pub use stages::{
     BufferStage, ChartKind, FnStage, SpcStage, UnitConversion, ValidateStage, VoxelStage, western_electric,
 };
+pub use window_check::WindowCheck;

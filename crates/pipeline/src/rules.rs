@@ -9,6 +9,7 @@ use qadf_core_types::{SampleBatch, StageError};
 use crate::checkpoint::{CheckOutcome, GapCheck, HotSpotCheck, QualityCheck, RangeCheck, RateCheck, ZScoreCheck};
 use crate::pipeline::PipelineBuilder;
 use crate::stages::{SpcStage, VoxelStage};
+use crate::window_check::WindowCheck;
 
 /// One rule as a checkpoint.
 pub struct RuleCheck {
@@ -26,6 +27,9 @@ impl RuleCheck {
             RuleSpec::Rate { min_hz } => Arc::new(RateCheck::new(name, min_hz)),
             RuleSpec::Gap { max_gap } => Arc::new(GapCheck::new(name, max_gap)),
             RuleSpec::ZScore { window, k } => Arc::new(ZScoreCheck::new(name, signal, window, k)),
+            RuleSpec::Window { span, buffer, statistic, warning, critical } => {
+                Arc::new(WindowCheck::new(name, signal, (span, buffer, statistic), warning, critical))
+            }
             RuleSpec::HotSpot { k, min_count } => {
                 Arc::new(HotSpotCheck::new(name, signal, k, min_count, voxels.clone()))
             }
@@ -66,7 +70,7 @@ impl QualityCheck for RuleCheck {
             }
             self.check.check(&SampleBatch::new(within))
         };
-        let own_severity = !matches!(self.rule.spec, RuleSpec::Range { .. });
+        let own_severity = !matches!(self.rule.spec, RuleSpec::Range { .. } | RuleSpec::Window { .. });
         for alert in &mut outcome.alerts {
             alert.unit.clone_from(&self.rule.unit);
             if own_severity {

@@ -29,7 +29,7 @@ fn samples(values: &[f64]) -> Vec<Sample> {
 fn pipeline(rules: &str) -> Pipeline {
     let voxels =
         Arc::new(VoxelStage::per_build(VoxelGrid::new(Point3::origin(), Point3::new(10.0, 10.0, 1.0), 0.1).unwrap()));
-    let rules = RulesConfig::from_toml_str(rules, "test").unwrap().compile(100).unwrap();
+    let rules = RulesConfig::from_toml_str(rules, "test").unwrap().compile(100, 1000).unwrap();
     let checks = compile(rules, &voxels).unwrap();
     add_rules(PipelineBuilder::new().dedup_interval(std::time::Duration::ZERO).add_stage(voxels), &checks).build()
 }
@@ -188,7 +188,7 @@ dedup_interval_ms = 1000
 "#;
     let voxels =
         Arc::new(VoxelStage::per_build(VoxelGrid::new(Point3::origin(), Point3::new(10.0, 10.0, 1.0), 0.1).unwrap()));
-    let checks = compile(RulesConfig::from_toml_str(rules, "t").unwrap().compile(100).unwrap(), &voxels).unwrap();
+    let checks = compile(RulesConfig::from_toml_str(rules, "t").unwrap().compile(100, 1000).unwrap(), &voxels).unwrap();
     // A global interval of zero keeps every range alert; the z-score rule keeps its own 1 s.
     let p = add_rules(PipelineBuilder::new().dedup_interval(std::time::Duration::ZERO), &checks).build();
     let a = p.process(SampleBatch::new(s)).unwrap().alerts;
@@ -197,4 +197,34 @@ dedup_interval_ms = 1000
     assert_eq!(by("pyro2_only"), [15, 16, 17, 18, 19]);
     assert!(a.iter().filter(|x| x.checkpoint == "pyro2_only").all(|x| x.severity == Severity::Warning));
     assert!(by("everyone_deduplicated").is_empty(), "constant values: no z-score alerts");
+}
+
+#[test]
+fn window_rules_judge_the_buffers_count_and_time_windows_after_each_batch() {
+    // Count window of 10, batches of 5: samples 0-19 are 9, 20-29 are 12. After the batch ending
+    // at 24 the window holds five 9s and five 12s: mean 10.5, above the warning limit 10.
+    let mut v = vec![9.0; 20];
+    v.extend([12.0; 10]);
+    let rules = "[[rule]]\nname = \"w\"\nkind = \"window\"\nsignal = \"v\"\nunit = \"mV\"\nwindow = 10\nbuffer = 50\nwarning = [0.0, 10.0]";
+    let p = pipeline(rules);
+    let mut alerts = Vec::new();
+    for chunk in samples(&v).chunks(5) {
+        alerts.extend(p.process(SampleBatch::new(chunk.to_vec())).unwrap().alerts);
+    }
+    let got: Vec<_> = alerts.iter().map(|a| (at(a), a.value, a.severity, a.unit.as_deref())).collect();
+    assert_eq!(got, [(24, 10.5, Severity::Warning, Some("mV")), (29, 12.0, Severity::Warning, Some("mV"))]);
+
+    // A time window of 50 µs of measurement time up to the newest sample (10 µs apart): samples
+    // 4-9 of values 0-9, mean 6.5, above 6. The standard deviation of the same window: √3.5.
+    let values: Vec<f64> = (0..10).map(f64::from).collect();
+    let timed = "[[rule]]\nname = \"t\"\nkind = \"window\"\nsignal = \"v\"\nwindow_ms = 0.05\ncritical = [0.0, 6.0]";
+    let a = alerts_of(timed, &values);
+    assert_eq!(a.iter().map(|a| (at(a), a.value, a.severity)).collect::<Vec<_>>(), [(9, 6.5, Severity::Critical)]);
+    let std = timed.replace("critical = [0.0, 6.0]", "statistic = \"std\"\ncritical = [0.0, 1.0]");
+    let a = alerts_of(&std, &values);
+    assert!((a[0].value - 3.5f64.sqrt()).abs() < 1e-12, "{a:?}");
+}
+
+fn alerts_of(rules: &str, values: &[f64]) -> Vec<Alert> {
+    alerts(rules, samples(values))
 }

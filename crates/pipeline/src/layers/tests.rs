@@ -12,7 +12,7 @@ fn sample(build: &str, layer: u32, i: i64, x: f64, t: f64) -> Sample {
 
 fn reporter() -> LayerReporter {
     let rules = "sample_rate_hz = 1000.0\n[[rule]]\nname = \"hot\"\nkind = \"range\"\nsignal = \"t\"\nwarning = [0.0, 10.0]\ncritical = [-5.0, 20.0]\n[[rule]]\nname = \"gap\"\nkind = \"gap\"\nmax_gap_periods = 3.0\n";
-    let rules = RulesConfig::from_toml_str(rules, "t").unwrap().compile(10).unwrap();
+    let rules = RulesConfig::from_toml_str(rules, "t").unwrap().compile(10, 1000).unwrap();
     LayerReporter::new(VoxelGrid::new(Point3::origin(), Point3::new(10.0, 10.0, 1.0), 0.1).unwrap(), &rules)
 }
 
