@@ -92,7 +92,7 @@ pub struct RuleConfig {
     pub center: Option<f64>,
     /// `spc`: a fixed process sigma of individual values (with `center`).
     pub sigma: Option<f64>,
-    /// `spc` X̄ charts: the run rules applied, of `we1`-`we4` (default all four).
+    /// `spc` X̄ charts: the run rules applied, of `we1`-`we4` and `n2`, `n3`, `n4`, `n7`, `n8` (default `we1`-`we4`).
     pub run_rules: Option<Vec<String>>,
     /// The alert severity (default `warning`; a `range` rule's bands set their own).
     pub severity: Option<Severity>,
@@ -175,6 +175,59 @@ impl Chart {
         match self {
             Chart::XBarR { subgroup_size } | Chart::XBarS { subgroup_size } => subgroup_size,
             Chart::Ewma { .. } | Chart::Cusum { .. } => 1,
+        }
+    }
+}
+
+/// A run rule for X̄ charts, judged on the standardized points (limits at ±3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunRule {
+    /// Western Electric 1 (Nelson 1): one point beyond 3 σ.
+    We1,
+    /// Western Electric 2 (Nelson 5): 2 of 3 beyond 2 σ on one side.
+    We2,
+    /// Western Electric 3 (Nelson 6): 4 of 5 beyond 1 σ on one side.
+    We3,
+    /// Western Electric 4: 8 in a row on one side of the centre line.
+    We4,
+    /// Nelson 2: 9 in a row on one side of the centre line.
+    N2,
+    /// Nelson 3: 6 in a row steadily increasing or decreasing.
+    N3,
+    /// Nelson 4: 14 in a row alternating up and down.
+    N4,
+    /// Nelson 7: 15 in a row within 1 σ (on either side).
+    N7,
+    /// Nelson 8: 8 in a row beyond 1 σ, on both sides.
+    N8,
+}
+
+impl RunRule {
+    /// Every rule, with its name in a rules file.
+    pub const ALL: [(RunRule, &'static str); 9] = [
+        (RunRule::We1, "we1"),
+        (RunRule::We2, "we2"),
+        (RunRule::We3, "we3"),
+        (RunRule::We4, "we4"),
+        (RunRule::N2, "n2"),
+        (RunRule::N3, "n3"),
+        (RunRule::N4, "n4"),
+        (RunRule::N7, "n7"),
+        (RunRule::N8, "n8"),
+    ];
+
+    /// The code a violation message starts with (`WE1`, `N3`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            RunRule::We1 => "WE1",
+            RunRule::We2 => "WE2",
+            RunRule::We3 => "WE3",
+            RunRule::We4 => "WE4",
+            RunRule::N2 => "N2",
+            RunRule::N3 => "N3",
+            RunRule::N4 => "N4",
+            RunRule::N7 => "N7",
+            RunRule::N8 => "N8",
         }
     }
 }
@@ -265,8 +318,8 @@ pub enum RuleSpec {
         chart: Chart,
         /// Where its limits come from.
         limits: Limits,
-        /// Western Electric rules applied to X̄ charts (indices 1-4).
-        run_rules: Vec<u8>,
+        /// The run rules X̄ points are judged by.
+        run_rules: Vec<RunRule>,
     },
 }
 
@@ -642,14 +695,14 @@ fn spc(r: &RuleConfig, bad: &mut impl FnMut(&str, String)) -> RuleSpec {
     };
     let mut run_rules = Vec::new();
     for name in r.run_rules.clone().unwrap_or_else(|| ["we1", "we2", "we3", "we4"].map(String::from).to_vec()) {
-        match name.as_str() {
-            "we1" => run_rules.push(1),
-            "we2" => run_rules.push(2),
-            "we3" => run_rules.push(3),
-            "we4" => run_rules.push(4),
-            other => bad(
+        match RunRule::ALL.iter().find(|(_, n)| *n == name) {
+            Some((rule, _)) => run_rules.push(*rule),
+            None => bad(
                 "run_rules",
-                format!("`{}` is not a run rule; use we1-we4 (Western Electric)", other.escape_debug()),
+                format!(
+                    "`{}` is not a run rule; use we1-we4 (Western Electric) or n2, n3, n4, n7, n8 (Nelson)",
+                    name.escape_debug()
+                ),
             ),
         }
     }

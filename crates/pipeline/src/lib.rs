@@ -51,6 +51,6 @@ pub use metrics::{
 pub use parallel::{Completed, ParallelProcessor, TrySubmitError};
 pub use pipeline::{ErrorPolicy, Pipeline, PipelineBuilder, Step, create_processing_pipeline};
 pub use stages::{
-    BufferStage, ChartKind, FnStage, SpcStage, UnitConversion, ValidateStage, VoxelStage, western_electric,
+    BufferStage, ChartKind, FnStage, SpcStage, UnitConversion, ValidateStage, VoxelStage, nelson, western_electric,
 };
 pub use window_check::WindowCheck;

@@ -228,3 +228,16 @@ fn window_rules_judge_the_buffers_count_and_time_windows_after_each_batch() {
 fn alerts_of(rules: &str, values: &[f64]) -> Vec<Alert> {
     alerts(rules, samples(values))
 }
+
+#[test]
+fn a_nelson_run_rule_chosen_in_the_file_fires_where_its_run_completes() {
+    // X̄ of 4, centre 10, sigma 1: σ(X̄) = 0.5, z = 2 (mean − 10). Subgroup means 10.0, 10.1,
+    // ... 10.5 (z 0 to 1, inside every limit) rise six times in a row: N3 at the sixth subgroup's
+    // last sample, 23. With only `we1`-`we4`, nothing fires.
+    let v: Vec<f64> = (0..6).flat_map(|g| [10.0 + 0.1 * f64::from(g); 4]).collect();
+    let rules = "[[rule]]\nname = \"trend\"\nkind = \"spc\"\nchart = \"xbar_r\"\nsignal = \"v\"\nsubgroup_size = 4\ncenter = 10.0\nsigma = 1.0\nrun_rules = [\"n3\"]";
+    let a = alerts(rules, samples(&v));
+    assert_eq!(a.iter().map(at).collect::<Vec<_>>(), [23], "{a:?}");
+    assert!(a[0].message.contains("N3: 6 in a row steadily increasing"), "{}", a[0].message);
+    assert!(alerts(&rules.replace("[\"n3\"]", "[\"we1\", \"we2\", \"we3\", \"we4\"]"), samples(&v)).is_empty());
+}

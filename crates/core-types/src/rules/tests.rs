@@ -41,6 +41,7 @@ fn the_demo_and_template_files_compile() {
             critical: None
         }
     );
+    assert!(matches!(&template[6].spec, RuleSpec::Spc { run_rules, .. } if run_rules.contains(&RunRule::N3)));
     assert_eq!(template[0].scope.tags.get("material").map(String::as_str), Some("Ti64"));
     assert_eq!(template[0].dedup_interval, Some(Duration::from_millis(500)));
     assert_eq!(
@@ -48,7 +49,7 @@ fn the_demo_and_template_files_compile() {
         RuleSpec::Spc {
             chart: Chart::Ewma { lambda: 0.2, l: 3.0 },
             limits: Limits::Fixed { center: 500.0, sigma: 40.0 },
-            run_rules: vec![1, 2, 3, 4]
+            run_rules: vec![RunRule::We1, RunRule::We2, RunRule::We3, RunRule::We4]
         }
     );
 }

@@ -7,7 +7,7 @@ mod validate;
 mod voxel;
 
 pub use buffer::BufferStage;
-pub use spc::{ChartKind, SpcStage, western_electric};
+pub use spc::{ChartKind, SpcStage, nelson, western_electric};
 pub use units::UnitConversion;
 pub use validate::ValidateStage;
 pub use voxel::VoxelStage;

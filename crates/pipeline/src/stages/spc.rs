@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use qadf_core_types::{Alert, SampleBatch, Severity, SpcResult, Stage, StageError, StreamingResult};
 
 use crate::checkpoint::{CheckOutcome, QualityCheck};
+use qadf_core_types::rules::RunRule;
 
 /// d₂ constants for subgroup sizes 2..=25 (expected range of n standard normals).
 const D2: [f64; 24] = [
@@ -35,7 +36,7 @@ fn c4(n: usize) -> f64 {
 /// Which chart to keep: the rules file's chart (one type for both).
 pub use qadf_core_types::rules::Chart as ChartKind;
 
-/// Names of the Western Electric rules the newest point violates, given the standardized history
+/// Names of the Western Electric rules the newest point violates (Nelson's others: [`nelson`]), given the standardized history
 /// `z` (newest last). A rule only fires when the newest point takes part in it.
 pub fn western_electric(z: &[f64]) -> Vec<&'static str> {
     let mut violated = Vec::new();
@@ -54,6 +55,35 @@ pub fn western_electric(z: &[f64]) -> Vec<&'static str> {
     }
     if z.len() >= 8 && last != 0.0 && tail(8).iter().all(|v| v.signum() == side && *v != 0.0) {
         violated.push("WE4: 8 in a row on one side of the centre line");
+    }
+    violated
+}
+
+/// Names of the Nelson rules beyond Western Electric's that the newest point completes, given the
+/// standardized history `z` (newest last): N2, N3, N4, N7, N8 (Nelson, *J. Quality Technology*, 1984).
+pub fn nelson(z: &[f64]) -> Vec<&'static str> {
+    let mut violated = Vec::new();
+    let tail = |n: usize| (z.len() >= n).then(|| &z[z.len() - n..]);
+    let one_side = |w: &[f64]| w.iter().all(|v| *v > 0.0) || w.iter().all(|v| *v < 0.0);
+    if tail(9).is_some_and(one_side) {
+        violated.push("N2: 9 in a row on one side of the centre line");
+    }
+    // The direction of each step: +1 up, -1 down, 0 level (`f64::signum` calls 0 positive).
+    let steps = |w: &[f64]| w.windows(2).map(|p| (p[1] > p[0]) as i8 - (p[1] < p[0]) as i8).collect::<Vec<i8>>();
+    if tail(6).is_some_and(|w| {
+        let s = steps(w);
+        s.iter().all(|d| *d > 0) || s.iter().all(|d| *d < 0)
+    }) {
+        violated.push("N3: 6 in a row steadily increasing or decreasing");
+    }
+    if tail(14).is_some_and(|w| steps(w).windows(2).all(|d| d[0] != 0 && d[0] == -d[1])) {
+        violated.push("N4: 14 in a row alternating up and down");
+    }
+    if tail(15).is_some_and(|w| w.iter().all(|v| v.abs() < 1.0)) {
+        violated.push("N7: 15 in a row within 1 sigma of the centre line");
+    }
+    if tail(8).is_some_and(|w| w.iter().all(|v| v.abs() > 1.0) && !one_side(w)) {
+        violated.push("N8: 8 in a row beyond 1 sigma, on both sides");
     }
     violated
 }
@@ -80,8 +110,8 @@ pub struct SpcStage {
     warmup: usize,
     /// Given limits: (centre line, sigma of individual values).
     fixed: Option<(f64, f64)>,
-    /// Which Western Electric rules (1-4) X̄ points are judged by.
-    run_rules: [bool; 4],
+    /// The run rules X̄ points are judged by (default Western Electric 1-4).
+    run_rules: Vec<RunRule>,
     severity: Severity,
     states: Mutex<HashMap<(String, String), ChartState>>,
 }
@@ -107,7 +137,7 @@ impl SpcStage {
             chart,
             warmup,
             fixed: None,
-            run_rules: [true; 4],
+            run_rules: vec![RunRule::We1, RunRule::We2, RunRule::We3, RunRule::We4],
             severity: Severity::Warning,
             states: Mutex::default(),
         })
@@ -125,9 +155,9 @@ impl SpcStage {
         self
     }
 
-    /// Judges X̄ points by these Western Electric rules only (1-4; others are ignored).
-    pub fn with_run_rules(mut self, rules: &[u8]) -> SpcStage {
-        self.run_rules = [1, 2, 3, 4].map(|r| rules.contains(&r));
+    /// Judges X̄ points by these run rules only.
+    pub fn with_run_rules(mut self, rules: &[RunRule]) -> SpcStage {
+        self.run_rules = rules.to_vec();
         self
     }
 
@@ -184,8 +214,8 @@ impl SpcStage {
                 };
                 let mut v = self.judge(state, mean, cl, 3.0 * sigma);
                 v.violated_rules.retain(|r| {
-                    let rule = r.as_bytes().get(2).map_or(0, |d| d - b'0');
-                    (1..=4).contains(&rule) && self.run_rules[usize::from(rule) - 1]
+                    let code = r.split(':').next().unwrap_or_default();
+                    self.run_rules.iter().any(|rule| rule.code() == code)
                 });
                 v.in_control = v.violated_rules.is_empty();
                 Some(v)
@@ -247,10 +277,12 @@ impl SpcStage {
         // Standardize so the limit sits at 3: WE zones are thirds of the limit distance.
         let z = if half_width > 0.0 { 3.0 * (value - cl) / half_width } else { 0.0 };
         state.history.push_back(z);
-        if state.history.len() > 8 {
+        if state.history.len() > 15 {
             state.history.pop_front();
         }
-        let violated = western_electric(state.history.make_contiguous());
+        let history = state.history.make_contiguous();
+        let mut violated = western_electric(history);
+        violated.extend(nelson(history));
         Verdict {
             chart: self.name.clone(),
             signal: self.signal.clone(),

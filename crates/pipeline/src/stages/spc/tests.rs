@@ -24,6 +24,32 @@ fn western_electric_rules_on_standardized_sequences() {
     }
 }
 
+#[test]
+fn nelson_rules_on_standardized_sequences() {
+    let rising: Vec<f64> = (0..6).map(|i| -1.0 + 0.3 * f64::from(i)).collect();
+    let alternating: Vec<f64> = (0..14).map(|i| if i % 2 == 0 { 0.5 } else { -0.5 }).collect();
+    let quiet = vec![0.3; 15];
+    let mixture = [1.5, -1.5, 1.2, -2.0, 1.1, -1.3, 1.4, -1.6];
+    let cases: Vec<(Vec<f64>, Vec<&str>)> = vec![
+        (vec![0.5; 9], vec!["N2"]),
+        (vec![0.5; 8], vec![]),
+        (rising.clone(), vec!["N3"]),
+        (rising[..5].to_vec(), vec![]),
+        ([rising.clone(), vec![0.5]].concat(), vec![]), // the newest breaks the trend
+        (alternating.clone(), vec!["N4"]),
+        (alternating[..13].to_vec(), vec![]),
+        ([quiet.clone(), vec![]].concat(), vec!["N2", "N7"]),
+        ((0..15).map(|i| if i % 4 < 2 { 0.3 } else { -0.3 }).collect(), vec!["N7"]),
+        ((0..15).map(|i| if i % 4 < 2 { 0.3 } else { -1.3 }).collect(), vec![]),
+        (mixture.to_vec(), vec!["N8"]),
+        ([1.5; 8].to_vec(), vec![]), // all on one side: WE4's and N2's, not N8's
+    ];
+    for (z, expected) in cases {
+        let got: Vec<&str> = nelson(&z).iter().map(|r| r.split(':').next().unwrap()).collect();
+        assert_eq!(got, expected, "z = {z:?}");
+    }
+}
+
 fn batch(values: &[f64]) -> SampleBatch {
     values
         .iter()
