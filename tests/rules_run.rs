@@ -3,7 +3,7 @@
 //! file of photodiode limits (not the demo's melt-pool rules); its layer reports are read back
 //! from MongoDB with pymongo: OK, warning and critical layers where the producer put them, with
 //! the samples, statistics, alerts by rule and dropout time each layer really had; and the same
-//! reports are read from their Kafka topic with confluent-kafka.
+//! reports are read from their Kafka topic with confluent-kafka and from the live view in Redis.
 
 mod scenario;
 
@@ -93,6 +93,17 @@ fn a_photodiode_rules_file_judges_each_layer_and_the_reports_are_read_back_with_
     s.extra.push(("QADF_MESSAGE_ENCODING".into(), "json".into()));
     let reports_topic = format!("{}_reports", s.topic);
     s.extra.push(("QADF_LAYER_REPORTS_TOPIC".into(), reports_topic.clone()));
+    let redis = Service::Redis.addr();
+    let (redis_host, redis_port) = redis.rsplit_once(':').unwrap();
+    let prefix = format!("qadf_{}", s.topic);
+    for (k, v) in [
+        ("QADF_ENABLE_REDIS_CACHE", "true"),
+        ("QADF_REDIS_HOST", redis_host),
+        ("QADF_REDIS_PORT", redis_port),
+        ("QADF_REDIS_KEY_PREFIX", prefix.as_str()),
+    ] {
+        s.extra.push((k.into(), v.into()));
+    }
     let dir = std::env::temp_dir().join(format!("qadf-rules-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let rules = dir.join("photodiode.toml");
@@ -135,6 +146,11 @@ fn a_photodiode_rules_file_judges_each_layer_and_the_reports_are_read_back_with_
         serde_json::json!([["job-7", 0, "ok"], ["job-7", 1, "warning"], ["job-7", 2, "critical"]]),
         "each report published once on its topic, keyed by build"
     );
+    let cache =
+        qadf_storage::RedisCache::connect(&format!("redis://{redis}/0"), std::time::Duration::from_secs(2)).unwrap();
+    let view = qadf_storage::LiveView::new(std::sync::Arc::new(cache), prefix, std::time::Duration::from_secs(60));
+    let cached = view.layer_report("job-7", 2).unwrap().expect("layer 2's report in the live view");
+    assert_eq!((cached.verdict, cached.samples), (qadf_core_types::Verdict::Critical, 1980));
     s.store().drop_all().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

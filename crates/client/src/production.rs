@@ -156,17 +156,19 @@ pub fn run(
     kafka.create_topic(&config.alerts_topic, 1)?;
     kafka.create_topic(&config.layer_reports_topic, 1)?;
     let producer: Arc<dyn MessageSink> = Arc::new(kafka);
-    let published = ReportTopic { sink: producer.clone(), topic: config.layer_reports_topic.clone() };
+    let (producer_for_reports, topic) = (producer.clone(), config.layer_reports_topic.clone());
     let dead_letters = Arc::new(DeadLetterSink::new(producer.clone(), &config.dead_letter_topic));
     let alerts = Arc::new(AlertSink::new(producer, &config.alerts_topic));
     let live = if config.enable_redis_cache {
         let url = format!("redis://{}:{}/{}", config.redis_host, config.redis_port, config.redis_db);
         let cache: Arc<dyn Cache> = Arc::new(RedisCache::connect(&url, Duration::from_secs(2))?);
-        let view = LiveView::new(cache, &config.redis_key_prefix, Duration::from_secs(config.redis_ttl_seconds as u64));
-        Some(LiveViewWriter::spawn(view))
+        let ttl = Duration::from_secs(config.redis_ttl_seconds as u64);
+        let view = LiveView::new(cache.clone(), &config.redis_key_prefix, ttl);
+        Some((LiveViewWriter::spawn(view), LiveView::new(cache, &config.redis_key_prefix, ttl)))
     } else {
         None
     };
+    let (live, report_view) = live.unzip();
     let client = Arc::new(StreamingClient::new(config)?);
     let rules = client.load_rules(options.rules.as_deref(), Some(options.sample_rate_hz))?;
     progress(&format!("rules: {} from {}", rules.rules.len(), rules.origin));
@@ -206,7 +208,7 @@ pub fn run(
         _ => None,
     };
     let mut last_retention = Instant::now();
-    let reports = (stores.reports(), published);
+    let reports = ReportOutlets { store: stores.reports(), sink: producer_for_reports, topic, cache: report_view };
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let closed = std::mem::take(&mut *closed_layers.lock());
@@ -283,19 +285,19 @@ pub fn run(
     Ok(report)
 }
 
-/// Where layer reports are published: a topic of their own, JSON keyed by build.
-struct ReportTopic {
+/// Where layer reports go: beside the history, on a topic of their own (JSON keyed by build) and,
+/// with the cache enabled, into the live view (`<prefix>:<build>:report:<layer>`).
+struct ReportOutlets {
+    store: Arc<dyn LayerReportStore>,
     sink: Arc<dyn MessageSink>,
     topic: String,
+    cache: Option<LiveView>,
 }
 
-/// Prints a line for each layer report, stores them beside the history and publishes them (a
-/// failure is printed too: the reports are derived data, and the stream goes on).
-fn keep_layer_reports(
-    (store, topic): &(Arc<dyn LayerReportStore>, ReportTopic),
-    reports: &[LayerReport],
-    progress: &mut impl FnMut(&str),
-) {
+/// Prints a line for each layer report, stores and publishes them (a failure is printed too: the
+/// reports are derived data, and the stream goes on).
+fn keep_layer_reports(outlets: &ReportOutlets, reports: &[LayerReport], progress: &mut impl FnMut(&str)) {
+    let ReportOutlets { store, sink, topic, cache } = outlets;
     if reports.is_empty() {
         return;
     }
@@ -321,15 +323,20 @@ fn keep_layer_reports(
         .iter()
         .filter_map(|r| serde_json::to_vec(r).ok().map(|json| (r, json)))
         .map(|(r, payload)| OutgoingMessage {
-            topic: topic.topic.clone(),
+            topic: topic.clone(),
             partition: None,
             key: Some(r.build_id.as_bytes().to_vec()),
             payload,
             headers: Vec::new(),
         })
         .collect();
-    if let Err(e) = topic.sink.send(messages) {
-        progress(&format!("layer reports not published to {} ({} reports): {}", topic.topic, reports.len(), e.error));
+    if let Err(e) = sink.send(messages) {
+        progress(&format!("layer reports not published to {topic} ({} reports): {}", reports.len(), e.error));
+    }
+    for r in reports.iter().filter(|_| cache.is_some()) {
+        if let Some(Err(e)) = cache.as_ref().map(|c| c.publish_layer_report(r)) {
+            progress(&format!("layer report of build {} layer {} not cached: {e}", r.build_id, r.layer));
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The cache key scheme: `{prefix}:{build}:latest`, `{prefix}:{build}:layer:{n}`, `{prefix}:{build}:alerts`.
+//! The cache key scheme: `{prefix}:{build}:latest`, `{prefix}:{build}:layer:{n}`,
+//! `{prefix}:{build}:report:{n}`, `{prefix}:{build}:alerts`.
 
 /// Key of a build's latest state (statistics, progress).
 pub fn latest(prefix: &str, build: &str) -> String {
@@ -13,4 +14,9 @@ pub fn layer(prefix: &str, build: &str, layer: u32) -> String {
 /// Key of a build's most recent alerts.
 pub fn alerts(prefix: &str, build: &str) -> String {
     format!("{prefix}:{build}:alerts")
+}
+
+/// Key of one layer's report (verdict and statistics) of a build.
+pub fn report(prefix: &str, build: &str, layer: u32) -> String {
+    format!("{prefix}:{build}:report:{layer}")
 }

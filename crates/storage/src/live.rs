@@ -79,6 +79,16 @@ impl LiveView {
         self.get_json(&keys::layer(&self.prefix, build, layer))
     }
 
+    /// Publishes one layer's report.
+    pub fn publish_layer_report(&self, report: &qadf_core_types::LayerReport) -> Result<(), BackendError> {
+        self.put_json(&keys::report(&self.prefix, &report.build_id, report.layer), report)
+    }
+
+    /// One layer's report.
+    pub fn layer_report(&self, build: &str, layer: u32) -> Result<Option<qadf_core_types::LayerReport>, BackendError> {
+        self.get_json(&keys::report(&self.prefix, build, layer))
+    }
+
     /// Publishes the build's most recent alerts.
     pub fn publish_alerts(&self, build: &str, alerts: &[Alert]) -> Result<(), BackendError> {
         self.put_json(&keys::alerts(&self.prefix, build), &alerts)
