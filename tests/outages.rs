@@ -1,7 +1,8 @@
 //! Scenario 2 — outages under `qadf-stream run`: the broker restarts mid-stream (the remainder is
 //! produced again once it is back), MongoDB is stopped while history is being written, and Redis
 //! restarts (losing everything) under the live view. Everything acknowledged is stored exactly once
-//! at the end, the live view comes back, and `run` needs no restart.
+//! at the end, the live view comes back, and `run` needs no restart; `/health/ready` (and
+//! `qadf-stream status`) turns not ready while MongoDB is down and ready again when it returns.
 //!
 //! Its own test binary (cargo runs test binaries one at a time), as it stops shared services; the
 //! two tests take a lock so they do not overlap each other. MongoDB is down 10 s in CI, 30 s with
@@ -60,6 +61,21 @@ fn a_broker_restart_mid_stream_loses_nothing_acknowledged() {
     store.drop_all().unwrap();
 }
 
+/// Polls `/health/ready` until its `ready` is `ready` (within 30 s); the last answer.
+fn wait_for_readiness(addr: &str, ready: bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = qadf_client::ops::status::get(addr, "/health/ready", Duration::from_secs(5)).unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if answer["ready"] == ready {
+            assert_eq!(status, if ready { 200 } else { 503 }, "{body}");
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "/health/ready did not turn ready = {ready}: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn writes_wait_while_mongodb_is_down_and_complete_when_it_returns() {
     let _guard = SERVICES.lock().unwrap_or_else(|e| e.into_inner());
@@ -74,8 +90,17 @@ fn writes_wait_while_mongodb_is_down_and_complete_when_it_returns() {
     std::thread::sleep(Duration::from_secs(1));
     produce(&s.topic, 2, before_outage);
     wait_for_count(&store, before_outage.len() as u64, &mut run, "before the outage");
+    let http = run.http_addr();
+    wait_for_readiness(&http, true);
 
     xtask_services("down", "mongodb");
+    // /health/ready turns not ready, naming the store, and `qadf-stream status` says so.
+    let not_ready = wait_for_readiness(&http, false);
+    let store_check = not_ready["checks"].as_array().unwrap().iter().find(|c| c["name"] == "store").unwrap().clone();
+    assert_eq!(store_check["ok"], false, "{not_ready}");
+    let status = std::process::Command::new(scenario::binary()).args(["status", "--addr", &http]).output().unwrap();
+    assert_eq!(status.status.code(), Some(1), "{}", String::from_utf8_lossy(&status.stdout));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("store    NOT OK"));
     produce(&s.topic, 2, during_outage);
     let pid = run.child.id();
     let rss = || {
@@ -91,6 +116,7 @@ fn writes_wait_while_mongodb_is_down_and_complete_when_it_returns() {
     assert!(during < before + 64 * 1024, "memory stays bounded while writes wait: {before} -> {during} KiB");
     xtask_services("up", "mongodb");
     wait_until("MongoDB is back", || answers(&Service::Mongodb.addr_unchecked()));
+    wait_for_readiness(&http, true);
 
     wait_for_count(&store, samples.len() as u64, &mut run, "after the outage");
     let held = stored(&store);

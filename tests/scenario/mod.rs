@@ -92,6 +92,8 @@ impl Scenario {
             ("QADF_ENABLE_REDIS_CACHE".to_owned(), "false".to_owned()),
             ("QADF_MESSAGE_ENCODING".to_owned(), "bincode".to_owned()),
             ("QADF_MAX_BATCH_WAIT_MS".to_owned(), "50".to_owned()),
+            // Many runs at once: each serves its page, metrics and health on a free port.
+            ("QADF_DASHBOARD_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ];
         for (k, v) in &self.extra {
             env.retain(|(key, _)| key != k);
@@ -174,6 +176,38 @@ impl RunningChild {
     /// Output lines so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// The first output line containing `what`, waiting up to `within`.
+    ///
+    /// # Panics
+    /// When none came in time (the output so far is shown).
+    pub fn wait_for_line(&self, what: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| l.contains(what)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line containing `{what}`; output so far:\n{}",
+                self.lines().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `host:port` the run serves its page, `/metrics` and `/health` on (from its log).
+    pub fn http_addr(&self) -> String {
+        let line = self.wait_for_line("serving the live page", Duration::from_secs(30));
+        let url = line.rsplit(' ').next().unwrap();
+        url.trim_start_matches("http://").trim_end_matches('/').to_owned()
+    }
+
+    /// Sends `signal` (e.g. `-TERM`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill {signal} failed");
     }
 
     /// SIGKILL, and reap.

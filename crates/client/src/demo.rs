@@ -334,7 +334,8 @@ mod tests {
         assert_eq!(summary.dead_letters, 0);
         assert_eq!((summary.defects, summary.detected, summary.false_alarms), (4, 4, 0), "{summary:?}");
         assert_eq!(summary.voxels.totals.points_applied, summary.samples);
-        assert!(summary.feed.frames_sent > 0);
+        assert_eq!(summary.feed.frames_sent, 0, "no viewer, no frame built");
+        assert_eq!(summary.feed.alerts_total, summary.alerts, "the feed saw every alert");
     }
 
     #[test]

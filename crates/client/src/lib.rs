@@ -15,10 +15,13 @@
 pub use client::{ClientError, StreamingClient};
 pub use ingest::{ConsumerError, ConsumerReport, ConsumerSinks, Ingest};
 
+pub mod builds;
 pub mod checks;
 mod client;
 pub mod dashboard;
 pub mod demo;
 mod ingest;
+pub mod logging;
+pub mod ops;
 pub mod schema_check;
 pub mod sim;

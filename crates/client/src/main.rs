@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use qadf_client::logging::{Level, LogFormat, Logger};
 use qadf_client::sim::SimConfig;
 use qadf_client::{demo, schema_check};
 use qadf_core_types::{Codec, Encoding, HistoryQuery, StreamingConfig, Timestamp};
@@ -21,6 +22,12 @@ struct Cli {
     /// TOML configuration file (environment variables QADF_<FIELD> override it).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Log lines as text (the message alone) or JSON objects (time, level, message).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Least urgent log lines written: info, warn or error.
+    #[arg(long, global = true, value_enum, default_value_t = Level::Info)]
+    log_level: Level,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,6 +49,13 @@ enum Command {
     /// Quality rules: check a rules file.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Asks a running `run` whether it is ready (its /health/ready): one line per check; exit
+    /// status 0 ready, 1 not ready, 2 not reachable.
+    Status {
+        /// Address `run` serves on (default: dashboard_addr of the configuration).
+        #[arg(long)]
+        addr: Option<String>,
+    },
 }
 
 /// `qadf-stream rules ...`.
@@ -133,6 +147,12 @@ struct RunArgs {
     /// Quality rules file (default: `rules_file` of the configuration, else the demo's example rules).
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Serve the live page, /metrics and /health here (overrides dashboard_addr; port 0 picks one).
+    #[arg(long)]
+    dashboard_addr: Option<String>,
+    /// Serve no live page, metrics or health endpoints.
+    #[arg(long, conflicts_with = "dashboard_addr")]
+    no_dashboard: bool,
 }
 
 /// The options of `produce-sim`.
@@ -270,12 +290,25 @@ fn on_signals() -> Result<SignalFlags> {
     Ok(flags)
 }
 
-fn main() -> Result<()> {
+fn main() {
     allocator::tune();
     let cli = Cli::parse();
-    let config = StreamingConfig::load(cli.config.as_deref())?;
-    match cli.command {
-        Command::Run(args) => run_command(config, args),
+    let (format, level) = (cli.log_format, cli.log_level);
+    let outcome = StreamingConfig::load(cli.config.as_deref()).map_err(anyhow::Error::from).and_then(|config| {
+        let log = Logger::new(format, level, &config);
+        dispatch(config, cli.command, &log).map_err(|e| anyhow::anyhow!(log.mask(&format!("{e:#}"))))
+    });
+    if let Err(e) = outcome {
+        // Whatever failed, its message is masked: no password of a URI is ever printed.
+        Logger::new(format, Level::Error, &StreamingConfig::default()).log(Level::Error, &format!("error: {e:#}"));
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(config: StreamingConfig, command: Command, log: &Logger) -> Result<()> {
+    match command {
+        Command::Run(args) => run_command(config, args, log),
+        Command::Status { addr } => status_command(&config, addr),
         Command::ProduceSim(args) => produce_sim_command(config, args),
         Command::Query(args) => query_command(config, args),
         Command::Demo(args) => demo_command(config, args),
@@ -328,9 +361,43 @@ fn rules_check_command(config: &StreamingConfig, file: &Path, sample_rate_hz: Op
     }
 }
 
+/// `qadf-stream status`: the readiness of a running `run`.
+fn status_command(config: &StreamingConfig, addr: Option<String>) -> Result<()> {
+    let addr = addr.unwrap_or_else(|| config.dashboard_addr.clone());
+    anyhow::ensure!(!addr.is_empty(), "no address: dashboard_addr is empty; pass --addr HOST:PORT");
+    match qadf_client::ops::status::readiness(&addr, Duration::from_secs(5)) {
+        Ok(ready) => {
+            for line in qadf_client::ops::status::lines(&addr, &ready) {
+                println!("{line}");
+            }
+            std::process::exit(if ready.ready { 0 } else { 1 });
+        }
+        Err(e) => {
+            println!("{addr}: not reachable ({e})");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// `qadf-stream run`: consume, process, store and commit until idle or signalled.
-fn run_command(config: StreamingConfig, args: RunArgs) -> Result<()> {
-    let RunArgs { instance, instances, exit_when_idle, data_dir, restore_voxels, sample_rate_hz, rules } = args;
+fn run_command(mut config: StreamingConfig, args: RunArgs, log: &Logger) -> Result<()> {
+    let RunArgs {
+        instance,
+        instances,
+        exit_when_idle,
+        data_dir,
+        restore_voxels,
+        sample_rate_hz,
+        rules,
+        dashboard_addr,
+        no_dashboard,
+    } = args;
+    if no_dashboard {
+        config.dashboard_addr.clear();
+    } else if let Some(addr) = dashboard_addr {
+        config.dashboard_addr = addr;
+        config.validate()?;
+    }
     let signals = on_signals()?;
     let options = production::RunOptions {
         instance: check_instance(instance, instances)?,
@@ -342,8 +409,8 @@ fn run_command(config: StreamingConfig, args: RunArgs) -> Result<()> {
         shutdown: signals.stop,
         reload: signals.reload,
     };
-    let report = production::run(config, options, |line| println!("{line}"))?;
-    println!(
+    let report = production::run(config, options, log)?;
+    log.info(&format!(
         "stopped: {} messages in {} polls, {} commits, {} dead letters, {} refused batches, {} alerts published{}",
         report.messages,
         report.polls,
@@ -352,7 +419,7 @@ fn run_command(config: StreamingConfig, args: RunArgs) -> Result<()> {
         report.failed_batches,
         report.alerts_published,
         report.error.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default()
-    );
+    ));
     if let Some(e) = report.error {
         anyhow::bail!(e);
     }

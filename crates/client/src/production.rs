@@ -1,9 +1,10 @@
 //! The production modes of the CLI: `run` (Kafka → StreamingClient → stores), `produce-sim` (the
 //! simulator as a Kafka producer) and `query` (history as a table or JSON).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
@@ -13,6 +14,12 @@ use qadf_core_types::{
 use qadf_kafka_io::{AlertSink, Assignment, ConsumerConfig, DeadLetterSink, KafkaConsumer, KafkaProducer};
 use qadf_storage::{EmbeddedStore, LiveView, MongoStore, RedisCache};
 
+use qadf_client::builds::BuildState;
+use qadf_client::dashboard::{DashboardServer, LiveFeed, LiveOptions};
+use qadf_client::logging::Logger;
+use qadf_client::ops::health::Ping;
+use qadf_client::ops::metrics::LiveViewCounters;
+use qadf_client::ops::{Health, OpsRoutes, Sources};
 use qadf_client::sim::{SimConfig, Simulator};
 use qadf_client::{ConsumerReport, ConsumerSinks, Ingest, StreamingClient};
 
@@ -69,49 +76,110 @@ fn retention(config: &StreamingConfig) -> Option<Duration> {
     (config.history_retention_seconds > 0).then(|| Duration::from_secs(config.history_retention_seconds))
 }
 
-/// One batch's alerts and the statistics after it, for the live view.
-type LiveUpdate = (Vec<qadf_core_types::Alert>, qadf_core_types::StreamStatistics);
+/// How often the Redis live view is rewritten (only the builds that changed).
+const LIVE_VIEW_EVERY: Duration = Duration::from_millis(500);
 
-/// Writes the Redis live view on its own thread, so a slow or absent cache never holds up the
-/// consumer: updates wait in a bounded queue (a full queue drops the update and counts it), and
-/// failures are counted and shown in the progress line.
+/// A build's `<prefix>:<build>:latest` value: its state and the stream's statistics.
+#[derive(serde::Serialize)]
+struct Latest<'a> {
+    #[serde(flatten)]
+    state: &'a BuildState,
+    /// The newest sample's time, RFC 3339.
+    newest_sample: Option<String>,
+    /// When its last batch was processed, RFC 3339.
+    last_update: String,
+    /// The whole stream's statistics (every build together).
+    statistics: &'a qadf_core_types::StreamStatistics,
+}
+
+/// Writes the Redis live view on its own thread from the client's build table, so a slow or
+/// absent cache never holds up the consumer: every [`LIVE_VIEW_EVERY`], for each build that
+/// changed, `<prefix>:<build>:latest` and `<prefix>:<build>:alerts`, then `<prefix>:builds`.
+/// Failures are counted (metrics, progress line) and the next round tries again.
 struct LiveViewWriter {
-    tx: crossbeam_channel::Sender<LiveUpdate>,
-    dropped: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<LiveViewCounters>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LiveViewWriter {
-    fn spawn(view: LiveView) -> LiveViewWriter {
-        let (tx, rx) = crossbeam_channel::bounded::<LiveUpdate>(64);
-        let failed = Arc::new(AtomicU64::new(0));
-        let counter = failed.clone();
-        std::thread::Builder::new()
-            .name("qadf-live-view".to_owned())
-            .spawn(move || {
-                for (alerts, stats) in rx {
-                    let mut builds: Vec<&str> = alerts.iter().map(|a| a.build_id.as_str()).collect();
-                    builds.sort_unstable();
-                    builds.dedup();
-                    for build in builds {
-                        let mine: Vec<_> = alerts.iter().filter(|a| a.build_id == build).cloned().collect();
-                        for result in [view.publish_alerts(build, &mine), view.publish_latest(build, &stats)] {
-                            if let Err(e) = result
-                                && counter.fetch_add(1, Ordering::Relaxed).is_multiple_of(100)
-                            {
-                                eprintln!("live view: {e} (counted; the stream goes on)");
-                            }
+    fn spawn(view: LiveView, client: Arc<StreamingClient>, log: Logger) -> LiveViewWriter {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(LiveViewCounters::default());
+        let thread = {
+            let (stop, counters) = (stop.clone(), counters.clone());
+            std::thread::Builder::new()
+                .name("qadf-live-view".to_owned())
+                .spawn(move || {
+                    let mut written: HashMap<String, u64> = HashMap::new();
+                    loop {
+                        let last = stop.load(Ordering::SeqCst);
+                        write_live_view(&view, &client, &mut written, &counters, &log);
+                        if last {
+                            break;
                         }
+                        std::thread::sleep(LIVE_VIEW_EVERY);
                     }
-                }
-            })
-            .expect("spawning the live-view writer");
-        LiveViewWriter { tx, dropped: Arc::new(AtomicU64::new(0)), failed }
+                })
+                .expect("spawning the live-view writer")
+        };
+        LiveViewWriter { stop, counters, thread: Some(thread) }
     }
 
-    fn publish(&self, alerts: Vec<qadf_core_types::Alert>, stats: qadf_core_types::StreamStatistics) {
-        if self.tx.try_send((alerts, stats)).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// Writes what changed once more and stops.
+    fn finish(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One round of the live view: the builds whose version moved since `written`, then the index.
+fn write_live_view(
+    view: &LiveView,
+    client: &StreamingClient,
+    written: &mut HashMap<String, u64>,
+    counters: &LiveViewCounters,
+    log: &Logger,
+) {
+    let builds = client.builds().list();
+    let statistics = client.get_stream_statistics();
+    let mut changed = false;
+    for b in &builds {
+        if written.get(&b.build) == Some(&b.version) {
+            continue;
+        }
+        let latest = Latest {
+            state: b,
+            newest_sample: b.newest_sample_ns.map(|ns| Timestamp::from_nanos(ns).to_string()),
+            last_update: Timestamp::from_nanos(b.last_update_ns).to_string(),
+            statistics: &statistics,
+        };
+        let results = [
+            view.publish_latest(&b.build, &latest),
+            view.publish_alerts(&b.build, &client.builds().recent_alerts(&b.build)),
+        ];
+        let failed = results.iter().filter(|r| r.is_err()).count() as u64;
+        counters.writes.fetch_add(2 - failed, Ordering::Relaxed);
+        if failed == 0 {
+            written.insert(b.build.clone(), b.version);
+            changed = true;
+        } else if let Some(Err(e)) = results.into_iter().find(Result::is_err)
+            && counters.failed.fetch_add(failed, Ordering::Relaxed).is_multiple_of(100)
+        {
+            log.warn(&format!("live view: {e} (counted; retried next round, the stream goes on)"));
+        }
+    }
+    if changed {
+        let ids: Vec<&str> = builds.iter().map(|b| b.build.as_str()).collect();
+        match view.publish_builds(&ids) {
+            Ok(()) => {
+                counters.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -136,20 +204,44 @@ pub struct RunOptions {
     pub reload: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// What `run` serves on `dashboard_addr`: the live page, `/metrics`, `/health/*`.
+struct Served {
+    feed: Arc<LiveFeed>,
+    server: DashboardServer,
+}
+
+/// Starts the health prober: the broker and the store pinged on connections of their own (2 s
+/// timeouts), so a hung ping never holds up the stream.
+fn start_health(config: &StreamingConfig, stores: &Stores) -> anyhow::Result<Arc<Health>> {
+    let health = Health::new(config.ready_max_lag);
+    let probe = KafkaProducer::with_timeout(&config.kafka_bootstrap_servers, Duration::from_secs(2))?;
+    let broker: Ping = Box::new(move || probe.reachable().map_err(|e| e.to_string()));
+    let store: Ping = match stores {
+        Stores::Mongo(_) => {
+            let mongo = MongoStore::connect(config, Duration::from_secs(2))?;
+            Box::new(move || mongo.ping().map_err(|e| e.to_string()))
+        }
+        Stores::Embedded(_) => Box::new(|| Ok(())),
+    };
+    health.spawn_prober(broker, store)?;
+    Ok(health)
+}
+
 /// Consumes the configured topic until idle (or forever), storing history and committing offsets.
-pub fn run(
-    config: StreamingConfig,
-    options: RunOptions,
-    mut progress: impl FnMut(&str),
-) -> anyhow::Result<ConsumerReport> {
+pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow::Result<ConsumerReport> {
     let stores = Stores::open(&config, &options.data_dir)?;
+    log.info(&match &stores {
+        // The logger masks the URI's password.
+        Stores::Mongo(_) => format!("history: MongoDB {} database {}", config.mongodb_uri, config.mongodb_database),
+        Stores::Embedded(_) => format!("history: embedded store in {}", options.data_dir.display()),
+    });
     let mut consumer_config = ConsumerConfig::from_streaming(&config);
     if let Some((instance, instances)) = options.instance {
         consumer_config.assignment = Assignment::InstanceOf { instance, instances };
     }
     let consumer = KafkaConsumer::new(consumer_config, stores.offsets())?;
     let kafka_stats = consumer.shared_statistics();
-    progress(&format!("consuming {} partitions of {}", consumer.assignment().len(), config.kafka_topic));
+    log.info(&format!("consuming {} partitions of {}", consumer.assignment().len(), config.kafka_topic));
     let kafka = KafkaProducer::new(&config.kafka_bootstrap_servers)?;
     // A dead letter must have somewhere to go before the first bad message arrives.
     kafka.create_topic(&config.dead_letter_topic, 1)?;
@@ -159,31 +251,54 @@ pub fn run(
     let (producer_for_reports, topic) = (producer.clone(), config.layer_reports_topic.clone());
     let dead_letters = Arc::new(DeadLetterSink::new(producer.clone(), &config.dead_letter_topic));
     let alerts = Arc::new(AlertSink::new(producer, &config.alerts_topic));
-    let live = if config.enable_redis_cache {
-        let url = format!("redis://{}:{}/{}", config.redis_host, config.redis_port, config.redis_db);
-        let cache: Arc<dyn Cache> = Arc::new(RedisCache::connect(&url, Duration::from_secs(2))?);
-        let ttl = Duration::from_secs(config.redis_ttl_seconds as u64);
-        let view = LiveView::new(cache.clone(), &config.redis_key_prefix, ttl);
-        Some((LiveViewWriter::spawn(view), LiveView::new(cache, &config.redis_key_prefix, ttl)))
+    let cache: Option<Arc<dyn Cache>> = if config.enable_redis_cache {
+        Some(Arc::new(RedisCache::from_config(&config, Duration::from_secs(2))?))
     } else {
         None
     };
-    let (live, report_view) = live.unzip();
-    let client = Arc::new(StreamingClient::new(config)?);
+    let view = |cache: &Arc<dyn Cache>| {
+        LiveView::new(cache.clone(), &config.redis_key_prefix, Duration::from_secs(config.redis_ttl_seconds as u64))
+    };
+    let report_view = cache.as_ref().map(view);
+    let health = start_health(&config, &stores)?;
+    let client = Arc::new(StreamingClient::new(config.clone())?);
+    let live = cache.as_ref().map(|c| LiveViewWriter::spawn(view(c), client.clone(), log.clone()));
     let rules = client.load_rules(options.rules.as_deref(), Some(options.sample_rate_hz))?;
-    progress(&format!("rules: {} from {}", rules.rules.len(), rules.origin));
+    log.info(&format!("rules: {} from {}", rules.rules.len(), rules.origin));
     if options.restore_voxels {
         let history = stores.history().query_stream_history(&HistoryQuery::all())?;
         let n = history.len();
         let applied = client.restore_voxels(history)?;
-        progress(&format!("restored the voxel grids from history: {applied} of {n} stored samples"));
+        log.info(&format!("restored the voxel grids from history: {applied} of {n} stored samples"));
     }
-    let live_counters = live.as_ref().map(|l| (l.dropped.clone(), l.failed.clone()));
+    let served = if config.dashboard_addr.is_empty() {
+        None
+    } else {
+        let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::default())?);
+        let sources = Sources {
+            client: client.clone(),
+            kafka: Some(kafka_stats.clone()),
+            live_view: live.as_ref().map(|l| l.counters.clone()),
+            feed: Some(feed.clone()),
+        };
+        let routes = Arc::new(OpsRoutes { sources, health: health.clone() });
+        let server = DashboardServer::start_with(config.dashboard_addr.as_str(), feed.clone(), Some(routes))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "dashboard_addr {}: {e} (set another with --dashboard-addr or QADF_DASHBOARD_ADDR, or \"\" to serve nothing)",
+                    config.dashboard_addr
+                )
+            })?;
+        log.info(&format!("serving the live page, /metrics and /health on {}", server.url()));
+        Some(Served { feed, server })
+    };
+    let live_counters = live.as_ref().map(|l| l.counters.clone());
     let last_message = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let closed_layers: Arc<parking_lot::Mutex<Vec<LayerReport>>> = Arc::default();
     let ingest = {
-        let (view_client, last_message, closed) = (client.clone(), last_message.clone(), closed_layers.clone());
+        let (last_message, closed) = (last_message.clone(), closed_layers.clone());
+        let feed = served.as_ref().map(|s| s.feed.clone());
         let sinks =
             ConsumerSinks { history: Some(stores.history()), dead_letters: Some(dead_letters), alerts: Some(alerts) };
         let callback = move |result: &qadf_core_types::StreamingResult| {
@@ -191,11 +306,8 @@ pub fn run(
             if !result.layer_reports.is_empty() {
                 closed.lock().extend(result.layer_reports.iter().cloned());
             }
-            if let Some(view) = &live
-                && !result.alerts.is_empty()
-            {
-                // Best effort, off this thread: a cache outage must not stop or slow the stream.
-                view.publish(result.alerts.clone(), view_client.get_stream_statistics());
+            if let Some(feed) = &feed {
+                feed.on_result(result);
             }
         };
         Ingest::start(&client, Box::new(consumer), sinks, callback)
@@ -210,9 +322,11 @@ pub fn run(
     let mut last_retention = Instant::now();
     let reports = ReportOutlets { store: stores.reports(), sink: producer_for_reports, topic, cache: report_view };
     loop {
+        health.tick();
+        health.set_consumer_running(ingest.running());
         std::thread::sleep(Duration::from_millis(200));
         let closed = std::mem::take(&mut *closed_layers.lock());
-        keep_layer_reports(&reports, &closed, &mut progress);
+        keep_layer_reports(&reports, &closed, log);
         if !ingest.running() {
             break;
         }
@@ -222,26 +336,26 @@ pub fn run(
             last_retention = Instant::now();
             match store.delete_old_data(Timestamp::now() - *keep) {
                 Ok(0) => {}
-                Ok(n) => progress(&format!("retention: deleted {n} samples that ended over {keep:?} ago")),
-                Err(e) => progress(&format!("retention: {e} (retried in {every:?})")),
+                Ok(n) => log.info(&format!("retention: deleted {n} samples that ended over {keep:?} ago")),
+                Err(e) => log.warn(&format!("retention: {e} (retried in {every:?})")),
             }
         }
         if options.reload.swap(false, Ordering::SeqCst) {
             match client.load_rules(options.rules.as_deref(), Some(options.sample_rate_hz)) {
-                Ok(rules) => progress(&format!("rules reloaded: {} from {}", rules.rules.len(), rules.origin)),
-                Err(e) => progress(&format!("rules not reloaded, the previous ones stay: {e}")),
+                Ok(rules) => log.info(&format!("rules reloaded: {} from {}", rules.rules.len(), rules.origin)),
+                Err(e) => log.warn(&format!("rules not reloaded, the previous ones stay: {e}")),
             }
         }
         if options.shutdown.load(Ordering::SeqCst) {
-            progress("stopping: storing and committing what is in flight");
+            log.info("stopping: storing and committing what is in flight");
             break;
         }
         if last_report.elapsed() >= Duration::from_secs(2) {
             let (s, k) = (client.get_stream_statistics(), kafka_stats.get());
-            progress(&format!(
+            log.info(&format!(
                 "{} samples, {:.0} samples/s (last 10 s), {} stored, batch p99 {:.3} ms, {} dead letters, {} errors; \
                  kafka: lag {} messages{}, {} fetch errors, {} reconnects, {} empty fetches while behind; \
-                 live view: {} failed, {} dropped",
+                 live view: {} failed",
                 s.messages_processed,
                 s.throughput_window,
                 s.samples_stored,
@@ -253,8 +367,7 @@ pub fn run(
                 k.fetch_errors,
                 k.reconnects,
                 k.empty_fetches_behind,
-                live_counters.as_ref().map_or(0, |(_, f)| f.load(Ordering::Relaxed)),
-                live_counters.as_ref().map_or(0, |(d, _)| d.load(Ordering::Relaxed)),
+                live_counters.as_ref().map_or(0, |c| c.failed.load(Ordering::Relaxed)),
             ));
             last_report = Instant::now();
         }
@@ -268,20 +381,29 @@ pub fn run(
             }
         }
     }
+    health.set_consumer_running(false);
     let report = stop_within(ingest, Duration::from_millis(client.config().shutdown_timeout_ms))?;
     // The layers still open when the stream ends are reported as they stand.
     let mut closed = std::mem::take(&mut *closed_layers.lock());
     closed.extend(client.finish_layers());
-    keep_layer_reports(&reports, &closed, &mut progress);
+    keep_layer_reports(&reports, &closed, log);
+    if let Some(live) = live {
+        live.finish();
+    }
+    if let Some(mut served) = served {
+        served.feed.shutdown();
+        served.server.shutdown();
+    }
+    health.stop();
     for build in client.voxels().builds() {
         if let Some(grid) = client.voxels().grid(&build) {
             for digest in grid.read(|g| g.signals().iter().map(|s| g.digest(s)).collect::<Vec<_>>()) {
                 let line = serde_json::json!({ "build": build, "grid": digest });
-                progress(&format!("grid {line}"));
+                log.info(&format!("grid {line}"));
             }
         }
     }
-    progress(&format!("replayed samples skipped (already stored before a restart): {}", report.replayed));
+    log.info(&format!("replayed samples skipped (already stored before a restart): {}", report.replayed));
     Ok(report)
 }
 
@@ -296,7 +418,7 @@ struct ReportOutlets {
 
 /// Prints a line for each layer report, stores and publishes them (a failure is printed too: the
 /// reports are derived data, and the stream goes on).
-fn keep_layer_reports(outlets: &ReportOutlets, reports: &[LayerReport], progress: &mut impl FnMut(&str)) {
+fn keep_layer_reports(outlets: &ReportOutlets, reports: &[LayerReport], log: &Logger) {
     let ReportOutlets { store, sink, topic, cache } = outlets;
     if reports.is_empty() {
         return;
@@ -304,7 +426,7 @@ fn keep_layer_reports(outlets: &ReportOutlets, reports: &[LayerReport], progress
     for r in reports {
         let alerts: u64 = r.alerts_by_rule.values().sum();
         let by_rule: Vec<String> = r.alerts_by_rule.iter().map(|(rule, n)| format!("{rule} {n}")).collect();
-        progress(&format!(
+        log.info(&format!(
             "layer report: build {} layer {}: {:?}, {} samples, {alerts} alerts{}, {:.2}% of {} voxels out of limits, dropout {:.3} ms",
             r.build_id,
             r.layer,
@@ -317,7 +439,7 @@ fn keep_layer_reports(outlets: &ReportOutlets, reports: &[LayerReport], progress
         ));
     }
     if let Err(e) = store.store_layer_reports(reports) {
-        progress(&format!("layer reports not stored ({} reports): {e}", reports.len()));
+        log.warn(&format!("layer reports not stored ({} reports): {e}", reports.len()));
     }
     let messages: Vec<OutgoingMessage> = reports
         .iter()
@@ -331,11 +453,11 @@ fn keep_layer_reports(outlets: &ReportOutlets, reports: &[LayerReport], progress
         })
         .collect();
     if let Err(e) = sink.send(messages) {
-        progress(&format!("layer reports not published to {topic} ({} reports): {}", reports.len(), e.error));
+        log.warn(&format!("layer reports not published to {topic} ({} reports): {}", reports.len(), e.error));
     }
     for r in reports.iter().filter(|_| cache.is_some()) {
         if let Some(Err(e)) = cache.as_ref().map(|c| c.publish_layer_report(r)) {
-            progress(&format!("layer report of build {} layer {} not cached: {e}", r.build_id, r.layer));
+            log.warn(&format!("layer report of build {} layer {} not cached: {e}", r.build_id, r.layer));
         }
     }
 }

@@ -64,6 +64,7 @@ fn simulate_consume_store_and_query_through_the_cli() {
         ("QADF_ENABLE_MONGODB_STORAGE", "false".into()),
         ("QADF_ENABLE_REDIS_CACHE", "false".into()),
         ("QADF_MAX_BATCH_WAIT_MS", "50".into()),
+        ("QADF_DASHBOARD_ADDR", "127.0.0.1:0".into()),
     ];
     let data_dir = data.to_str().unwrap();
     let sent = qadf(&["produce-sim", "--partitions", "2", "--layers", "3", "--part-size", "1.0", "--defects"], &env);

@@ -59,7 +59,7 @@ fn the_first_frame_is_full_then_only_changed_blocks_follow_with_alerts() {
     // Two samples in voxel (100, 100) at 0.1 mm and one in voxel (200, 100), a different block.
     client.process_stream_batch(vec![sample(0, 10.05, 10.05, 1900.0), sample(1, 10.05, 10.05, 1910.0)].into()).unwrap();
     client.process_stream_batch(vec![sample(2, 20.05, 10.05, 1800.0)].into()).unwrap();
-    let frames = feed.subscribe(64);
+    let frames = feed.subscribe(64, None);
     let first = next_frame(&frames, |f| f.heatmap.as_ref().is_some_and(|h| h.full));
     assert_eq!(first.build.as_deref(), Some("b1"));
     let h = first.heatmap.as_ref().unwrap();
@@ -92,7 +92,7 @@ fn the_first_frame_is_full_then_only_changed_blocks_follow_with_alerts() {
 #[test]
 fn a_lagging_subscriber_is_counted_and_resynchronized_with_a_full_frame() {
     let (client, feed) = setup();
-    let frames = feed.subscribe(1);
+    let frames = feed.subscribe(1, None);
     for i in 0..200 {
         let x = 10.05 + (i % 50) as f64; // a new block every few batches
         client.process_stream_batch(vec![sample(i, x, 10.05, 1900.0)].into()).unwrap();

@@ -84,6 +84,10 @@ pub struct StreamingConfig {
     pub redis_port: u16,
     /// Redis database number. Default 0.
     pub redis_db: i64,
+    /// Redis ACL user (empty: the default user). Default empty.
+    pub redis_username: String,
+    /// Redis password (empty: none); never printed. Set it with `QADF_REDIS_PASSWORD`. Default empty.
+    pub redis_password: crate::secret::Secret,
     /// Prefix of every Redis key. Default `qadf`.
     pub redis_key_prefix: String,
     /// Time to live of cached entries in seconds. Default 3600.
@@ -125,6 +129,12 @@ pub struct StreamingConfig {
     pub on_store_failure: StoreFailurePolicy,
     /// Longest wait, after SIGTERM or SIGINT, to store and commit what is in flight, in ms. Default 10000.
     pub shutdown_timeout_ms: u64,
+    /// Where `run` serves the live page, `/metrics` and `/health/*` (docs/OPERATIONS.md); empty
+    /// serves nothing. Default `127.0.0.1:8765`.
+    pub dashboard_addr: String,
+    /// `/health/ready` reports not ready while the consumer lags more than this many messages
+    /// behind the log end (0: no bound). Default 100,000.
+    pub ready_max_lag: u64,
     /// The quality rules file (docs/RULES.md; `--rules` overrides it). Default empty: `run` and
     /// the demo apply the demo's example rules (examples/rules/demo.toml) and say so.
     pub rules_file: String,
@@ -157,6 +167,8 @@ impl Default for StreamingConfig {
             redis_host: "localhost".to_owned(),
             redis_port: 6379,
             redis_db: 0,
+            redis_username: String::new(),
+            redis_password: crate::secret::Secret::default(),
             redis_key_prefix: "qadf".to_owned(),
             redis_ttl_seconds: 3600,
             enable_mongodb_storage: true,
@@ -177,6 +189,8 @@ impl Default for StreamingConfig {
             max_builds_in_memory: 16,
             on_store_failure: StoreFailurePolicy::DeadLetter,
             shutdown_timeout_ms: 10_000,
+            dashboard_addr: "127.0.0.1:8765".to_owned(),
+            ready_max_lag: 100_000,
             rules_file: String::new(),
             schema: SchemaConfig::default(),
         }
@@ -229,7 +243,13 @@ impl StreamingConfig {
             if var.starts_with(TEST_ENV_PREFIX) {
                 continue;
             }
-            let env_error = |reason: String| ConfigError::Env { var: var.to_owned(), value: value.to_owned(), reason };
+            // A secret is never echoed, and a URI's password is masked (a typo must not leak it).
+            let shown = if crate::secret::is_secret_name(var) {
+                "(hidden)".to_owned()
+            } else {
+                crate::secret::mask_uris(value)
+            };
+            let env_error = |reason: String| ConfigError::Env { var: var.to_owned(), value: shown.clone(), reason };
             let field = field.to_ascii_lowercase();
             // `QADF_SCHEMA_TIME_ZONE` sets `time_zone` of the `[schema]` table.
             let (target, field) = match field.strip_prefix("schema_") {
@@ -359,6 +379,11 @@ impl StreamingConfig {
         );
         check(self.max_builds_in_memory > 0, "max_builds_in_memory", "must be > 0");
         check(self.shutdown_timeout_ms > 0, "shutdown_timeout_ms", "must be > 0");
+        check(
+            self.dashboard_addr.is_empty() || is_host_port(&self.dashboard_addr) || self.dashboard_addr.ends_with(":0"),
+            "dashboard_addr",
+            "must be host:port (port 0 picks a free one) or empty (serve nothing)",
+        );
         if let Err(schema_errors) = Schema::compile(&self.schema) {
             errors.extend(schema_errors);
         }

@@ -44,6 +44,7 @@ mod result;
 pub mod rules;
 mod sample;
 pub mod schema;
+pub mod secret;
 mod stats;
 mod tags;
 mod time;

@@ -104,6 +104,23 @@ pub trait Cache: Send + Sync {
     fn put(&self, key: &str, value: &Value, ttl: Duration) -> Result<(), BackendError>;
     /// The value under `key`, or `None` if absent or expired.
     fn get(&self, key: &str) -> Result<Option<Value>, BackendError>;
+    /// Stores `text` under `key` for `ttl` exactly as given, so any client reads it (the live
+    /// view's JSON). The default keeps it as a [`Value::Text`].
+    fn put_text(&self, key: &str, text: &str, ttl: Duration) -> Result<(), BackendError> {
+        self.put(key, &Value::Text(text.to_owned()), ttl)
+    }
+    /// The text [`Cache::put_text`] stored under `key`, or `None` if absent or expired.
+    fn get_text(&self, key: &str) -> Result<Option<String>, BackendError> {
+        match self.get(key)? {
+            Some(Value::Text(text)) => Ok(Some(text)),
+            Some(other) => Err(BackendError::new(
+                crate::BackendErrorKind::Corrupt,
+                "cache",
+                format!("{key} holds {other:?}, not text"),
+            )),
+            None => Ok(None),
+        }
+    }
 }
 
 /// How many samples a store call wrote, and how many it already had.

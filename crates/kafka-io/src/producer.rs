@@ -132,6 +132,18 @@ impl KafkaProducer {
         self.broker.create_topic(topic, partitions)
     }
 
+    /// Asks the cluster for its topics (a health probe): `Ok` when a broker answered within the
+    /// timeout. A failure drops the connection, so the next probe connects afresh.
+    pub fn reachable(&self) -> Result<(), KafkaError> {
+        let answered = self.broker.client().and_then(|client| {
+            self.broker.run(async move { client.list_topics().await.map(|_| ()).map_err(KafkaError::from) })
+        });
+        if answered.is_err() {
+            self.broker.reset();
+        }
+        answered
+    }
+
     /// Encodes `batch` with `codec` and sends it as one message.
     pub fn send_batch(
         &self,

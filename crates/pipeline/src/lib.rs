@@ -46,7 +46,8 @@ pub use decode::{Decoded, decode_messages};
 pub use dedup::{AlertDeduplicator, MAX_REMEMBERED_CONDITIONS};
 pub use error::PipelineError;
 pub use metrics::{
-    CheckpointStats, LatencyRecorder, Metrics, PipelineMetrics, StageMetrics, Throughput, ThroughputMeter,
+    CheckpointStats, LatencyBuckets, LatencyRecorder, MAX_ALERT_SERIES, Metrics, OTHER_RULES, PipelineMetrics,
+    StageMetrics, Throughput, ThroughputMeter,
 };
 pub use parallel::{Completed, ParallelProcessor, TrySubmitError};
 pub use pipeline::{ErrorPolicy, Pipeline, PipelineBuilder, Step, create_processing_pipeline};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use qadf_core_types::{LatencySummary, Timestamp, finite_ratio};
+use qadf_core_types::{Alert, LatencySummary, Severity, Timestamp, finite_ratio};
 use serde::{Deserialize, Serialize};
 
 /// Longest latency the histograms resolve (longer ones are recorded as this).
@@ -57,7 +57,35 @@ impl LatencyRecorder {
     pub fn reset(&self) {
         self.0.lock().reset();
     }
+
+    /// The distribution as Prometheus histogram buckets: for each upper bound, the count of
+    /// measurements at or below it, then the count and sum (seconds) of all of them.
+    pub fn buckets(&self, bounds: &[Duration]) -> LatencyBuckets {
+        let h = self.0.lock();
+        let ns = |d: &Duration| u64::try_from(d.as_nanos()).unwrap_or(MAX_LATENCY_NS).clamp(1, MAX_LATENCY_NS);
+        LatencyBuckets {
+            cumulative: bounds.iter().map(|b| (b.as_secs_f64(), h.count_between(1, ns(b)))).collect(),
+            count: h.len(),
+            sum_seconds: if h.is_empty() { 0.0 } else { h.mean() * h.len() as f64 / 1e9 },
+        }
+    }
 }
+
+/// A latency distribution as cumulative buckets (HdrHistogram's 3 significant digits).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LatencyBuckets {
+    /// `(upper bound in seconds, measurements at or below it)`, in the order of the bounds.
+    pub cumulative: Vec<(f64, u64)>,
+    /// Measurements.
+    pub count: u64,
+    /// Their sum in seconds.
+    pub sum_seconds: f64,
+}
+
+/// Distinct `(rule, severity)` pairs counted by name; further pairs count under [`OTHER_RULES`].
+pub const MAX_ALERT_SERIES: usize = 256;
+/// The rule name alerts of pairs past [`MAX_ALERT_SERIES`] are counted under.
+pub const OTHER_RULES: &str = "(other)";
 
 /// Items per second over the last `window` (in one-second buckets) and over the meter's uptime.
 #[derive(Debug)]
@@ -194,6 +222,18 @@ pub struct PipelineMetrics {
     pub consumer_lag_by_partition: Vec<(i32, u64)>,
     /// Samples the history stored (replays it already held not counted).
     pub samples_stored: u64,
+    /// Messages the consumer delivered.
+    pub messages_consumed: u64,
+    /// Samples decoded from them.
+    pub samples_consumed: u64,
+    /// Dead letters sent, by reason (a small fixed set: see `record_dead_letter_reason`).
+    pub dead_letters_by_reason: BTreeMap<String, u64>,
+    /// Alerts emitted, `(rule, severity, count)` by rule then severity (at most [`MAX_ALERT_SERIES`] pairs).
+    pub alerts_by_rule: Vec<(String, Severity, u64)>,
+    /// How long one group commit to the history took.
+    pub store_latency: LatencySummary,
+    /// Samples handed to the history writer and not yet stored, as last reported.
+    pub store_queue_samples: u64,
 }
 
 /// Latency and failure counters of one step (steps sharing a name share them).
@@ -227,6 +267,12 @@ pub struct Metrics {
     last_batch_ns: AtomicI64,
     /// `(partition, messages behind)` as the consumer last reported.
     consumer_lag: Mutex<Vec<(i32, u64)>>,
+    messages_consumed: AtomicU64,
+    samples_consumed: AtomicU64,
+    dead_letters_by_reason: Mutex<BTreeMap<String, u64>>,
+    alerts_by_rule: Mutex<BTreeMap<(String, Severity), u64>>,
+    pub(crate) store_latency: LatencyRecorder,
+    store_queue_samples: AtomicU64,
 }
 
 impl Metrics {
@@ -247,7 +293,54 @@ impl Metrics {
             processing_ns: AtomicU64::new(0),
             last_batch_ns: AtomicI64::new(i64::MIN),
             consumer_lag: Mutex::default(),
+            messages_consumed: AtomicU64::new(0),
+            samples_consumed: AtomicU64::new(0),
+            dead_letters_by_reason: Mutex::default(),
+            alerts_by_rule: Mutex::default(),
+            store_latency: LatencyRecorder::default(),
+            store_queue_samples: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a poll's messages and the samples decoded from them.
+    pub fn record_consumed(&self, messages: u64, samples: u64) {
+        self.messages_consumed.fetch_add(messages, Ordering::Relaxed);
+        self.samples_consumed.fetch_add(samples, Ordering::Relaxed);
+    }
+
+    /// Counts `n` dead letters sent for `reason` (one of a few fixed words, e.g. `undecodable`).
+    pub fn record_dead_letter_reason(&self, reason: &str, n: u64) {
+        if n > 0 {
+            *self.dead_letters_by_reason.lock().entry(reason.to_owned()).or_default() += n;
+        }
+    }
+
+    /// Counts emitted alerts by rule and severity.
+    pub(crate) fn record_alerts(&self, alerts: &[Alert]) {
+        if alerts.is_empty() {
+            return;
+        }
+        let mut by_rule = self.alerts_by_rule.lock();
+        for a in alerts {
+            let known = by_rule.contains_key(&(a.checkpoint.clone(), a.severity));
+            let rule = if known || by_rule.len() < MAX_ALERT_SERIES { a.checkpoint.as_str() } else { OTHER_RULES };
+            *by_rule.entry((rule.to_owned(), a.severity)).or_default() += 1;
+        }
+    }
+
+    /// Records how long one write to the history took.
+    pub fn record_store(&self, elapsed: Duration) {
+        self.store_latency.record(elapsed);
+    }
+
+    /// Records the samples waiting for the history writer.
+    pub fn record_store_queue(&self, samples: u64) {
+        self.store_queue_samples.store(samples, Ordering::Relaxed);
+    }
+
+    /// Batch (end-to-end) and store latency as Prometheus buckets with the given upper bounds.
+    pub fn latency_buckets(&self, bounds: &[Duration]) -> (LatencyBuckets, LatencyBuckets) {
+        (self.end_to_end.buckets(bounds), self.store_latency.buckets(bounds))
     }
 
     /// The counters of the step named `name`.
@@ -317,6 +410,12 @@ impl Metrics {
             consumer_lag: lag.iter().map(|&(_, l)| l).sum(),
             consumer_lag_by_partition: lag,
             samples_stored: self.samples_stored.load(Ordering::Relaxed),
+            messages_consumed: self.messages_consumed.load(Ordering::Relaxed),
+            samples_consumed: self.samples_consumed.load(Ordering::Relaxed),
+            dead_letters_by_reason: self.dead_letters_by_reason.lock().clone(),
+            alerts_by_rule: self.alerts_by_rule.lock().iter().map(|((r, s), n)| (r.clone(), *s, *n)).collect(),
+            store_latency: self.store_latency.summary(),
+            store_queue_samples: self.store_queue_samples.load(Ordering::Relaxed),
         }
     }
 }

@@ -303,6 +303,7 @@ impl Pipeline {
         }
         self.metrics.alerts_suppressed.fetch_add(suppressed as u64, Ordering::Relaxed);
         self.metrics.alerts_emitted.fetch_add(result.alerts.len() as u64, Ordering::Relaxed);
+        self.metrics.record_alerts(&result.alerts);
     }
 
     fn fail(&self, error: PipelineError) -> PipelineError {

@@ -1,5 +1,11 @@
-//! The cache key scheme: `{prefix}:{build}:latest`, `{prefix}:{build}:layer:{n}`,
-//! `{prefix}:{build}:report:{n}`, `{prefix}:{build}:alerts`.
+//! The cache key scheme: `{prefix}:builds`, `{prefix}:{build}:latest`, `{prefix}:{build}:alerts`,
+//! `{prefix}:{build}:report:{n}`, `{prefix}:{build}:layer:{n}` (every value plain JSON; see
+//! docs/OPERATIONS.md for what `run` writes).
+
+/// Key of the list of builds on the stream.
+pub fn builds(prefix: &str) -> String {
+    format!("{prefix}:builds")
+}
 
 /// Key of a build's latest state (statistics, progress).
 pub fn latest(prefix: &str, build: &str) -> String {

@@ -1,4 +1,4 @@
-//! Live-view snapshots in any `Cache`, under the key scheme of [`crate::keys`], plus the upstream
+//! Live-view snapshots in any `Cache` as plain JSON text, under the key scheme of [`crate::keys`], plus the upstream
 //! `cache_recent_data` / `get_cached_data` names.
 
 use std::sync::Arc;
@@ -42,19 +42,16 @@ impl LiveView {
     }
 
     fn put_json(&self, key: &str, value: &impl Serialize) -> Result<(), BackendError> {
-        let bytes = serde_json::to_vec(value)
+        let text = serde_json::to_string(value)
             .map_err(|e| BackendError::new(BackendErrorKind::Rejected, "live-view", e.to_string()))?;
-        self.cache.put(key, &Value::Bytes(bytes), self.ttl)
+        self.cache.put_text(key, &text, self.ttl)
     }
 
     fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, BackendError> {
-        match self.cache.get(key)? {
-            Some(Value::Bytes(b)) => serde_json::from_slice(&b)
+        match self.cache.get_text(key)? {
+            Some(text) => serde_json::from_str(&text)
                 .map(Some)
                 .map_err(|e| BackendError::new(BackendErrorKind::Corrupt, "live-view", format!("{key}: {e}"))),
-            Some(other) => {
-                Err(BackendError::new(BackendErrorKind::Corrupt, "live-view", format!("{key} holds {other:?}")))
-            }
             None => Ok(None),
         }
     }
@@ -87,6 +84,16 @@ impl LiveView {
     /// One layer's report.
     pub fn layer_report(&self, build: &str, layer: u32) -> Result<Option<qadf_core_types::LayerReport>, BackendError> {
         self.get_json(&keys::report(&self.prefix, build, layer))
+    }
+
+    /// Publishes the ids of the builds on the stream.
+    pub fn publish_builds(&self, builds: &[&str]) -> Result<(), BackendError> {
+        self.put_json(&keys::builds(&self.prefix), &builds)
+    }
+
+    /// The ids of the builds on the stream.
+    pub fn builds(&self) -> Result<Vec<String>, BackendError> {
+        Ok(self.get_json(&keys::builds(&self.prefix))?.unwrap_or_default())
     }
 
     /// Publishes the build's most recent alerts.
@@ -130,6 +137,13 @@ mod tests {
             message: "too hot".into(),
         };
         view.publish_alerts("b1", std::slice::from_ref(&alert)).unwrap();
+        view.publish_builds(&["b1", "b2"]).unwrap();
+        assert_eq!(view.builds().unwrap(), ["b1", "b2"]);
+        assert_eq!(
+            cache.get_text("qadf:b1:alerts").unwrap().unwrap(),
+            serde_json::to_string(&[&alert]).unwrap(),
+            "plain JSON"
+        );
         assert_eq!(view.latest::<BTreeMap<String, u64>>("b1").unwrap(), Some(stats));
         assert_eq!(view.layer::<Vec<Option<f64>>>("b1", 3).unwrap(), Some(vec![Some(1.5), None]));
         assert_eq!(view.alerts("b1").unwrap(), vec![alert]);

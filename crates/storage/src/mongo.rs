@@ -41,6 +41,7 @@ pub struct StoreStatistics {
 /// Samples and offsets in one MongoDB database.
 pub struct MongoStore {
     database: String,
+    db: mongodb::sync::Database,
     samples: Collection<Document>,
     offsets: Collection<Document>,
     reports: Collection<Document>,
@@ -89,6 +90,7 @@ impl MongoStore {
         let db = client.database(&config.mongodb_database);
         Ok(MongoStore {
             database: config.mongodb_database.clone(),
+            db: db.clone(),
             samples: db.collection(&config.mongodb_collection),
             offsets: db.collection(&format!("{}_offsets", config.mongodb_collection)),
             reports: db.collection(&format!("{}_layer_reports", config.mongodb_collection)),
@@ -115,6 +117,11 @@ impl MongoStore {
     /// Names of the sample collection's indexes.
     pub fn index_names(&self) -> Result<Vec<String>, BackendError> {
         self.samples.list_index_names().run().map_err(classify)
+    }
+
+    /// Asks the server for `ping` (a health probe; fails after the connect timeout when unreachable).
+    pub fn ping(&self) -> Result<(), BackendError> {
+        self.db.run_command(doc! { "ping": 1 }).run().map(|_| ()).map_err(classify)
     }
 
     /// Number of stored samples.

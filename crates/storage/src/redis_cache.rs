@@ -1,13 +1,14 @@
 //! `RedisCache`: the `Cache` trait on Redis, through a pooled, health-checked sync connection.
 //!
-//! Values are stored in bincode so they come back as the type they went in (an integer stays an
-//! integer, `"123"` stays a string, a time stays a time). A connection is checked (PING) when taken
+//! [`Cache::put`] values are stored in bincode so they come back as the type they went in (an
+//! integer stays an integer, `"123"` stays a string, a time stays a time); [`Cache::put_text`]
+//! stores the text as is (the live view's JSON, readable by `redis-cli` and any client). A connection is checked (PING) when taken
 //! from the pool, so after a Redis restart the next call reconnects instead of failing forever.
 
 use std::time::Duration;
 
 use qadf_core_types::{BackendError, BackendErrorKind, Cache, Value};
-use redis::Commands;
+use redis::{Commands, IntoConnectionInfo};
 
 /// A Redis cache; every key is used as given (build keys with [`crate::keys`]).
 pub struct RedisCache {
@@ -21,15 +22,43 @@ fn unavailable(e: impl std::fmt::Display) -> BackendError {
 impl RedisCache {
     /// Connects to `redis://host:port/db` with a pool of up to 4 connections.
     pub fn connect(url: &str, timeout: Duration) -> Result<RedisCache, BackendError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| BackendError::new(BackendErrorKind::Rejected, "redis", format!("bad URL {url}: {e}")))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            let url = qadf_core_types::secret::mask_uris(url);
+            BackendError::new(BackendErrorKind::Rejected, "redis", format!("bad URL {url}: {e}"))
+        })?;
+        Ok(RedisCache::with_client(client, timeout))
+    }
+
+    /// Connects to the configured host, port, database, ACL user and password (the password is
+    /// handed to the server only, never into a URL or a message).
+    pub fn from_config(
+        config: &qadf_core_types::StreamingConfig,
+        timeout: Duration,
+    ) -> Result<RedisCache, BackendError> {
+        let mut settings = redis::RedisConnectionInfo::default().set_db(config.redis_db);
+        if !config.redis_username.is_empty() {
+            settings = settings.set_username(&config.redis_username);
+        }
+        if !config.redis_password.is_empty() {
+            settings = settings.set_password(config.redis_password.expose());
+        }
+        let info = redis::ConnectionAddr::Tcp(config.redis_host.clone(), config.redis_port)
+            .into_connection_info()
+            .map_err(|e| BackendError::new(BackendErrorKind::Rejected, "redis", e.to_string()))?
+            .set_redis_settings(settings);
+        let client = redis::Client::open(info)
+            .map_err(|e| BackendError::new(BackendErrorKind::Rejected, "redis", e.to_string()))?;
+        Ok(RedisCache::with_client(client, timeout))
+    }
+
+    fn with_client(client: redis::Client, timeout: Duration) -> RedisCache {
         let pool = r2d2::Pool::builder()
             .max_size(4)
             .min_idle(Some(0))
             .connection_timeout(timeout)
             .test_on_check_out(true)
             .build_unchecked(client);
-        Ok(RedisCache { pool })
+        RedisCache { pool }
     }
 
     fn connection(&self) -> Result<r2d2::PooledConnection<redis::Client>, BackendError> {
@@ -63,6 +92,14 @@ fn ttl_millis(ttl: Duration) -> u64 {
 impl Cache for RedisCache {
     fn put(&self, key: &str, value: &Value, ttl: Duration) -> Result<(), BackendError> {
         self.connection()?.pset_ex::<_, _, ()>(key, encode(value)?, ttl_millis(ttl)).map_err(unavailable)
+    }
+
+    fn put_text(&self, key: &str, text: &str, ttl: Duration) -> Result<(), BackendError> {
+        self.connection()?.pset_ex::<_, _, ()>(key, text, ttl_millis(ttl)).map_err(unavailable)
+    }
+
+    fn get_text(&self, key: &str) -> Result<Option<String>, BackendError> {
+        self.connection()?.get(key).map_err(unavailable)
     }
 
     fn get(&self, key: &str) -> Result<Option<Value>, BackendError> {

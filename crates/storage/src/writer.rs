@@ -71,6 +71,8 @@ pub struct WriteDone {
     /// What the store reported for the group commit that held this job, or the permanent error
     /// that refused this job's samples.
     pub result: Result<StoreReport, BackendError>,
+    /// How long the group commit that held this job took, retries included.
+    pub elapsed: Duration,
 }
 
 /// Counters of a writer.
@@ -158,11 +160,13 @@ pub fn spawn_writer(
                         samples += next.samples.len();
                         group.push(next);
                     }
+                    let started = std::time::Instant::now();
                     let results = persist_group(history.as_ref(), offsets.as_ref(), &mut group, &stats, &mut halted);
+                    let elapsed = started.elapsed();
                     queued.release(samples);
                     for (job, result) in group.into_iter().zip(results) {
                         // Nobody may listen for completions any more; keep storing what was handed over.
-                        let _ = done_tx.send(WriteDone { positions: job.positions, result });
+                        let _ = done_tx.send(WriteDone { positions: job.positions, result, elapsed });
                     }
                 }
             })

@@ -53,6 +53,39 @@ fn redis_pipelined_writes_and_the_key_scheme() {
     cache.ping().unwrap();
 }
 
+#[test]
+fn redis_text_values_are_stored_as_is_and_credentials_come_from_the_configuration() {
+    let url = redis_url();
+    let admin = redis::Client::open(url.as_str()).unwrap();
+    let mut admin = admin.get_connection().unwrap();
+    let (user, password, prefix) = (unique("qadf-acl"), unique("pw"), unique("acl"));
+    // An ACL user allowed only its own key prefix.
+    redis::cmd("ACL")
+        .arg(&["SETUSER", &user, "on", &format!(">{password}"), &format!("~{prefix}:*"), "+@all"][..])
+        .query::<()>(&mut admin)
+        .unwrap();
+    let (host, port) = url.trim_start_matches("redis://").trim_end_matches("/0").split_once(':').unwrap();
+    let mut config = qadf_core_types::StreamingConfig {
+        redis_host: host.to_owned(),
+        redis_port: port.parse().unwrap(),
+        redis_username: user.clone(),
+        redis_password: qadf_core_types::secret::Secret::new(password.clone()),
+        ..Default::default()
+    };
+    let cache = RedisCache::from_config(&config, Duration::from_secs(2)).unwrap();
+    let key = format!("{prefix}:b1:latest");
+    cache.put_text(&key, r#"{"samples":3}"#, Duration::from_secs(30)).unwrap();
+    let raw: String = redis::cmd("GET").arg(&key).query(&mut admin).unwrap();
+    assert_eq!(raw, r#"{"samples":3}"#, "plain text, no framing");
+    assert_eq!(cache.get_text(&key).unwrap().as_deref(), Some(r#"{"samples":3}"#));
+    let denied = cache.put_text("elsewhere:key", "x", Duration::from_secs(30)).unwrap_err();
+    assert!(!denied.to_string().contains(&password), "{denied}");
+    config.redis_password = qadf_core_types::secret::Secret::new("wrong");
+    let refused = RedisCache::from_config(&config, Duration::from_millis(500)).unwrap().ping().unwrap_err();
+    assert!(!refused.to_string().contains(&password), "{refused}");
+    redis::cmd("ACL").arg(&["DELUSER", user.as_str()][..]).query::<()>(&mut admin).unwrap();
+}
+
 fn mongo(name: &str) -> qadf_storage::MongoStore {
     let addr = std::env::var("QADF_TEST_MONGODB").unwrap_or_else(|_| "127.0.0.1:17017".to_owned());
     assert!(

@@ -1,13 +1,14 @@
 //! `LiveFeed`: turns the client's state into frames for every subscriber of the live view.
 //!
-//! A [`LiveStage`] registered in the client notes where the newest batch landed (build, height,
-//! layer) and wakes the publisher thread; [`LiveFeed::on_result`] adds each batch's alerts. The
-//! publisher coalesces wake-ups to at most one frame per `min_interval`, takes the changed blocks
-//! from the build's voxel grid (the feed owns that grid's dirty set) and sends each subscriber
-//! either the changed tiles of the current z level or, when it is new, lagging or the level
-//! changed, the whole level. Each frame is serialized once and shared by all subscribers.
+//! Each subscriber watches one build (or follows the build of the newest batch). The client's
+//! [`Builds`](crate::builds::Builds) table says where each build's newest batch landed (height,
+//! layer, sample time); [`LiveFeed::on_result`] adds each batch's alerts and wakes the publisher
+//! thread. The publisher coalesces wake-ups to at most one round per `min_interval`; per watched
+//! build it takes the changed blocks from that build's voxel grid (the feed owns the grids'
+//! dirty sets) and sends its watchers either the changed tiles of the current z level or, when a
+//! watcher is new, lagging, switched or the level changed, the whole level. Each frame carries
+//! the list of builds, is serialized once per build and shared by its watchers.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -15,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use parking_lot::Mutex;
-use qadf_core_types::{Alert, Point3, SampleBatch, Stage, StageError, StreamingResult};
+use qadf_core_types::{Alert, Point3, StreamingResult};
 use qadf_voxel::{Aggregation, BLOCK_EDGE, IncrementalProcessor, LayerSlice};
 use tungstenite::Utf8Bytes;
 
 use crate::StreamingClient;
+use crate::builds::BuildState;
 use crate::dashboard::protocol::{Frame, Heatmap, PROTOCOL_VERSION, Progress, Tile};
 
 /// How the feed publishes.
@@ -52,18 +54,8 @@ impl Default for LiveOptions {
     }
 }
 
-/// Where the newest batch landed.
-#[derive(Clone, Debug, Default)]
-struct Cursor {
-    build: Option<String>,
-    z_mm: f64,
-    layer: Option<u32>,
-    newest_ns: Option<i64>,
-}
-
-/// State shared by the stage, the feed's handle and the publisher thread.
+/// State shared by the feed's handle and the publisher thread.
 struct Hub {
-    cursor: Mutex<Cursor>,
     pending_alerts: Mutex<Vec<Alert>>,
     subscribers: Mutex<Vec<Subscriber>>,
     wake: Sender<()>,
@@ -84,39 +76,20 @@ impl Hub {
 struct Subscriber {
     tx: Sender<Utf8Bytes>,
     needs_full: bool,
-}
-
-/// The pipeline stage that tells the feed where each batch landed; register it in the client.
-pub struct LiveStage {
-    hub: Arc<Hub>,
-}
-
-impl Stage for LiveStage {
-    fn name(&self) -> &str {
-        "live_view"
-    }
-
-    fn process(&self, batch: &mut SampleBatch, _result: &mut StreamingResult) -> Result<(), StageError> {
-        let Some(last) = batch.samples.iter().rev().find(|s| s.position.is_some()) else { return Ok(()) };
-        {
-            let mut c = self.hub.cursor.lock();
-            if c.build.as_deref() != Some(last.build_id.as_str()) {
-                c.build = Some(last.build_id.to_string());
-            }
-            c.z_mm = last.position.map_or(c.z_mm, |p| p.z);
-            c.layer = Some(last.layer);
-            let newest = batch.samples.iter().map(|s| s.timestamp.as_nanos()).max();
-            c.newest_ns = c.newest_ns.max(newest);
-        }
-        self.hub.wake();
-        Ok(())
-    }
+    /// The build asked for (`None`: whichever build sent the newest batch).
+    build: Option<String>,
+    /// The build it is sent this round (`build`, or the newest).
+    target: Option<String>,
+    /// What its last heatmap showed.
+    shown: Option<Shown>,
+    /// Set when its receiver is gone (it is removed after the round).
+    gone: bool,
 }
 
 /// Counters of the feed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FeedStatistics {
-    /// Frames published (each counted once, whatever the number of subscribers).
+    /// Frames published (each build's frame counted once, whatever the number of its subscribers).
     pub frames_sent: u64,
     /// Frames a lagging subscriber could not take (it was given a full frame later).
     pub frames_dropped: u64,
@@ -126,18 +99,18 @@ pub struct FeedStatistics {
     pub alerts_total: u64,
 }
 
-/// Publishes the live view of a [`StreamingClient`] to any number of subscribers.
+/// Publishes the live view of a [`StreamingClient`] to any number of subscribers, each watching
+/// one build of the stream (or following the newest).
 pub struct LiveFeed {
     hub: Arc<Hub>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl LiveFeed {
-    /// Starts the publisher for `client` and registers its [`LiveStage`] as processor `live_view`.
+    /// Starts the publisher for `client` (call [`LiveFeed::on_result`] after each batch).
     pub fn start(client: Arc<StreamingClient>, options: LiveOptions) -> Result<LiveFeed, crate::ClientError> {
         let (wake, woken) = bounded(1);
         let hub = Arc::new(Hub {
-            cursor: Mutex::default(),
             pending_alerts: Mutex::default(),
             subscribers: Mutex::default(),
             wake,
@@ -147,16 +120,7 @@ impl LiveFeed {
             frames_dropped: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
-        client.register_processor("live_view", Arc::new(LiveStage { hub: hub.clone() }))?;
-        let publisher = Publisher {
-            hub: hub.clone(),
-            client,
-            options,
-            seq: 0,
-            shown: None,
-            recent: VecDeque::new(),
-            last_frame: Instant::now(),
-        };
+        let publisher = Publisher { hub: hub.clone(), client, options, seq: 0, last_frame: Instant::now() };
         let thread = std::thread::Builder::new()
             .name("qadf-live-feed".to_owned())
             .spawn(move || publisher.run(&woken))
@@ -164,13 +128,13 @@ impl LiveFeed {
         Ok(LiveFeed { hub, thread: Mutex::new(Some(thread)) })
     }
 
-    /// Adds a batch's alerts to the next frame (call it from the consumer callback).
+    /// Notes a processed batch: its alerts join the next frame (call it from the consumer callback).
     pub fn on_result(&self, result: &StreamingResult) {
         if !result.alerts.is_empty() {
             self.hub.alerts_total.fetch_add(result.alerts.len() as u64, Ordering::Relaxed);
             self.hub.pending_alerts.lock().extend(result.alerts.iter().cloned());
-            self.hub.wake();
         }
+        self.hub.wake();
     }
 
     /// Tells the page how many layers the build will have.
@@ -178,10 +142,18 @@ impl LiveFeed {
         *self.hub.layers_total.lock() = layers;
     }
 
-    /// A new subscriber: its first frame is full, then changed tiles follow.
-    pub fn subscribe(&self, queue_frames: usize) -> Receiver<Utf8Bytes> {
+    /// A new subscriber to `build` (`None`: follow the build of the newest batch): its first
+    /// frame is full, then changed tiles follow.
+    pub fn subscribe(&self, queue_frames: usize, build: Option<String>) -> Receiver<Utf8Bytes> {
         let (tx, rx) = bounded(queue_frames.max(1));
-        self.hub.subscribers.lock().push(Subscriber { tx, needs_full: true });
+        self.hub.subscribers.lock().push(Subscriber {
+            tx,
+            needs_full: true,
+            build,
+            target: None,
+            shown: None,
+            gone: false,
+        });
         self.hub.wake();
         rx
     }
@@ -214,8 +186,8 @@ impl Drop for LiveFeed {
     }
 }
 
-/// What the last frame showed.
-#[derive(PartialEq)]
+/// What a heatmap showed.
+#[derive(Clone, PartialEq)]
 struct Shown {
     build: String,
     z_index: u32,
@@ -226,9 +198,14 @@ struct Publisher {
     client: Arc<StreamingClient>,
     options: LiveOptions,
     seq: u64,
-    shown: Option<Shown>,
-    recent: VecDeque<Alert>,
     last_frame: Instant,
+}
+
+/// One build's frames: the delta everyone watching it gets and, for whoever needs it, the full one.
+struct Texts {
+    delta: Utf8Bytes,
+    full: Option<Utf8Bytes>,
+    shown: Option<Shown>,
 }
 
 impl Publisher {
@@ -253,97 +230,132 @@ impl Publisher {
         self.hub.subscribers.lock().clear();
     }
 
-    /// Builds and sends one frame (delta and, for whoever needs it, full).
+    /// Builds and sends one round of frames: per watched build, its delta and (for whoever needs
+    /// it) its full frame.
     fn publish(&mut self) {
-        let cursor = self.hub.cursor.lock().clone();
         let new_alerts = std::mem::take(&mut *self.hub.pending_alerts.lock());
-        for a in &new_alerts {
-            if self.recent.len() == self.options.recent_alerts.max(1) {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(a.clone());
-        }
-        let grid = cursor.build.as_deref().and_then(|b| self.client.voxels().grid(b));
-        let mut subscribers = self.hub.subscribers.lock();
-        let (mut delta, full) = match (&cursor.build, grid) {
-            (Some(build), Some(grid)) => {
-                let (delta, full, shown) = self.heatmaps(build, &cursor, &grid, &mut subscribers);
-                self.shown = shown;
-                (delta, full)
-            }
-            _ => (None, None),
-        };
-        let any_full = subscribers.iter().any(|s| s.needs_full);
+        let builds = self.client.builds().list();
+        let newest = self.client.builds().newest().map(|b| b.build);
         let stale = self.last_frame.elapsed() >= self.options.stats_interval;
+        let stopping = self.hub.stop.load(Ordering::SeqCst);
+        let stats = self.client.get_stream_statistics();
+        let hub = self.hub.clone();
+        let mut subscribers = hub.subscribers.lock();
+        for s in subscribers.iter_mut() {
+            s.target = s.build.clone().or_else(|| newest.clone());
+        }
+        let mut targets: Vec<Option<String>> = subscribers.iter().map(|s| s.target.clone()).collect();
+        targets.sort();
+        targets.dedup();
+        let mut sent_any = false;
+        for target in targets {
+            let Some(texts) =
+                self.frames(target.as_deref(), &new_alerts, &builds, &stats, &mut subscribers, stale || stopping)
+            else {
+                continue;
+            };
+            sent_any = true;
+            self.hub.frames_sent.fetch_add(1, Ordering::Relaxed);
+            let shown = texts.shown.clone();
+            for s in subscribers.iter_mut().filter(|s| s.target == target) {
+                let text = match (&texts.full, s.needs_full) {
+                    (Some(full), true) => full.clone(),
+                    _ => texts.delta.clone(),
+                };
+                match s.tx.try_send(text) {
+                    Ok(()) => {
+                        s.needs_full = false;
+                        s.shown = shown.clone();
+                    }
+                    Err(TrySendError::Full(_)) => {
+                        s.needs_full = true;
+                        hub.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Disconnected(_)) => s.gone = true,
+                }
+            }
+        }
+        subscribers.retain(|s| !s.gone);
+        if sent_any {
+            self.last_frame = Instant::now();
+        }
+    }
+
+    /// The frames of `build` for the subscribers watching it, or `None` when nothing changed
+    /// for them (and `force` does not ask for fresh statistics).
+    fn frames(
+        &mut self,
+        build: Option<&str>,
+        new_alerts: &[Alert],
+        builds: &[BuildState],
+        stats: &qadf_core_types::StreamStatistics,
+        subscribers: &mut [Subscriber],
+        force: bool,
+    ) -> Option<Texts> {
+        let state = build.and_then(|b| builds.iter().find(|s| s.build == b));
+        let watching = |s: &Subscriber| s.target.as_deref() == build;
+        let grid = build.and_then(|b| self.client.voxels().grid(b));
+        let (mut delta, full, shown) = match (build, state, grid) {
+            (Some(b), Some(state), Some(grid)) => self.heatmaps(b, state, &grid, subscribers, &watching),
+            _ => (None, None, None),
+        };
         if delta.as_ref().is_some_and(|h| h.tiles.is_empty()) {
             delta = None;
         }
-        if delta.is_none() && new_alerts.is_empty() && !stale && !any_full && !self.hub.stop.load(Ordering::SeqCst) {
-            return;
+        let alerts: Vec<Alert> = new_alerts.iter().filter(|a| Some(a.build_id.as_str()) == build).cloned().collect();
+        let any_full = subscribers.iter().any(|s| watching(s) && s.needs_full);
+        if delta.is_none() && alerts.is_empty() && !force && !any_full {
+            return None;
         }
         self.seq += 1;
         let base = Frame {
             v: PROTOCOL_VERSION,
             seq: self.seq,
-            build: cursor.build.clone(),
-            newest_sample_ns: cursor.newest_ns,
+            build: build.map(str::to_owned),
+            newest_sample_ns: state.and_then(|s| s.newest_sample_ns),
             heatmap: delta,
-            alerts: new_alerts,
-            stats: self.client.get_stream_statistics(),
+            alerts,
+            stats: stats.clone(),
             progress: Progress {
-                layer: cursor.layer,
+                layer: state.and_then(|s| s.layer),
                 layers_total: *self.hub.layers_total.lock(),
-                alerts_total: self.hub.alerts_total.load(Ordering::Relaxed),
+                alerts_total: state.map_or(0, |s| s.alerts),
                 frames_dropped: self.hub.frames_dropped.load(Ordering::Relaxed),
             },
+            builds: builds.to_vec(),
         };
-        let delta_text = encode(&base);
-        let full_text = any_full.then(|| {
-            let mut frame = base.clone();
+        let delta = encode(&base);
+        let full = any_full.then(|| {
+            let mut frame = base;
             frame.heatmap = full;
-            frame.alerts = self.recent.iter().cloned().collect();
+            frame.alerts = build.map(|b| self.client.builds().recent_alerts(b)).unwrap_or_default();
             encode(&frame)
         });
-        subscribers.retain_mut(|s| {
-            let text = match (&full_text, s.needs_full) {
-                (Some(full), true) => full.clone(),
-                _ => delta_text.clone(),
-            };
-            match s.tx.try_send(text) {
-                Ok(()) => {
-                    s.needs_full = false;
-                    true
-                }
-                Err(TrySendError::Full(_)) => {
-                    s.needs_full = true;
-                    self.hub.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    true
-                }
-                Err(TrySendError::Disconnected(_)) => false,
-            }
-        });
-        self.hub.frames_sent.fetch_add(1, Ordering::Relaxed);
-        self.last_frame = Instant::now();
+        Some(Texts { delta, full, shown })
     }
 
-    /// The changed tiles of the current level and, if anyone needs it, the whole level.
+    /// The changed tiles of `build`'s current level and, if a watcher needs it, the whole level.
     fn heatmaps(
         &self,
         build: &str,
-        cursor: &Cursor,
+        state: &BuildState,
         grid: &IncrementalProcessor,
         subscribers: &mut [Subscriber],
+        watching: &dyn Fn(&Subscriber) -> bool,
     ) -> (Option<Heatmap>, Option<Heatmap>, Option<Shown>) {
         // Take the changed blocks before reading values: a batch applied in between is marked again.
         let regions = grid.get_updated_regions(true);
         let signal = self.options.signal.as_str();
         let aggregation = self.options.aggregation;
+        let Some(z_mm) = state.z_mm else { return (None, None, None) };
         grid.read(|g| {
-            let probe = Point3::new(g.bbox_min().x, g.bbox_min().y, cursor.z_mm);
+            let probe = Point3::new(g.bbox_min().x, g.bbox_min().y, z_mm);
             let Some(z_index) = g.voxel_index(&probe).map(|i| i[2]) else { return (None, None, None) };
             let shown = Shown { build: build.to_owned(), z_index };
-            if self.shown.as_ref() != Some(&shown) {
-                subscribers.iter_mut().for_each(|s| s.needs_full = true);
+            for s in subscribers.iter_mut().filter(|s| watching(s)) {
+                if s.shown.as_ref() != Some(&shown) {
+                    s.needs_full = true;
+                }
             }
             let empty = |full| Heatmap {
                 full,
@@ -359,9 +371,9 @@ impl Publisher {
             if let Ok(contents) = g.block_contents(signal, aggregation, &level) {
                 delta.tiles = contents.iter().map(|c| block_tile(c, z_index)).collect();
             }
-            let full = subscribers.iter().any(|s| s.needs_full).then(|| {
+            let full = subscribers.iter().any(|s| watching(s) && s.needs_full).then(|| {
                 let mut full = empty(true);
-                full.tiles = g.layer_slice(signal, cursor.z_mm, aggregation).ok().map(slice_tile).into_iter().collect();
+                full.tiles = g.layer_slice(signal, z_mm, aggregation).ok().map(slice_tile).into_iter().collect();
                 full
             });
             (Some(delta), full, Some(shown))

@@ -5,6 +5,6 @@ pub mod feed;
 pub mod protocol;
 pub mod server;
 
-pub use feed::{FeedStatistics, LiveFeed, LiveOptions, LiveStage};
+pub use feed::{FeedStatistics, LiveFeed, LiveOptions};
 pub use protocol::{Frame, Heatmap, PROTOCOL_VERSION, Progress, Tile};
 pub use server::DashboardServer;

@@ -8,7 +8,7 @@ use qadf_core_types::{Alert, StreamStatistics};
 use serde::{Deserialize, Serialize};
 
 /// Version of the frame format; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One message of the feed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -17,7 +17,7 @@ pub struct Frame {
     pub v: u32,
     /// Frame number of this feed (increases by one per published frame).
     pub seq: u64,
-    /// The build shown, once one has been seen.
+    /// The build shown (the one asked for with `/ws?build=ID`, else the newest), once one has been seen.
     pub build: Option<String>,
     /// Measurement time (ns since the epoch) of the newest sample reflected in this frame.
     pub newest_sample_ns: Option<i64>,
@@ -29,6 +29,9 @@ pub struct Frame {
     pub stats: StreamStatistics,
     /// How far the build is.
     pub progress: Progress,
+    /// Every build on the stream (version 2).
+    #[serde(default)]
+    pub builds: Vec<crate::builds::BuildState>,
 }
 
 /// Build progress.
@@ -38,7 +41,7 @@ pub struct Progress {
     pub layer: Option<u32>,
     /// Layers the build will have, when the source knows it.
     pub layers_total: Option<u32>,
-    /// Alerts raised since the feed started.
+    /// Alerts the build shown raised.
     pub alerts_total: u64,
     /// Frames that lagging subscribers' queues could not take, over all subscribers (each such
     /// subscriber then gets a full frame).

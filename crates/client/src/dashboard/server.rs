@@ -2,10 +2,11 @@
 //!
 //! One thread accepts; each connection gets a thread, at most [`MAX_CONNECTIONS`] at once (one
 //! more is answered `503` and closed). The request head is peeked, not read, so `GET /ws` can be
-//! handed to tungstenite whole; it must arrive within [`HEAD_DEADLINE`]. Anything else is
-//! answered from the binary (the page is compiled in: no CDN, works offline). Each WebSocket
-//! thread forwards the frames of its own subscription and reads the client's side without
-//! blocking (close and ping); a viewer that leaves more than [`MAX_UNSENT_BYTES`] unread is
+//! handed to tungstenite whole; it must arrive within [`HEAD_DEADLINE`]. `GET /ws?build=ID`
+//! watches one build (without it, the newest). Other paths go to the server's [`Routes`] (`run`:
+//! `/metrics`, `/health/*`); the page is answered from the binary (it is compiled in: no CDN,
+//! works offline). Each WebSocket thread forwards the frames of its own subscription and reads
+//! the client's side without blocking (close and ping); a viewer that leaves more than [`MAX_UNSENT_BYTES`] unread is
 //! disconnected (a lagging one is first resynchronized with full frames, see `LiveFeed`).
 
 use std::io::{self, Read, Write};
@@ -34,6 +35,23 @@ pub const MAX_CONNECTIONS: usize = 64;
 const QUEUE_FRAMES: usize = 64;
 /// Bytes a WebSocket client may leave unread before it is disconnected (about 16 full frames).
 pub const MAX_UNSENT_BYTES: usize = 4 << 20;
+
+/// An answer to a GET beyond the page and the feed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// The GET paths a server answers beside `/` and `/ws` (`run`'s `/metrics` and `/health/*`).
+pub trait Routes: Send + Sync {
+    /// The answer to `GET path` (the path without its query), or `None` (404).
+    fn get(&self, path: &str) -> Option<Response>;
+}
 
 /// Counters of the server.
 #[derive(Debug, Default)]
@@ -65,6 +83,15 @@ pub struct DashboardServer {
 impl DashboardServer {
     /// Binds `addr` (port 0 picks a free one) and starts serving `feed`.
     pub fn start(addr: impl ToSocketAddrs, feed: Arc<LiveFeed>) -> io::Result<DashboardServer> {
+        DashboardServer::start_with(addr, feed, None)
+    }
+
+    /// Like [`DashboardServer::start`], answering other GETs from `routes` too.
+    pub fn start_with(
+        addr: impl ToSocketAddrs,
+        feed: Arc<LiveFeed>,
+        routes: Option<Arc<dyn Routes>>,
+    ) -> io::Result<DashboardServer> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -73,7 +100,7 @@ impl DashboardServer {
             let (stop, counters) = (stop.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("qadf-live-accept".to_owned())
-                .spawn(move || accept_loop(&listener, &feed, &stop, &counters))?
+                .spawn(move || accept_loop(&listener, &feed, routes, &stop, &counters))?
         };
         Ok(DashboardServer { addr, stop, counters, thread: Some(thread) })
     }
@@ -122,7 +149,13 @@ impl Drop for DashboardServer {
     }
 }
 
-fn accept_loop(listener: &TcpListener, feed: &Arc<LiveFeed>, stop: &Arc<AtomicBool>, counters: &Arc<Counters>) {
+fn accept_loop(
+    listener: &TcpListener,
+    feed: &Arc<LiveFeed>,
+    routes: Option<Arc<dyn Routes>>,
+    stop: &Arc<AtomicBool>,
+    counters: &Arc<Counters>,
+) {
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
@@ -142,10 +175,10 @@ fn accept_loop(listener: &TcpListener, feed: &Arc<LiveFeed>, stop: &Arc<AtomicBo
             continue;
         }
         let open = Open(counters.clone());
-        let (feed, stop, counters) = (feed.clone(), stop.clone(), counters.clone());
+        let (feed, routes, stop, counters) = (feed.clone(), routes.clone(), stop.clone(), counters.clone());
         let spawned = std::thread::Builder::new().name("qadf-live-conn".to_owned()).spawn(move || {
             let _open = open;
-            if let Err(e) = serve(stream, &feed, &stop, &counters) {
+            if let Err(e) = serve(stream, &feed, routes.as_deref(), &stop, &counters) {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
                 if e.kind() != io::ErrorKind::UnexpectedEof {
                     eprintln!("dashboard: connection failed: {e}");
@@ -204,31 +237,75 @@ fn peek_head(stream: &TcpStream) -> io::Result<(String, String, usize)> {
     }
 }
 
-fn serve(mut stream: TcpStream, feed: &LiveFeed, stop: &AtomicBool, counters: &Counters) -> io::Result<()> {
+fn serve(
+    mut stream: TcpStream,
+    feed: &LiveFeed,
+    routes: Option<&dyn Routes>,
+    stop: &AtomicBool,
+    counters: &Counters,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     stream.set_nodelay(true)?;
     let (method, path, head_len) = peek_head(&stream)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    if method == "GET" && (path == "/ws" || path.starts_with("/ws?")) {
+    let (route, query) = path.split_once('?').unwrap_or((path.as_str(), ""));
+    if method == "GET" && route == "/ws" {
         counters.websockets.fetch_add(1, Ordering::Relaxed);
-        return websocket(stream, feed, stop);
+        return websocket(stream, feed, query_value(query, "build"), stop);
     }
     counters.http_requests.fetch_add(1, Ordering::Relaxed);
     io::copy(&mut (&mut stream).take(head_len as u64), &mut io::sink())?;
-    let (status, kind, body): (&str, &str, &[u8]) = match (method.as_str(), path.as_str()) {
-        ("GET", "/" | "/index.html") => ("200 OK", "text/html; charset=utf-8", PAGE.as_bytes()),
-        ("GET", "/favicon.ico") => ("204 No Content", "text/plain", b""),
-        ("GET", _) => ("404 Not Found", "text/plain; charset=utf-8", b"not found\n"),
-        _ => ("405 Method Not Allowed", "text/plain; charset=utf-8", b"only GET\n"),
+    let answer = |status, content_type, body: &[u8]| Response { status, content_type, body: body.to_vec() };
+    let response = match (method.as_str(), route) {
+        ("GET", "/" | "/index.html") => answer(200, "text/html; charset=utf-8", PAGE.as_bytes()),
+        ("GET", "/favicon.ico") => answer(204, "text/plain", b""),
+        ("GET", _) => routes
+            .and_then(|r| r.get(route))
+            .unwrap_or_else(|| answer(404, "text/plain; charset=utf-8", b"not found\n")),
+        _ => answer(405, "text/plain; charset=utf-8", b"only GET\n"),
     };
     write!(
         stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        response.status,
+        reason(response.status),
+        response.content_type,
+        response.body.len()
     )?;
-    stream.write_all(body)?;
+    stream.write_all(&response.body)?;
     stream.flush()
+}
+
+/// The reason phrase of the status codes the server answers with.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// The percent-decoded value of `name` in a query string (`a=1&build=b%201`), if present and
+/// valid UTF-8.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    let raw = query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?;
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut input = raw.bytes();
+    while let Some(b) = input.next() {
+        match b {
+            b'%' => {
+                let hex = [input.next()?, input.next()?];
+                bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            b'+' => bytes.push(b' '),
+            b => bytes.push(b),
+        }
+    }
+    String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
 }
 
 fn ws_io(e: WsError) -> io::Error {
@@ -249,15 +326,15 @@ fn would_block(e: &WsError) -> bool {
     matches!(e, WsError::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// Forwards the feed to one WebSocket client until either side closes.
-fn websocket(stream: TcpStream, feed: &LiveFeed, stop: &AtomicBool) -> io::Result<()> {
+/// Forwards the feed of `build` (`None`: the newest) to one WebSocket client until either side closes.
+fn websocket(stream: TcpStream, feed: &LiveFeed, build: Option<String>, stop: &AtomicBool) -> io::Result<()> {
     let config = WebSocketConfig::default().max_write_buffer_size(MAX_UNSENT_BYTES).max_message_size(Some(1 << 16));
     let mut ws: WebSocket<TcpStream> = tungstenite::accept_with_config(stream, Some(config)).map_err(|e| match e {
         tungstenite::HandshakeError::Failure(e) => ws_io(e),
         tungstenite::HandshakeError::Interrupted(_) => io::Error::other("WebSocket handshake interrupted"),
     })?;
     ws.get_mut().set_nonblocking(true)?;
-    let frames = feed.subscribe(QUEUE_FRAMES);
+    let frames = feed.subscribe(QUEUE_FRAMES, build);
     loop {
         // The client's side: answer pings (tungstenite queues the pong), stop on close.
         loop {
@@ -286,5 +363,20 @@ fn websocket(stream: TcpStream, feed: &LiveFeed, stop: &AtomicBool) -> io::Resul
             Err(e) if is_closed(&e) => return Ok(()),
             Err(e) => return Err(ws_io(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_value;
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(query_value("build=printer%201%2Fa&x=1", "build").as_deref(), Some("printer 1/a"));
+        assert_eq!(query_value("x=1&build=b%C3%A9", "build").as_deref(), Some("bé"));
+        assert_eq!(query_value("builds=a", "build"), None);
+        assert_eq!(query_value("build=", "build"), None);
+        assert_eq!(query_value("build=%zz", "build"), None);
+        assert_eq!(query_value("build=%e", "build"), None);
     }
 }

@@ -18,6 +18,32 @@ use qadf_storage::{StorageWriter, WriteDone, WriteJob, spawn_writer};
 use super::{CHUNK_BYTES, ConsumerError, ConsumerReport, ConsumerSinks, WRITER_QUEUE};
 use crate::client::StreamingClient;
 
+/// Why a dead letter was sent: the `reason` label of `qadf_dead_letters_total` (a fixed set, so
+/// the metric's cardinality stays small; the full reason travels with the letter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DeadLetterReason {
+    /// The message could not be decoded or mapped by the schema, or broke an ingest limit.
+    Undecodable,
+    /// The pipeline refused a sample (validation, grid bounds, signal limits).
+    RefusedSample,
+    /// A rule or stage refused the whole batch.
+    BatchRefused,
+    /// The history refused the batch permanently.
+    StoreRefused,
+}
+
+impl DeadLetterReason {
+    /// The metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            DeadLetterReason::Undecodable => "undecodable",
+            DeadLetterReason::RefusedSample => "refused_sample",
+            DeadLetterReason::BatchRefused => "batch_refused",
+            DeadLetterReason::StoreRefused => "store_refused",
+        }
+    }
+}
+
 /// Splits `messages` into runs of at most `max_bytes` of payload, in order (a larger message is a run of its own).
 fn chunks_by_bytes(mut messages: Vec<RawMessage>, max_bytes: usize) -> Vec<Vec<RawMessage>> {
     let mut chunks = Vec::new();
@@ -155,6 +181,7 @@ impl Run {
             if let Ok(report) = &d.result {
                 self.client.metrics().record_stored(report.inserted);
             }
+            self.client.metrics().record_store(d.elapsed);
             if let Err(e) = d.result {
                 self.report.store_failures += 1;
                 if self.on_store_failure == StoreFailurePolicy::Stop || self.sinks.dead_letters.is_none() {
@@ -170,7 +197,7 @@ impl Run {
                         payload: m.payload,
                     })
                     .collect();
-                if let Err(e) = self.dead_letter(&letters, true) {
+                if let Err(e) = self.dead_letter(&letters, DeadLetterReason::StoreRefused, true) {
                     self.halted = true;
                     return Err(e);
                 }
@@ -202,14 +229,22 @@ impl Run {
         }
     }
 
-    /// Sends dead letters; `unseen` ones (not produced by the pipeline) also count in the client's statistics.
-    fn dead_letter(&mut self, letters: &[DeadLetter], unseen: bool) -> Result<(), ConsumerError> {
+    /// Sends dead letters, counted under `reason` (a [`DeadLetterReason`]); `unseen` ones (not
+    /// produced by the pipeline) also count in the client's dead-letter total.
+    fn dead_letter(
+        &mut self,
+        letters: &[DeadLetter],
+        reason: DeadLetterReason,
+        unseen: bool,
+    ) -> Result<(), ConsumerError> {
         if letters.is_empty() {
             return Ok(());
         }
+        let metrics = self.client.metrics();
         if unseen {
-            self.client.metrics().record_dead_letters(letters.len() as u64);
+            metrics.record_dead_letters(letters.len() as u64);
         }
+        metrics.record_dead_letter_reason(reason.label(), letters.len() as u64);
         match &self.sinks.dead_letters {
             Some(dlq) => dlq.send(letters).map_err(|e| ConsumerError::DeadLetters(e.error))?,
             None => {
@@ -309,8 +344,9 @@ impl Run {
         self.report.messages += messages.len() as u64;
         let positions = positions_after(&messages);
         let decoded = decode_messages(&self.codec, &messages);
-        self.dead_letter(&decoded.dead_letters, true)?;
+        self.dead_letter(&decoded.dead_letters, DeadLetterReason::Undecodable, true)?;
         let (mut batch, mut origins) = (decoded.batch, decoded.origins);
+        self.client.metrics().record_consumed(messages.len() as u64, batch.len() as u64);
         self.skip_stored(&mut batch, &mut origins)?;
         // Digests of the samples as decoded: a refused one is traced back to its message, and the
         // kept ones to theirs, where their buckets are cut (only when there is a history or a
@@ -321,7 +357,7 @@ impl Run {
             Ok(mut result) => {
                 callback(&result);
                 let kept = ids.and_then(|ids| attribute(ids, &origins, batch.len(), &mut result.dead_letters));
-                self.dead_letter(&result.dead_letters, false)?;
+                self.dead_letter(&result.dead_letters, DeadLetterReason::RefusedSample, false)?;
                 self.publish_alerts(&result.alerts)?;
                 let runs = match (&self.writer, kept) {
                     (None, _) => Vec::new(),
@@ -355,7 +391,7 @@ impl Run {
                         payload: m.payload.clone(),
                     })
                     .collect();
-                self.dead_letter(&letters, true)?;
+                self.dead_letter(&letters, DeadLetterReason::BatchRefused, true)?;
                 self.store_then_commit(Vec::new(), Vec::new(), positions, Vec::new())
             }
         }
@@ -375,6 +411,9 @@ impl Run {
                     .as_ref()
                     .map_or_else(Vec::new, |w| std::iter::from_fn(|| w.recv_done(Duration::ZERO)).collect());
                 self.finish_done(finished)?;
+                if let Some(w) = &self.writer {
+                    self.client.metrics().record_store_queue(w.queued_samples() as u64);
+                }
                 self.flush_commits(false)?;
                 let polled = self.source.poll(max, wait);
                 if let Some(lag) = self.source.lag() {

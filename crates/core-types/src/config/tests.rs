@@ -141,3 +141,19 @@ fn the_schema_table_loads_from_toml_and_the_environment_and_is_validated() {
     let e = bad.validate().unwrap_err().to_string();
     assert!(e.contains("schema.time_zone"), "{e}");
 }
+
+#[test]
+fn a_mistyped_variable_never_echoes_a_password() {
+    let cases = [
+        ("QADF_MONGODB_URL", "mongodb://qadf:Sup3rSecret@db:27017"),
+        ("QADF_REDIS_PASSWORDD", "Sup3rSecret"),
+        ("QADF_REDIS_PASSWORD_FILE", "Sup3rSecret"),
+    ];
+    for (var, value) in cases {
+        let err = StreamingConfig::default().with_env([(var, value)]).unwrap_err().to_string();
+        assert!(err.contains(var) && !err.contains("Sup3rSecret"), "{var}: {err}");
+    }
+    let c = StreamingConfig::default().with_env([("QADF_REDIS_PASSWORD", "Sup3rSecret")]).unwrap();
+    assert_eq!(c.redis_password.expose(), "Sup3rSecret");
+    assert!(!format!("{c:?}").contains("Sup3rSecret"), "Debug hides the password");
+}
