@@ -142,15 +142,18 @@ fn metrics_health_and_the_redis_live_view_match_what_was_produced_and_stored() {
     let count = |b: &str| samples.iter().filter(|s: &&Sample| s.build_id == b).count() as u64;
     let keys: Vec<String> = ["printer-a", "printer-b"]
         .iter()
-        .flat_map(|b| [format!("{prefix}:{b}:latest"), format!("{prefix}:{b}:alerts")])
+        .flat_map(|b| {
+            [format!("{prefix}:{b}:latest"), format!("{prefix}:{b}:alerts"), format!("{prefix}:{b}:report:0")]
+        })
         .chain([format!("{prefix}:builds")])
         .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     let view = loop {
         let view = redis_json(&keys);
-        let done = ["printer-a", "printer-b"]
-            .iter()
-            .all(|b| view[format!("{prefix}:{b}:latest")]["samples"].as_u64() == Some(count(b)));
+        let done = ["printer-a", "printer-b"].iter().all(|b| {
+            view[format!("{prefix}:{b}:latest")]["samples"].as_u64() == Some(count(b))
+                && !view[format!("{prefix}:{b}:report:0")].is_null()
+        });
         if done || Instant::now() > deadline {
             break view;
         }
@@ -172,6 +175,11 @@ fn metrics_health_and_the_redis_live_view_match_what_was_produced_and_stored() {
         let rust: Value = serde_json::to_value(live.alerts(b).unwrap()).unwrap();
         assert_eq!(view[format!("{prefix}:{b}:alerts")], rust, "Python and Rust read the same alerts");
         alerts_in_view += latest["alerts"].as_u64().unwrap();
+        let report: Value = serde_json::to_value(live.layer_report(b, 0).unwrap().expect("layer 0's report")).unwrap();
+        assert_eq!(view[format!("{prefix}:{b}:report:0")], report, "the layer report, read by both");
+        // Partitions interleave, so some of layer 0's samples may come after it closed (late).
+        assert_eq!((report["build_id"].as_str(), report["layer"].as_u64()), (Some(b), Some(0)), "{report:#}");
+        assert!(report["samples"].as_u64() > Some(0), "{report:#}");
         let ttl = redis_ttl(&format!("{prefix}:{b}:latest"));
         assert!((1..=600).contains(&ttl), "TTL from redis_ttl_seconds: {ttl}");
     }

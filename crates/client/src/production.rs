@@ -111,7 +111,7 @@ impl LiveViewWriter {
             std::thread::Builder::new()
                 .name("qadf-live-view".to_owned())
                 .spawn(move || {
-                    let mut written: HashMap<String, u64> = HashMap::new();
+                    let mut written = Written::default();
                     loop {
                         let last = stop.load(Ordering::SeqCst);
                         write_live_view(&view, &client, &mut written, &counters, &log);
@@ -135,19 +135,27 @@ impl LiveViewWriter {
     }
 }
 
-/// One round of the live view: the builds whose version moved since `written`, then the index.
+/// What the live view holds: each build's version last written, and the build list.
+#[derive(Default)]
+struct Written {
+    versions: HashMap<String, u64>,
+    index: Vec<String>,
+}
+
+/// One round of the live view: the builds whose version moved since last written, then the
+/// build list if it changed (a failed write is retried next round).
 fn write_live_view(
     view: &LiveView,
     client: &StreamingClient,
-    written: &mut HashMap<String, u64>,
+    written: &mut Written,
     counters: &LiveViewCounters,
     log: &Logger,
 ) {
     let builds = client.builds().list();
     let statistics = client.get_stream_statistics();
-    let mut changed = false;
+    let mut failure = None;
     for b in &builds {
-        if written.get(&b.build) == Some(&b.version) {
+        if written.versions.get(&b.build) == Some(&b.version) {
             continue;
         }
         let latest = Latest {
@@ -156,31 +164,38 @@ fn write_live_view(
             last_update: Timestamp::from_nanos(b.last_update_ns).to_string(),
             statistics: &statistics,
         };
-        let results = [
-            view.publish_latest(&b.build, &latest),
-            view.publish_alerts(&b.build, &client.builds().recent_alerts(&b.build)),
-        ];
-        let failed = results.iter().filter(|r| r.is_err()).count() as u64;
-        counters.writes.fetch_add(2 - failed, Ordering::Relaxed);
-        if failed == 0 {
-            written.insert(b.build.clone(), b.version);
-            changed = true;
-        } else if let Some(Err(e)) = results.into_iter().find(Result::is_err)
-            && counters.failed.fetch_add(failed, Ordering::Relaxed).is_multiple_of(100)
-        {
-            log.warn(&format!("live view: {e} (counted; retried next round, the stream goes on)"));
+        let wrote = view
+            .publish_latest(&b.build, &latest)
+            .and_then(|()| view.publish_alerts(&b.build, &client.builds().recent_alerts(&b.build)));
+        match wrote {
+            Ok(()) => {
+                counters.writes.fetch_add(2, Ordering::Relaxed);
+                written.versions.insert(b.build.clone(), b.version);
+            }
+            Err(e) => {
+                // The rest wait for the next round: one round waits out at most one timeout.
+                failure = Some(e);
+                break;
+            }
         }
     }
-    if changed {
-        let ids: Vec<&str> = builds.iter().map(|b| b.build.as_str()).collect();
-        match view.publish_builds(&ids) {
+    // Builds the table forgot are forgotten here too.
+    written.versions.retain(|id, _| builds.iter().any(|b| &b.build == id));
+    let ids: Vec<String> = builds.iter().map(|b| b.build.clone()).collect();
+    if failure.is_none() && ids != written.index {
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        match view.publish_builds(&refs) {
             Ok(()) => {
                 counters.writes.fetch_add(1, Ordering::Relaxed);
+                written.index = ids;
             }
-            Err(_) => {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-            }
+            Err(e) => failure = Some(e),
         }
+    }
+    if let Some(e) = failure
+        && counters.failed.fetch_add(1, Ordering::Relaxed).is_multiple_of(100)
+    {
+        log.warn(&format!("live view: {e} (counted; retried next round, the stream goes on)"));
     }
 }
 

@@ -31,7 +31,7 @@ pub const DEAD_LETTER_REASONS: [&str; 4] = ["undecodable", "refused_sample", "ba
 pub struct LiveViewCounters {
     /// Keys written.
     pub writes: AtomicU64,
-    /// Writes that failed.
+    /// Rounds (every 0.5 s) in which a write failed.
     pub failed: AtomicU64,
 }
 
@@ -169,7 +169,7 @@ impl Sources {
             );
             out.counter(
                 "qadf_live_view_failures_total",
-                "Redis live-view writes that failed.",
+                "Redis live-view rounds in which a write failed.",
                 live.failed.load(Ordering::Relaxed),
             );
         }
