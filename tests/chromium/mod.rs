@@ -94,6 +94,8 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
 pub struct Browser {
     ws: WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
     next_id: u64,
+    /// DevTools events received so far (those of the domains enabled), oldest first.
+    pub events: Vec<Value>,
     _child: Reaped,
 }
 
@@ -126,7 +128,10 @@ impl Browser {
             .expect("a page target")
             .to_owned();
         let (ws, _) = tungstenite::connect(page.as_str()).unwrap();
-        Browser { ws, next_id: 0, _child: child }
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        }
+        Browser { ws, next_id: 0, events: Vec::new(), _child: child }
     }
 
     /// Calls a DevTools method; its result.
@@ -134,17 +139,66 @@ impl Browser {
         self.next_id += 1;
         let id = self.next_id;
         self.ws.send(Message::text(json!({"id": id, "method": method, "params": params}).to_string())).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let text = match self.ws.read().unwrap() {
-                Message::Text(t) => t,
-                _ => continue,
-            };
-            let reply: Value = serde_json::from_str(&text).unwrap();
+            assert!(Instant::now() < deadline, "no reply to {method} within 60 s");
+            let Some(reply) = self.next_message() else { continue };
             if reply["id"] == id {
                 assert!(reply.get("error").is_none(), "{method} failed: {reply}");
                 return reply["result"].clone();
             }
+            if reply.get("method").is_some() {
+                self.events.push(reply);
+            }
         }
+    }
+
+    /// The next DevTools message, or `None` after 100 ms without one.
+    fn next_message(&mut self) -> Option<Value> {
+        match self.ws.read() {
+            Ok(Message::Text(t)) => Some(serde_json::from_str(&t).unwrap()),
+            Ok(_) => None,
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                None
+            }
+            Err(e) => panic!("DevTools connection: {e}"),
+        }
+    }
+
+    /// Collects events for `d`.
+    pub fn pump(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while Instant::now() < deadline {
+            if let Some(m) = self.next_message()
+                && m.get("method").is_some()
+            {
+                self.events.push(m);
+            }
+        }
+    }
+
+    /// Console errors and uncaught exceptions among the events (needs `Runtime.enable`).
+    pub fn console_errors(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| {
+                e["method"] == "Runtime.exceptionThrown"
+                    || (e["method"] == "Runtime.consoleAPICalled" && e["params"]["type"] == "error")
+            })
+            .map(|e| e["params"].to_string())
+            .collect()
+    }
+
+    /// Main-thread busy time so far, in seconds (`TaskDuration`; needs `Performance.enable`).
+    pub fn main_thread_seconds(&mut self) -> f64 {
+        let metrics = self.call("Performance.getMetrics", json!({}));
+        metrics["metrics"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["name"] == "TaskDuration"))
+            .and_then(|m| m["value"].as_f64())
+            .expect("a TaskDuration metric")
     }
 
     /// Evaluates `expression` in the page; its value.

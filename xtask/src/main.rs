@@ -3,7 +3,7 @@
 //! - `cargo xtask services up|down|status [kafka|redis|mongodb ...]`: the real test services.
 //! - `cargo xtask ci`: the whole test suite (format, lints, unit and real-service integration tests).
 //! - `cargo xtask scenarios [--full]`: the end-to-end scenarios (crash, scale-out, bad input, soak).
-//! - `cargo xtask bench [kafka|storage|e2e|alerts]`: benchmarks against the real services; with no target,
+//! - `cargo xtask bench [kafka|storage|run|e2e|alerts|page]`: benchmarks against the real services; with no target,
 //!   all of them in one run, written into docs/PERFORMANCE.md as one report.
 
 mod alerts;
@@ -38,7 +38,9 @@ const USAGE: &str = "usage:
   cargo xtask bench e2e [--records N]       live-view WebSocket latency with 10 viewers (N batches, default 3000)
                                             and the demo's end-to-end samples/s
   cargo xtask bench alerts [--records S]    produce -> alert latency of `run` at 1k, 5k, 10k msg/s beside the
-                                            broker's own latency (S seconds per rate, default 20)";
+                                            broker's own latency (S seconds per rate, default 20)
+  cargo xtask bench page [--records S]      the live page in headless Chromium while the demo streams 100,000
+                                            samples/s: frames/s, frame sizes, main-thread busy time (S s, default 15)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -212,6 +214,14 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
                 println!("{line}");
             }
             Ok(())
+        }
+        "page" => {
+            let binary = release_binary(root)?;
+            run(cargo(root)
+                .args(["test", "-p", "qadf-integration-tests", "--features", "services", "--test", "browser"])
+                .args(["--", "--ignored", "--exact", "page_cost_at_100000_samples_per_second", "--nocapture"])
+                .env("QADF_TEST_QADF_STREAM", binary)
+                .env("QADF_BENCH_SECONDS", records.unwrap_or(15).to_string()))
         }
         "e2e" => run(cargo(root)
             .args(["bench", "-p", "qadf-client", "--bench", "e2e"])

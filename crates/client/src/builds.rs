@@ -34,6 +34,34 @@ pub struct BuildState {
     pub last_update_ns: i64,
     /// Bumped on every change (the live view rewrites only builds that changed).
     pub version: u64,
+    /// Marked finished by the source (the demo, when its build is sent and processed).
+    #[serde(default)]
+    pub finished: bool,
+}
+
+/// Where a build stands, as the live page shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    /// Batches keep coming.
+    Running,
+    /// No batch for `stall_seconds` (the machine paused, the producer or the broker is stuck).
+    Stalled,
+    /// The source said the build is complete.
+    Finished,
+}
+
+impl BuildState {
+    /// Its status at `now_ns` (server clock) when `stall_ns` without a batch means stalled.
+    pub fn status(&self, now_ns: i64, stall_ns: i64) -> BuildStatus {
+        if self.finished {
+            BuildStatus::Finished
+        } else if now_ns.saturating_sub(self.last_update_ns) > stall_ns {
+            BuildStatus::Stalled
+        } else {
+            BuildStatus::Running
+        }
+    }
 }
 
 #[derive(Default)]
@@ -81,6 +109,7 @@ impl Builds {
                 batch.samples[start..].iter().position(|s| s.build_id != *build).map_or(batch.len(), |n| start + n);
             let run = &batch.samples[start..end];
             Builds::with_entry(&mut entries, build, |e| {
+                e.state.finished = false;
                 e.state.samples += run.len() as u64;
                 if let Some(last) = run.last() {
                     e.state.layer = Some(last.layer);
@@ -115,6 +144,14 @@ impl Builds {
     /// Every build, by id.
     pub fn list(&self) -> Vec<BuildState> {
         self.entries.lock().values().map(|e| e.state.clone()).collect()
+    }
+
+    /// Marks `build` finished (until another sample of it comes).
+    pub fn finish(&self, build: &str) {
+        if let Some(e) = self.entries.lock().get_mut(build) {
+            e.state.finished = true;
+            e.state.version += 1;
+        }
     }
 
     /// One build's state.
@@ -200,6 +237,20 @@ mod tests {
         assert_eq!((b.samples, b.layer, b.alerts), (1, Some(4), 2));
         assert_eq!(builds.recent_alerts("b").len(), 2);
         assert_eq!(builds.list().iter().map(|s| s.build.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_build_is_running_then_stalled_and_finished_when_its_source_says_so() {
+        let builds = Builds::new();
+        builds.observe(&SampleBatch::new(vec![sample("a", 0, 1)]));
+        let a = builds.get("a").unwrap();
+        let (t, stall) = (a.last_update_ns, 10_000_000_000);
+        assert_eq!(a.status(t + stall, stall), BuildStatus::Running);
+        assert_eq!(a.status(t + stall + 1, stall), BuildStatus::Stalled);
+        builds.finish("a");
+        assert_eq!(builds.get("a").unwrap().status(t + 2 * stall, stall), BuildStatus::Finished);
+        builds.observe(&SampleBatch::new(vec![sample("a", 1, 2)]));
+        assert!(!builds.get("a").unwrap().finished, "a new sample: the build runs again");
     }
 
     #[test]

@@ -13,6 +13,8 @@ use qadf_pipeline::{
 };
 use qadf_voxel::VoxelGrid;
 
+use crate::layer_maps::{Geometry, LayerMaps};
+
 /// Why the client refused to start or a batch failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -56,6 +58,8 @@ pub struct StreamingClient {
     pipeline: RwLock<Arc<Pipeline>>,
     /// Every build the processed batches held, with its newest layer, sample and alerts.
     builds: Arc<crate::builds::Builds>,
+    /// Every layer's map and summary, for the live page.
+    maps: Arc<LayerMaps>,
 }
 
 impl StreamingClient {
@@ -72,6 +76,11 @@ impl StreamingClient {
         );
         let codec = Codec::for_config(&config)?;
         let layers = LayerReporter::new(grid, &[]);
+        let resolution =
+            if config.layer_map_resolution_mm > 0.0 { config.layer_map_resolution_mm } else { config.voxel_resolution };
+        let (min, max) = (config.voxel_bbox_min, config.voxel_bbox_max);
+        let geometry = Geometry::covering([min[0], min[1]], [max[0], max[1]], resolution);
+        let maps = Arc::new(LayerMaps::new(geometry, config.layer_maps_in_memory));
         let client = StreamingClient {
             config,
             codec,
@@ -82,6 +91,7 @@ impl StreamingClient {
             layers,
             pipeline: RwLock::new(Arc::new(PipelineBuilder::new().throughput_window(THROUGHPUT_WINDOW).build())),
             builds: crate::builds::Builds::new(),
+            maps,
         };
         client.rebuild();
         Ok(client)
@@ -101,6 +111,16 @@ impl StreamingClient {
     /// Every build seen, for live views (filled after each processed batch).
     pub fn builds(&self) -> &Arc<crate::builds::Builds> {
         &self.builds
+    }
+
+    /// Every layer's map and summary (filled after each processed batch).
+    pub fn layer_maps(&self) -> &Arc<LayerMaps> {
+        &self.maps
+    }
+
+    /// The quality rules applied now (as loaded from the rules file).
+    pub fn rules(&self) -> Vec<qadf_core_types::rules::Rule> {
+        self.rules.lock().iter().map(|c| c.rule().clone()).collect()
     }
 
     /// The voxel stage (each build's grid is reachable through it).
@@ -204,12 +224,15 @@ impl StreamingClient {
         result.layer_reports = self.layers.observe(&batch.samples, &result.alerts);
         self.builds.observe(batch);
         self.builds.on_alerts(&result.alerts);
+        self.maps.observe(&batch.samples, &result.alerts, &result.layer_reports);
         Ok(result)
     }
 
     /// Closes every open layer (the stream ended): their reports.
     pub fn finish_layers(&self) -> Vec<qadf_core_types::LayerReport> {
-        self.layers.finish()
+        let reports = self.layers.finish();
+        self.maps.observe(&[], &[], &reports);
+        reports
     }
 
     /// Fuses already-processed samples (e.g. history after a restart) into the voxel grids only:
@@ -223,6 +246,7 @@ impl StreamingClient {
             message: e.to_string(),
             partial: Box::new(result.clone()),
         })?;
+        self.maps.observe(&batch.samples, &[], &[]);
         Ok(batch.len() as u64)
     }
 

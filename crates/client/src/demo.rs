@@ -44,6 +44,8 @@ pub struct DemoOptions {
     pub interrupt: Arc<AtomicBool>,
     /// The rules file (`None`: `rules_file` of the configuration, else examples/rules/demo.toml).
     pub rules: Option<PathBuf>,
+    /// Stop sending for a while after this layer (layer number, pause): a machine that halts.
+    pub pause: Option<(u32, Duration)>,
 }
 
 impl DemoOptions {
@@ -58,6 +60,7 @@ impl DemoOptions {
             wait_for_viewer: false,
             interrupt: Arc::default(),
             rules: None,
+            pause: None,
         }
     }
 }
@@ -175,7 +178,8 @@ pub fn run(
     let client = Arc::new(StreamingClient::new(config)?);
     client.load_rules(options.rules.as_deref(), Some(sim.sample_rate_hz))?;
 
-    let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::default())?);
+    let live = LiveOptions { stall: Duration::from_secs_f64(client.config().stall_seconds), ..LiveOptions::default() };
+    let feed = Arc::new(LiveFeed::start(client.clone(), live)?);
     feed.set_layers_total(Some(sim.layers));
     let mut server = match &options.dashboard {
         Some(addr) => {
@@ -200,6 +204,9 @@ pub fn run(
         }
         None => None,
     };
+    if let Some(h) = &history {
+        client.layer_maps().set_history(h.clone());
+    }
     let offsets = Arc::new(MemoryOffsetStore::default());
     let (sink, source) = in_process::channel(256, GROUP, offsets.clone());
     let alerts: Arc<Mutex<Vec<Alert>>> = Arc::default();
@@ -224,6 +231,7 @@ pub fn run(
     let mut simulator = Simulator::new(sim.clone(), Timestamp::now());
     let mut summary = DemoSummary { defects: sim.defects.len(), ..DemoSummary::default() };
     let started = Instant::now();
+    let mut paused = Duration::ZERO;
     let update = |summary: &mut DemoSummary| {
         let stats = client.get_stream_statistics();
         summary.processed = stats.messages_processed;
@@ -264,7 +272,7 @@ pub fn run(
             summary.messages += 1;
             summary.samples += n;
             if let Some(rate) = options.rate {
-                let due = Duration::from_secs_f64(summary.samples as f64 / rate);
+                let due = Duration::from_secs_f64(summary.samples as f64 / rate) + paused;
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
                     std::thread::sleep(wait);
                 }
@@ -273,6 +281,15 @@ pub fn run(
         summary.layers_done = layer + 1;
         update(&mut summary);
         event(DemoEvent::Layer(layer, &summary));
+        if let Some((after, pause)) = options.pause
+            && after == layer
+        {
+            let until = Instant::now() + pause;
+            while Instant::now() < until && !options.interrupt.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            paused += pause;
+        }
     }
 
     // Everything sent is processed once its offset is committed.
@@ -282,6 +299,12 @@ pub fn run(
     update(&mut summary);
     let report = ingest.stop()?;
     drop(sink);
+    // The build is complete: its last layer is reported and the page reads finished.
+    client.finish_layers();
+    if !summary.interrupted && summary.error.is_none() && report.error.is_none() {
+        client.builds().finish(&sim.build_id);
+    }
+    feed.on_result(&Default::default());
     if summary.error.is_none() {
         summary.error = report.error;
     }

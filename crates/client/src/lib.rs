@@ -21,6 +21,7 @@ mod client;
 pub mod dashboard;
 pub mod demo;
 mod ingest;
+pub mod layer_maps;
 pub mod logging;
 pub mod ops;
 pub mod schema_check;

@@ -121,6 +121,12 @@ struct DemoArgs {
     /// Quality rules file (default: `rules_file` of the configuration, else examples/rules/demo.toml).
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Halt the machine after this layer (counted from 0) for --pause-seconds: the page reads stalled.
+    #[arg(long)]
+    pause_after_layer: Option<u32>,
+    /// How long --pause-after-layer halts, in seconds.
+    #[arg(long, default_value_t = 15.0, requires = "pause_after_layer")]
+    pause_seconds: f64,
 }
 
 /// The options of `run`.
@@ -497,7 +503,13 @@ fn demo_command(mut config: StreamingConfig, args: DemoArgs) -> Result<()> {
         data_dir,
         encoding,
         rules,
+        pause_after_layer,
+        pause_seconds,
     } = args;
+    anyhow::ensure!(
+        pause_seconds.is_finite() && (0.0..=86_400.0).contains(&pause_seconds),
+        "--pause-seconds: a number of seconds from 0 to 86400"
+    );
     if let Some(e) = encoding {
         config.message_encoding = match e.as_str() {
             "json" => Encoding::Json,
@@ -530,6 +542,7 @@ fn demo_command(mut config: StreamingConfig, args: DemoArgs) -> Result<()> {
         wait_for_viewer,
         interrupt,
         rules,
+        pause: pause_after_layer.map(|l| (l, Duration::from_secs_f64(pause_seconds))),
     };
     let summary = demo::run(config, options, |event| match event {
         demo::DemoEvent::Serving(url) => println!("live dashboard: {url}"),

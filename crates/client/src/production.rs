@@ -289,7 +289,9 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
     let served = if config.dashboard_addr.is_empty() {
         None
     } else {
-        let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::default())?);
+        client.layer_maps().set_history(stores.history());
+        let page = LiveOptions { stall: Duration::from_secs_f64(config.stall_seconds), ..LiveOptions::default() };
+        let feed = Arc::new(LiveFeed::start(client.clone(), page)?);
         let sources = Sources {
             client: client.clone(),
             kafka: Some(kafka_stats.clone()),

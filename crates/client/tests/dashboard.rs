@@ -8,8 +8,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use qadf_client::StreamingClient;
+use qadf_client::builds::BuildStatus;
 use qadf_client::dashboard::server::{HEAD_DEADLINE, MAX_CONNECTIONS};
-use qadf_client::dashboard::{DashboardServer, Frame, LiveFeed, LiveOptions, PROTOCOL_VERSION};
+use qadf_client::dashboard::{
+    DashboardServer, Frame, LayerAnswer, LiveFeed, LiveOptions, MapTile, PROTOCOL_VERSION, View,
+};
+use qadf_client::layer_maps::Stat;
 use qadf_core_types::{Point3, Sample, StreamingConfig, Timestamp};
 use qadf_pipeline::{CheckpointAction, RangeCheck};
 use tungstenite::Utf8Bytes;
@@ -45,67 +49,127 @@ fn next_frame(rx: &Receiver<Utf8Bytes>, want: impl Fn(&Frame) -> bool) -> Frame 
     }
 }
 
-fn value_at(frame: &Frame, x: u32, y: u32) -> Option<f32> {
-    let h = frame.heatmap.as_ref()?;
-    h.tiles
+fn value_at(frame: &Frame, x: u32, y: u32) -> Option<f64> {
+    let m = frame.map.as_ref()?;
+    m.tiles
         .iter()
         .filter(|t| (t.x..t.x + t.w).contains(&x) && (t.y..t.y + t.h).contains(&y))
-        .find_map(|t| t.values[((y - t.y) * t.w + (x - t.x)) as usize])
+        .find_map(|t| t.values(m.base, m.step)[((y - t.y) * t.w + (x - t.x)) as usize])
+}
+
+fn in_layer(mut s: Sample, layer: u32) -> Sample {
+    s.layer = layer;
+    s
 }
 
 #[test]
-fn the_first_frame_is_full_then_only_changed_blocks_follow_with_alerts() {
+fn the_first_frame_is_full_then_only_changed_tiles_follow_with_alerts() {
     let (client, feed) = setup();
-    // Two samples in voxel (100, 100) at 0.1 mm and one in voxel (200, 100), a different block.
+    // Two samples in cell (100, 100) at 0.1 mm and one in cell (200, 100), another tile.
     client.process_stream_batch(vec![sample(0, 10.05, 10.05, 1900.0), sample(1, 10.05, 10.05, 1910.0)].into()).unwrap();
     client.process_stream_batch(vec![sample(2, 20.05, 10.05, 1800.0)].into()).unwrap();
-    let frames = feed.subscribe(64, None);
-    let first = next_frame(&frames, |f| f.heatmap.as_ref().is_some_and(|h| h.full));
+    let frames = feed.subscribe(64, View::default());
+    let first = next_frame(&frames, |f| f.full);
     assert_eq!(first.build.as_deref(), Some("b1"));
-    let h = first.heatmap.as_ref().unwrap();
-    assert_eq!((h.signal.as_str(), h.aggregation.as_str(), h.z_index, h.resolution), ("temperature", "mean", 0, 0.1));
-    assert_eq!(value_at(&first, 100, 100), Some(1905.0), "the mean of the voxel");
+    let m = first.map.as_ref().expect("the current layer's map");
+    assert_eq!((m.signal.as_str(), m.stat, m.layer, m.geometry.resolution), ("temperature", Stat::Max, 0, 0.1));
+    assert_eq!(value_at(&first, 100, 100), Some(1910.0), "the cell's maximum");
     assert_eq!(value_at(&first, 200, 100), Some(1800.0));
     assert_eq!(value_at(&first, 150, 100), None, "nothing landed there");
+    assert_eq!(first.status, Some(BuildStatus::Running));
+    assert_eq!(first.layers.iter().map(|l| (l.layer, l.samples)).collect::<Vec<_>>(), [(0, 3)]);
+    assert!(first.builds.is_some() && first.health.is_some(), "a full frame carries the list and the health");
 
-    // A hot sample in the first block only: the next heatmap carries that block alone, and the alert.
+    // A hot sample in the first tile only: the next map carries that tile alone, and the alert.
     let result = client.process_stream_batch(vec![sample(3, 10.15, 10.05, 2400.0)].into()).unwrap();
     assert_eq!(result.alerts.len(), 1);
     feed.on_result(&result);
-    let delta =
-        next_frame(&frames, |f| f.heatmap.as_ref().is_some_and(|h| !h.tiles.is_empty()) || !f.alerts.is_empty());
-    let h = delta.heatmap.as_ref().expect("changed tiles");
-    assert!(!h.full);
-    let tiles: Vec<(u32, u32, u32, u32)> = h.tiles.iter().map(|t| (t.x, t.y, t.w, t.h)).collect();
-    assert_eq!(tiles, [(96, 96, 8, 8)], "only the changed 8x8 block");
+    let delta = next_frame(&frames, |f| f.map.as_ref().is_some_and(|m| !m.tiles.is_empty()) || !f.alerts.is_empty());
+    let m = delta.map.as_ref().expect("changed tiles");
+    assert!(!m.full && !delta.full);
+    let tiles: Vec<(u32, u32, u32, u32)> = m.tiles.iter().map(|t| (t.x, t.y, t.w, t.h)).collect();
+    assert_eq!(tiles, [(101, 100, 1, 1)], "only the cell that changed, of one tile");
     assert_eq!(value_at(&delta, 101, 100), Some(2400.0));
     let alerts =
         if delta.alerts.is_empty() { next_frame(&frames, |f| !f.alerts.is_empty()).alerts } else { delta.alerts };
     assert_eq!(alerts[0].checkpoint, "melt_pool_temperature");
     assert_eq!(alerts[0].value, 2400.0);
     assert_eq!(feed.statistics().alerts_total, 1);
-    let later = next_frame(&frames, |f| f.stats.messages_processed == 4);
-    assert_eq!(later.progress.alerts_total, 1);
+    let later = next_frame(&frames, |f| f.health.as_ref().is_some_and(|h| h.samples_processed == 4));
+    assert_eq!((later.alerts_total, later.samples), (1, 4));
     assert_eq!(later.newest_sample_ns, Some(1_000_000_000 + 3 * 10_000));
 }
 
 #[test]
-fn a_lagging_subscriber_is_counted_and_resynchronized_with_a_full_frame() {
+fn a_new_layer_gets_its_own_whole_map_and_the_strip_its_row() {
     let (client, feed) = setup();
-    let frames = feed.subscribe(1, None);
+    client.process_stream_batch(vec![sample(0, 10.05, 10.05, 1900.0)].into()).unwrap();
+    let frames = feed.subscribe(64, View::default());
+    next_frame(&frames, |f| f.full);
+    let result = client.process_stream_batch(vec![in_layer(sample(1, 30.05, 10.05, 2400.0), 1)].into()).unwrap();
+    feed.on_result(&result);
+    let moved = next_frame(&frames, |f| f.map.as_ref().is_some_and(|m| m.layer == 1));
+    let m = moved.map.as_ref().unwrap();
+    assert!(m.full, "a new layer replaces the map");
+    assert_eq!((value_at(&moved, 300, 100), value_at(&moved, 100, 100)), (Some(2400.0), None), "layer 1 alone");
+    let rows: Vec<(u32, bool, u64)> = moved.layers.iter().map(|l| (l.layer, l.closed, l.alerts)).collect();
+    assert!(rows.contains(&(0, true, 0)), "layer 0 is reported closed: {rows:?}");
+    let hot = |f: &Frame| f.layers.iter().any(|l| l.layer == 1 && l.verdict == qadf_core_types::Verdict::Critical);
+    assert!(hot(&moved) || hot(&next_frame(&frames, |f| !f.layers.is_empty())), "layer 1's row turns critical");
+}
+
+#[test]
+fn a_build_without_batches_reads_stalled_then_finished() {
+    let client = Arc::new(StreamingClient::new(StreamingConfig::default()).unwrap());
+    let options = LiveOptions { stall: Duration::from_millis(300), ..LiveOptions::default() };
+    let feed = Arc::new(LiveFeed::start(client.clone(), options).unwrap());
+    client.process_stream_batch(vec![sample(0, 10.05, 10.05, 1900.0)].into()).unwrap();
+    let frames = feed.subscribe(64, View::default());
+    assert_eq!(next_frame(&frames, |f| f.full).status, Some(BuildStatus::Running));
+    let stalled = next_frame(&frames, |f| f.status == Some(BuildStatus::Stalled));
+    assert!(stalled.now_ns - stalled.last_update_ns.unwrap() > 300_000_000, "heartbeats say so with no batch");
+    client.builds().finish("b1");
+    next_frame(&frames, |f| f.status == Some(BuildStatus::Finished));
+}
+
+#[test]
+fn a_lagging_subscriber_is_counted_and_resynchronized_with_a_full_frame() {
+    let client = Arc::new(StreamingClient::new(StreamingConfig::default()).unwrap());
+    let options = LiveOptions { min_interval: Duration::from_millis(1), ..LiveOptions::default() };
+    let feed = Arc::new(LiveFeed::start(client.clone(), options).unwrap());
+    let frames = feed.subscribe(1, View::default());
     for i in 0..200 {
-        let x = 10.05 + (i % 50) as f64; // a new block every few batches
-        client.process_stream_batch(vec![sample(i, x, 10.05, 1900.0)].into()).unwrap();
+        let x = 10.05 + (i % 50) as f64; // a new tile every few batches
+        let result = client.process_stream_batch(vec![sample(i, x, 10.05, 1900.0)].into()).unwrap();
+        feed.on_result(&result);
         std::thread::sleep(Duration::from_millis(3));
     }
     assert!(feed.statistics().frames_dropped > 0, "a queue of one frame overflows");
     while frames.try_recv().is_ok() {}
-    client.process_stream_batch(vec![sample(1000, 60.05, 10.05, 1900.0)].into()).unwrap();
-    let resync = next_frame(&frames, |f| f.heatmap.is_some());
-    let h = resync.heatmap.as_ref().unwrap();
-    assert!(h.full, "after losing frames, the subscriber gets the whole level");
-    assert!(resync.progress.frames_dropped > 0);
+    let result = client.process_stream_batch(vec![sample(1000, 60.05, 10.05, 1900.0)].into()).unwrap();
+    feed.on_result(&result);
+    let resync = next_frame(&frames, |f| f.full);
+    assert!(resync.map.as_ref().unwrap().full, "after losing frames, the subscriber gets the whole layer");
+    assert!(resync.health.as_ref().unwrap().frames_dropped > 0);
     assert_eq!(value_at(&resync, 100, 100), Some(1900.0), "including what the lost frames carried");
+}
+
+#[test]
+fn map_tiles_are_binary_steps_unless_a_value_is_too_far_from_the_base() {
+    let values = [Some(1900.04), None, Some(2349.5), Some(1234.5)];
+    let tile = MapTile::encode(3, 4, 2, 2, &values, 1925.0, 0.1);
+    assert!(tile.b.is_some() && tile.q.is_none(), "{tile:?}");
+    let back = tile.values(1925.0, 0.1);
+    for (got, want) in back.iter().zip(values) {
+        assert_eq!(got.is_some(), want.is_some());
+        if let (Some(g), Some(w)) = (got, want) {
+            assert!((g - w).abs() <= 0.05 + 1e-9, "{g} against {w}");
+        }
+    }
+    let far = MapTile::encode(0, 0, 1, 2, &[Some(1e9), None], 1925.0, 0.1);
+    assert!(far.b.is_none(), "a step beyond i16 falls back to JSON numbers");
+    assert_eq!(far.values(1925.0, 0.1)[0].map(f64::round), Some(1e9));
+    assert_eq!(far.values(1925.0, 0.1)[1], None);
 }
 
 /// What the server answered to `request`, as far as it got (errors end the answer).
@@ -143,15 +207,37 @@ fn the_page_and_the_feed_share_one_port() {
     let frame = loop {
         let text = ws.read().unwrap().into_text().unwrap();
         let frame: Frame = serde_json::from_str(&text).unwrap();
-        if frame.heatmap.is_some() {
+        if frame.map.is_some() {
             break frame;
         }
     };
     assert_eq!(frame.v, PROTOCOL_VERSION);
-    assert!(frame.heatmap.unwrap().full, "a new viewer starts from a full frame");
+    assert!(frame.full && frame.map.unwrap().full, "a new viewer starts from a full frame");
     let (requests, sockets, _) = server.counters();
     assert_eq!((requests, sockets), (3, 1));
     ws.close(None).unwrap();
+
+    // One layer's whole map on demand, and clear answers for what is not there.
+    let body = |answer: &str| answer.split_once("\r\n\r\n").unwrap().1.to_owned();
+    let layer = http(&addr, "GET /api/layer?build=b1&layer=0&stat=mean HTTP/1.1\r\n\r\n");
+    assert!(layer.starts_with("HTTP/1.1 200 OK\r\n") && layer.contains("application/json"), "{layer}");
+    let answer: LayerAnswer = serde_json::from_str(&body(&layer)).unwrap();
+    assert_eq!((answer.map.layer, answer.map.stat, answer.from_history), (0, Stat::Mean, false));
+    let (base, step) = (answer.map.base, answer.map.step);
+    let values: Vec<f64> = answer.map.tiles.iter().flat_map(|t| t.values(base, step)).flatten().collect();
+    assert_eq!(values.len(), 1);
+    assert!((values[0] - 1900.0).abs() <= step / 2.0, "{values:?} in steps of {step}");
+    for (path, status) in [
+        ("/api/layer?build=b1&layer=7", "404"),
+        ("/api/layer?build=nope&layer=0", "404"),
+        ("/api/layer?build=b1", "400"),
+        ("/api/layer?build=b1&layer=-1", "400"),
+        ("/api/layer?build=b1&layer=0&stat=p99", "400"),
+    ] {
+        let answer = http(&addr, &format!("GET {path} HTTP/1.1\r\n\r\n"));
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{path}: {answer}");
+        assert!(serde_json::from_str::<serde_json::Value>(&body(&answer)).unwrap()["error"].is_string());
+    }
 }
 
 #[test]

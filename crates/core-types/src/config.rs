@@ -135,6 +135,13 @@ pub struct StreamingConfig {
     /// `/health/ready` reports not ready while the consumer lags more than this many messages
     /// behind the log end (0: no bound). Default 100,000.
     pub ready_max_lag: u64,
+    /// Cell edge in mm of the live page's per-layer maps; 0 takes `voxel_resolution`. Default 0.
+    pub layer_map_resolution_mm: f64,
+    /// Layers per build whose maps stay in memory (older ones are rebuilt from the history on
+    /// demand). Default 16.
+    pub layer_maps_in_memory: usize,
+    /// A build with no sample for this many seconds reads `stalled` on the live page. Default 10.
+    pub stall_seconds: f64,
     /// The quality rules file (docs/RULES.md; `--rules` overrides it). Default empty: `run` and
     /// the demo apply the demo's example rules (examples/rules/demo.toml) and say so.
     pub rules_file: String,
@@ -191,6 +198,9 @@ impl Default for StreamingConfig {
             shutdown_timeout_ms: 10_000,
             dashboard_addr: "127.0.0.1:8765".to_owned(),
             ready_max_lag: 100_000,
+            layer_map_resolution_mm: 0.0,
+            layer_maps_in_memory: 16,
+            stall_seconds: 10.0,
             rules_file: String::new(),
             schema: SchemaConfig::default(),
         }
@@ -383,6 +393,18 @@ impl StreamingConfig {
             self.dashboard_addr.is_empty() || is_host_port(&self.dashboard_addr) || self.dashboard_addr.ends_with(":0"),
             "dashboard_addr",
             "must be host:port (port 0 picks a free one) or empty (serve nothing)",
+        );
+        check(
+            self.layer_map_resolution_mm == 0.0
+                || (self.layer_map_resolution_mm.is_finite() && self.layer_map_resolution_mm >= 0.001),
+            "layer_map_resolution_mm",
+            "must be 0 (the voxel resolution) or a cell edge of at least 0.001 mm",
+        );
+        check(self.layer_maps_in_memory > 0, "layer_maps_in_memory", "must be > 0");
+        check(
+            self.stall_seconds.is_finite() && self.stall_seconds > 0.0,
+            "stall_seconds",
+            "must be a number of seconds > 0",
         );
         if let Err(schema_errors) = Schema::compile(&self.schema) {
             errors.extend(schema_errors);

@@ -3,7 +3,8 @@
 //! One thread accepts; each connection gets a thread, at most [`MAX_CONNECTIONS`] at once (one
 //! more is answered `503` and closed). The request head is peeked, not read, so `GET /ws` can be
 //! handed to tungstenite whole; it must arrive within [`HEAD_DEADLINE`]. `GET /ws?build=ID`
-//! watches one build (without it, the newest). Other paths go to the server's [`Routes`] (`run`:
+//! watches one build (without it, the newest; `signal=` and `stat=` choose the map);
+//! `GET /api/layer` answers one layer's whole map. Other paths go to the server's [`Routes`] (`run`:
 //! `/metrics`, `/health/*`); the page is answered from the binary (it is compiled in: no CDN,
 //! works offline). Each WebSocket thread forwards the frames of its own subscription and reads
 //! the client's side without blocking (close and ping); a viewer that leaves more than [`MAX_UNSENT_BYTES`] unread is
@@ -20,7 +21,8 @@ use crossbeam_channel::RecvTimeoutError;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-use crate::dashboard::feed::LiveFeed;
+use crate::dashboard::feed::{LiveFeed, View};
+use crate::layer_maps::Stat;
 
 /// The page, served at `/`.
 pub const PAGE: &str = include_str!("dashboard.html");
@@ -252,7 +254,12 @@ fn serve(
     let (route, query) = path.split_once('?').unwrap_or((path.as_str(), ""));
     if method == "GET" && route == "/ws" {
         counters.websockets.fetch_add(1, Ordering::Relaxed);
-        return websocket(stream, feed, query_value(query, "build"), stop);
+        let view = View {
+            build: query_value(query, "build"),
+            signal: query_value(query, "signal"),
+            stat: query_value(query, "stat").and_then(|s| Stat::parse(&s)),
+        };
+        return websocket(stream, feed, view, stop);
     }
     counters.http_requests.fetch_add(1, Ordering::Relaxed);
     io::copy(&mut (&mut stream).take(head_len as u64), &mut io::sink())?;
@@ -260,6 +267,7 @@ fn serve(
     let response = match (method.as_str(), route) {
         ("GET", "/" | "/index.html") => answer(200, "text/html; charset=utf-8", PAGE.as_bytes()),
         ("GET", "/favicon.ico") => answer(204, "text/plain", b""),
+        ("GET", "/api/layer") => layer(feed, query),
         ("GET", _) => routes
             .and_then(|r| r.get(route))
             .unwrap_or_else(|| answer(404, "text/plain; charset=utf-8", b"not found\n")),
@@ -277,12 +285,35 @@ fn serve(
     stream.flush()
 }
 
+/// `GET /api/layer?build=B&layer=N[&signal=S][&stat=max|min|mean|count]`.
+fn layer(feed: &LiveFeed, query: &str) -> Response {
+    let json = |status, body: String| Response { status, content_type: "application/json", body: body.into_bytes() };
+    let error = |status, message: String| json(status, serde_json::json!({ "error": message }).to_string());
+    let Some(build) = query_value(query, "build") else { return error(400, "give build=ID".to_owned()) };
+    let Some(layer) = query_value(query, "layer").and_then(|l| l.parse::<u32>().ok()) else {
+        return error(400, "give layer=N (a whole number from 0)".to_owned());
+    };
+    let stat = match query_value(query, "stat") {
+        None => None,
+        Some(s) => match Stat::parse(&s) {
+            Some(stat) => Some(stat),
+            None => return error(400, format!("stat `{s}`: use max, min, mean or count")),
+        },
+    };
+    match feed.layer_answer(&build, layer, query_value(query, "signal").as_deref(), stat) {
+        Ok(body) => json(200, body),
+        Err((status, message)) => error(status, message),
+    }
+}
+
 /// The reason phrase of the status codes the server answers with.
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         204 => "No Content",
+        400 => "Bad Request",
         404 => "Not Found",
+        410 => "Gone",
         405 => "Method Not Allowed",
         503 => "Service Unavailable",
         _ => "Status",
@@ -326,15 +357,15 @@ fn would_block(e: &WsError) -> bool {
     matches!(e, WsError::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// Forwards the feed of `build` (`None`: the newest) to one WebSocket client until either side closes.
-fn websocket(stream: TcpStream, feed: &LiveFeed, build: Option<String>, stop: &AtomicBool) -> io::Result<()> {
+/// Forwards the feed of `view` to one WebSocket client until either side closes.
+fn websocket(stream: TcpStream, feed: &LiveFeed, view: View, stop: &AtomicBool) -> io::Result<()> {
     let config = WebSocketConfig::default().max_write_buffer_size(MAX_UNSENT_BYTES).max_message_size(Some(1 << 16));
     let mut ws: WebSocket<TcpStream> = tungstenite::accept_with_config(stream, Some(config)).map_err(|e| match e {
         tungstenite::HandshakeError::Failure(e) => ws_io(e),
         tungstenite::HandshakeError::Interrupted(_) => io::Error::other("WebSocket handshake interrupted"),
     })?;
     ws.get_mut().set_nonblocking(true)?;
-    let frames = feed.subscribe(QUEUE_FRAMES, build);
+    let frames = feed.subscribe(QUEUE_FRAMES, view);
     loop {
         // The client's side: answer pings (tungstenite queues the pong), stop on close.
         loop {

@@ -50,6 +50,11 @@ fn validate_names_the_offending_field() {
         ("voxel_resolution", |c| c.voxel_resolution = 0.0),
         ("voxel_bbox_min", |c| c.voxel_bbox_min = [f64::NAN, 0.0, 0.0]),
         ("voxel_bbox_max", |c| c.voxel_bbox_max = [250.0, -1.0, 300.0]),
+        ("layer_map_resolution_mm", |c| c.layer_map_resolution_mm = 0.0001),
+        ("layer_map_resolution_mm", |c| c.layer_map_resolution_mm = f64::NAN),
+        ("layer_maps_in_memory", |c| c.layer_maps_in_memory = 0),
+        ("stall_seconds", |c| c.stall_seconds = 0.0),
+        ("stall_seconds", |c| c.stall_seconds = f64::INFINITY),
     ];
     for (field, mutate) in cases {
         let mut c = StreamingConfig::default();
