@@ -133,6 +133,27 @@ fn a_build_without_batches_reads_stalled_then_finished() {
 }
 
 #[test]
+fn following_the_newest_stays_on_a_build_while_it_runs() {
+    let (client, feed) = setup();
+    client.process_stream_batch(vec![sample(0, 10.05, 10.05, 1900.0)].into()).unwrap();
+    let frames = feed.subscribe(64, View::default());
+    assert_eq!(next_frame(&frames, |f| f.full).build.as_deref(), Some("b1"));
+    for i in 1..20 {
+        // Another printer's batches interleave: b2 keeps being the newest.
+        let mut other = sample(i, 20.05, 10.05, 1900.0);
+        other.build_id = "b2".into();
+        feed.on_result(&client.process_stream_batch(vec![other].into()).unwrap());
+        if i % 4 == 0 {
+            feed.on_result(&client.process_stream_batch(vec![sample(i, 10.05, 10.05, 1900.0)].into()).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen: Vec<String> =
+        frames.try_iter().map(|t| serde_json::from_str::<Frame>(&t).unwrap().build.unwrap()).collect();
+    assert!(!seen.is_empty() && seen.iter().all(|b| b == "b1"), "the page stays on b1: {seen:?}");
+}
+
+#[test]
 fn a_lagging_subscriber_is_counted_and_resynchronized_with_a_full_frame() {
     let client = Arc::new(StreamingClient::new(StreamingConfig::default()).unwrap());
     let options = LiveOptions { min_interval: Duration::from_millis(1), ..LiveOptions::default() };

@@ -23,7 +23,7 @@ use qadf_core_types::{Alert, StreamingResult, Timestamp};
 use tungstenite::Utf8Bytes;
 
 use crate::StreamingClient;
-use crate::builds::BuildState;
+use crate::builds::{BuildState, BuildStatus};
 use crate::dashboard::protocol::{BuildRow, Frame, Health, LayerAnswer, MapFrame, MapTile, PROTOCOL_VERSION};
 use crate::layer_maps::{LayerSummary, MapError, Raster, Scale, Stat, TileValues, scale};
 
@@ -421,11 +421,18 @@ impl Publisher {
     fn publish(&mut self) {
         let round = self.round();
         let newest = round.builds.iter().max_by_key(|b| b.last_update_ns).map(|b| b.build.clone());
+        let stall = self.options.stall.as_nanos() as i64;
+        let running = |build: &str| {
+            round.builds.iter().any(|b| b.build == build && b.status(round.now_ns, stall) == BuildStatus::Running)
+        };
         let hub = self.hub.clone();
         let mut subscribers = hub.subscribers.lock();
         for s in subscribers.iter_mut() {
+            // Following the newest: stay on the build followed while it runs (builds interleaving
+            // on one topic would otherwise swap the page every round).
+            let followed = s.target.as_ref().and_then(|t| t.build.clone()).filter(|b| running(b));
             let target = Target {
-                build: s.view.build.clone().or_else(|| newest.clone()),
+                build: s.view.build.clone().or(followed).or_else(|| newest.clone()),
                 signal: s.view.signal.clone(),
                 stat: s.view.stat.unwrap_or(self.options.stat),
             };
