@@ -178,8 +178,7 @@ pub fn run(
     let client = Arc::new(StreamingClient::new(config)?);
     client.load_rules(options.rules.as_deref(), Some(sim.sample_rate_hz))?;
 
-    let live = LiveOptions { stall: Duration::from_secs_f64(client.config().stall_seconds), ..LiveOptions::default() };
-    let feed = Arc::new(LiveFeed::start(client.clone(), live)?);
+    let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::for_config(client.config()))?);
     feed.set_layers_total(Some(sim.layers));
     let mut server = match &options.dashboard {
         Some(addr) => {

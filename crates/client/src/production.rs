@@ -290,8 +290,7 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
         None
     } else {
         client.layer_maps().set_history(stores.history());
-        let page = LiveOptions { stall: Duration::from_secs_f64(config.stall_seconds), ..LiveOptions::default() };
-        let feed = Arc::new(LiveFeed::start(client.clone(), page)?);
+        let feed = Arc::new(LiveFeed::start(client.clone(), LiveOptions::for_config(&config))?);
         let sources = Sources {
             client: client.clone(),
             kafka: Some(kafka_stats.clone()),

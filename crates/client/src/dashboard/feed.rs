@@ -63,6 +63,13 @@ impl Default for LiveOptions {
     }
 }
 
+impl LiveOptions {
+    /// The defaults, with the stall bound of `config` (`stall_seconds`).
+    pub fn for_config(config: &qadf_core_types::StreamingConfig) -> LiveOptions {
+        LiveOptions { stall: Duration::from_secs_f64(config.stall_seconds), ..LiveOptions::default() }
+    }
+}
+
 /// What one subscriber watches.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct View {
