@@ -52,6 +52,18 @@ impl Scenario {
         Scenario { topic: format!("{id}_t"), group: format!("{id}_g"), database: format!("{id}_db"), extra: Vec::new() }
     }
 
+    /// Fresh names under `prefix`, the instances members of one consumer group (session timeout
+    /// `session_ms`, so a killed member's partitions move within it).
+    pub fn in_group(prefix: &str, session_ms: u64) -> Scenario {
+        let mut s = Scenario::new(prefix);
+        s.extra = vec![
+            ("QADF_ASSIGNMENT".to_owned(), "group".to_owned()),
+            ("QADF_SESSION_TIMEOUT_MS".to_owned(), session_ms.to_string()),
+            ("QADF_DRAIN_TIMEOUT_MS".to_owned(), (session_ms / 2).to_string()),
+        ];
+        s
+    }
+
     /// The same topic, another group and database (an independent clean run).
     pub fn sibling(&self, suffix: &str) -> Scenario {
         Scenario {
@@ -92,6 +104,9 @@ impl Scenario {
             ("QADF_ENABLE_REDIS_CACHE".to_owned(), "false".to_owned()),
             ("QADF_MESSAGE_ENCODING".to_owned(), "bincode".to_owned()),
             ("QADF_MAX_BATCH_WAIT_MS".to_owned(), "50".to_owned()),
+            // The scenarios written before consumer groups test the static path (offsets in the
+            // history store); tests/groups.rs tests the group path with `Scenario::in_group`.
+            ("QADF_ASSIGNMENT".to_owned(), "static".to_owned()),
             // Many runs at once: each serves its page, metrics and health on a free port.
             ("QADF_DASHBOARD_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ];

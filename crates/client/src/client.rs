@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use qadf_core_types::{Codec, Point3, SampleBatch, Stage, StreamStatistics, StreamingConfig, StreamingResult};
+use qadf_core_types::{
+    Codec, HistoryQuery, HistoryStore, Point3, SampleBatch, Stage, StreamStatistics, StreamingConfig, StreamingResult,
+};
 use qadf_pipeline::layers::LayerReporter;
 use qadf_pipeline::rules::{self, RuleCheck};
 use qadf_pipeline::{
@@ -37,6 +39,9 @@ pub enum ClientError {
     /// A processor name is already registered.
     #[error("a processor named `{0}` is already registered")]
     DuplicateProcessor(String),
+    /// The history store could not be read.
+    #[error("history: {0}")]
+    History(#[from] qadf_core_types::BackendError),
 }
 
 /// Window of the sliding throughput figure.
@@ -248,6 +253,24 @@ impl StreamingClient {
         })?;
         self.maps.observe(&batch.samples, &[], &[]);
         Ok(batch.len() as u64)
+    }
+
+    /// Replaces this client's voxel grid of `build` by one fused from its stored history (a
+    /// consumer-group member given the partitions of a build another member processed): returns
+    /// how many stored samples were applied.
+    pub fn rebuild_from_history(&self, build: &str, history: &dyn HistoryStore) -> Result<u64, ClientError> {
+        let query = HistoryQuery { build_id: Some(build.to_owned()), ..HistoryQuery::all() };
+        let samples = history.query_stream_history(&query)?;
+        self.voxels.forget(build);
+        if samples.is_empty() {
+            return Ok(0);
+        }
+        self.restore_voxels(samples)
+    }
+
+    /// Forgets the voxel grid of `build` (another consumer-group member reads it now).
+    pub fn forget_build(&self, build: &str) {
+        self.voxels.forget(build);
     }
 
     /// Whether the pipeline's built-in stages would keep `sample` (valid under the configured

@@ -13,7 +13,7 @@
 #![deny(missing_docs)]
 
 pub use client::{ClientError, StreamingClient};
-pub use ingest::{ConsumerError, ConsumerReport, ConsumerSinks, Ingest};
+pub use ingest::{ConsumerError, ConsumerReport, ConsumerSinks, Ingest, Notices};
 
 pub mod builds;
 pub mod checks;

@@ -8,10 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use qadf_core_types::{
-    BackendError, Cache, Codec, HistoryQuery, HistoryStore, LayerReport, LayerReportStore, MessageSink, OffsetStore,
-    OutgoingMessage, Sample, SampleBatch, StreamingConfig, Timestamp,
+    BackendError, Cache, Codec, HistoryQuery, HistoryStore, LayerReport, LayerReportStore, MessageSink, MessageSource,
+    OffsetStore, OutgoingMessage, PartitionAssignment, Sample, SampleBatch, StreamingConfig, Timestamp,
 };
-use qadf_kafka_io::{AlertSink, Assignment, ConsumerConfig, DeadLetterSink, KafkaConsumer, KafkaProducer};
+use qadf_kafka_io::{
+    AlertSink, Assignment, ConsumerConfig, DeadLetterSink, GroupConfig, GroupConsumer, KafkaConsumer, KafkaProducer,
+    SharedStatistics,
+};
 use qadf_storage::{EmbeddedStore, LiveView, MongoStore, RedisCache};
 
 use qadf_client::builds::BuildState;
@@ -242,6 +245,33 @@ fn start_health(config: &StreamingConfig, stores: &Stores) -> anyhow::Result<Arc
     Ok(health)
 }
 
+/// The source of `run`: a member of the consumer group, or (with `assignment = "static"` or
+/// `--instance`) a consumer of the partitions it is told, offsets in the history store.
+fn open_consumer(
+    config: &StreamingConfig,
+    instance: Option<(u32, u32)>,
+    stores: &Stores,
+    log: &Logger,
+) -> anyhow::Result<(Box<dyn MessageSource>, SharedStatistics)> {
+    if instance.is_none() && config.assignment == PartitionAssignment::Group {
+        let consumer = GroupConsumer::new(GroupConfig::from_streaming(config))?;
+        log.info(&format!(
+            "consuming {} in consumer group {} (partitions assigned by the group, offsets committed to it)",
+            config.kafka_topic, config.consumer_group_id
+        ));
+        let stats = consumer.shared_statistics();
+        return Ok((Box::new(consumer), stats));
+    }
+    let mut consumer_config = ConsumerConfig::from_streaming(config);
+    if let Some((instance, instances)) = instance {
+        consumer_config.assignment = Assignment::InstanceOf { instance, instances };
+    }
+    let consumer = KafkaConsumer::new(consumer_config, stores.offsets())?;
+    log.info(&format!("consuming {} partitions of {}", consumer.assignment().len(), config.kafka_topic));
+    let stats = consumer.shared_statistics();
+    Ok((Box::new(consumer), stats))
+}
+
 /// Consumes the configured topic until idle (or forever), storing history and committing offsets.
 pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow::Result<ConsumerReport> {
     let stores = Stores::open(&config, &options.data_dir)?;
@@ -250,13 +280,7 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
         Stores::Mongo(_) => format!("history: MongoDB {} database {}", config.mongodb_uri, config.mongodb_database),
         Stores::Embedded(_) => format!("history: embedded store in {}", options.data_dir.display()),
     });
-    let mut consumer_config = ConsumerConfig::from_streaming(&config);
-    if let Some((instance, instances)) = options.instance {
-        consumer_config.assignment = Assignment::InstanceOf { instance, instances };
-    }
-    let consumer = KafkaConsumer::new(consumer_config, stores.offsets())?;
-    let kafka_stats = consumer.shared_statistics();
-    log.info(&format!("consuming {} partitions of {}", consumer.assignment().len(), config.kafka_topic));
+    let (consumer, kafka_stats) = open_consumer(&config, options.instance, &stores, log)?;
     let kafka = KafkaProducer::new(&config.kafka_bootstrap_servers)?;
     // A dead letter must have somewhere to go before the first bad message arrives.
     kafka.create_topic(&config.dead_letter_topic, 1)?;
@@ -315,8 +339,16 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
     let ingest = {
         let (last_message, closed) = (last_message.clone(), closed_layers.clone());
         let feed = served.as_ref().map(|s| s.feed.clone());
-        let sinks =
-            ConsumerSinks { history: Some(stores.history()), dead_letters: Some(dead_letters), alerts: Some(alerts) };
+        let notices: qadf_client::Notices = {
+            let log = log.clone();
+            Arc::new(move |line: &str| log.info(line))
+        };
+        let sinks = ConsumerSinks {
+            history: Some(stores.history()),
+            dead_letters: Some(dead_letters),
+            alerts: Some(alerts),
+            notices: Some(notices),
+        };
         let callback = move |result: &qadf_core_types::StreamingResult| {
             last_message.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             if !result.layer_reports.is_empty() {
@@ -326,7 +358,7 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
                 feed.on_result(result);
             }
         };
-        Ingest::start(&client, Box::new(consumer), sinks, callback)
+        Ingest::start(&client, consumer, sinks, callback)
     };
     let mut last_report = Instant::now();
     // The embedded store has no TTL: `run` deletes what is older than the retention itself, once
@@ -387,7 +419,12 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
             ));
             last_report = Instant::now();
         }
-        if ingest.busy() {
+        // A group member is not idle while it waits for its first assignment (a join can take
+        // seconds, or a session timeout while a dead member is still in the group).
+        let joining = config.assignment == PartitionAssignment::Group
+            && options.instance.is_none()
+            && kafka_stats.get().assignments == 0;
+        if joining || ingest.busy() {
             last_message.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
         if let Some(idle) = options.exit_when_idle {
@@ -420,6 +457,12 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
         }
     }
     log.info(&format!("replayed samples skipped (already stored before a restart): {}", report.replayed));
+    if report.rebalances > 0 {
+        log.info(&format!(
+            "consumer group: {} rebalance events, {} builds rebuilt from the history",
+            report.rebalances, report.builds_restored
+        ));
+    }
     Ok(report)
 }
 

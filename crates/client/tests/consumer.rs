@@ -410,6 +410,7 @@ fn a_drop_batch_rule_publishes_its_alerts_dead_letters_the_batch_naming_the_rule
         history: Some(history.clone()),
         dead_letters: Some(Arc::new(DeadLetterSink::new(Arc::new(dl_sink), "am_qadf_dead_letter"))),
         alerts: Some(Arc::new(AlertSink::new(Arc::new(alert_sink), "am_qadf_alerts"))),
+        notices: None,
     };
     let ingest = Ingest::start(&client, Box::new(source), sinks, |_| {});
     sink.send(vec![reading(0, 1, 2300.0)]).unwrap();
@@ -425,4 +426,97 @@ fn a_drop_batch_rule_publishes_its_alerts_dead_letters_the_batch_naming_the_rule
     let alert: qadf_core_types::Alert = serde_json::from_slice(&alerts[0].payload).unwrap();
     assert_eq!((alert.checkpoint.as_str(), alert.value, alert.unit.as_deref()), ("too_hot", 2300.0, Some("K")));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An in-process source that behaves as a consumer-group member: assigned partition 0 at the
+/// first ask, then, once `revoke_after` messages are delivered, revoking it (once); it records
+/// what was committed when the loop released the partition.
+struct GroupMember {
+    inner: in_process::InProcessSource,
+    delivered: i64,
+    revoke_after: i64,
+    assigned: bool,
+    revoking: bool,
+    committed: i64,
+    /// (delivered, committed) at the release.
+    released: Arc<parking_lot::Mutex<Option<(i64, i64)>>>,
+}
+
+impl MessageSource for GroupMember {
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<qadf_core_types::RawMessage>, BackendError> {
+        // Like a group member: nothing before the first assignment, nothing after the release.
+        if !self.assigned || self.revoking || self.released.lock().is_some() {
+            std::thread::sleep(timeout);
+            return Ok(Vec::new());
+        }
+        let got = self.inner.poll(max.min((self.revoke_after - self.delivered).max(0) as usize), timeout)?;
+        self.delivered += got.len() as i64;
+        Ok(got)
+    }
+
+    fn commit(&mut self, positions: &[qadf_core_types::LogPosition]) -> Result<(), BackendError> {
+        self.committed = positions.iter().map(|p| p.next_offset).max().unwrap_or(self.committed);
+        self.inner.commit(positions)
+    }
+
+    fn rebalance(&mut self) -> Option<qadf_core_types::Rebalance> {
+        let partition = vec![("am_qadf_monitoring".to_owned(), 0)];
+        if !self.assigned {
+            self.assigned = true;
+            return Some(qadf_core_types::Rebalance::Assigned(partition));
+        }
+        if self.delivered >= self.revoke_after && !self.revoking && self.released.lock().is_none() {
+            self.revoking = true;
+            return Some(qadf_core_types::Rebalance::Revoking(partition));
+        }
+        None
+    }
+
+    fn release(&mut self) {
+        self.revoking = false;
+        *self.released.lock() = Some((self.delivered, self.committed));
+    }
+}
+
+#[test]
+fn a_group_member_rebuilds_a_gained_build_from_history_and_commits_everything_before_releasing() {
+    let (dir, history) = fresh_store("group-member");
+    // Another member stored batches 0..5 of build b1 (and committed them) before this one got the partition.
+    stored_by_a_killed_run(&history, 0..5);
+    let config = StreamingConfig {
+        voxel_bbox_max: [50.0, 50.0, 10.0],
+        voxel_resolution: 0.5,
+        max_batch_wait_ms: 20,
+        // Commit only when forced, so what the release finds committed is the revocation's doing.
+        auto_commit_interval_ms: 3_600_000,
+        ..Default::default()
+    };
+    let client = Arc::new(StreamingClient::new(config).unwrap());
+    let (sink, source) = in_process::channel(64, "g", Arc::new(MemoryOffsetStore::default()));
+    let released = Arc::new(parking_lot::Mutex::new(None));
+    let member = GroupMember {
+        inner: source,
+        delivered: 0,
+        revoke_after: 5,
+        assigned: false,
+        revoking: false,
+        committed: 0,
+        released: released.clone(),
+    };
+    let sinks = ConsumerSinks { history: Some(history.clone()), ..Default::default() };
+    let ingest = Ingest::start(&client, Box::new(member), sinks, |_| {});
+    for b in 5..10 {
+        sink.send(vec![message(good(b))]).unwrap();
+    }
+    wait_until("the partition is released", || released.lock().is_some());
+    let report = ingest.stop().unwrap();
+    assert_eq!(*released.lock(), Some((5, 5)), "everything delivered was committed before the release");
+    assert_eq!(report.builds_restored, 1, "{report:?}");
+    assert_eq!(report.rebalances, 2, "one assignment, one revocation: {report:?}");
+    let grid = client.voxels().grid("b1").expect("b1's grid");
+    let values = grid.read(|g| g.digest("temperature").values);
+    assert_eq!(values, 100, "the 50 stored samples from the history plus the 50 consumed");
+    assert_eq!(history.query_stream_history(&HistoryQuery::all()).unwrap().len(), 100);
+    drop(client);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -26,6 +26,19 @@ pub enum OffsetReset {
     Latest,
 }
 
+/// How `run` instances sharing a topic divide its partitions (docs/SCALING.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionAssignment {
+    /// Kafka's consumer group `consumer_group_id`: partitions rebalanced as members join, leave or
+    /// die, offsets committed to the group coordinator.
+    #[default]
+    Group,
+    /// Each instance reads what it is told (all partitions, or `--instance i --instances n`),
+    /// offsets kept in the history store.
+    Static,
+}
+
 /// What `run` does with a batch whose store fails permanently (bad data the server refuses).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,8 +68,14 @@ pub struct StreamingConfig {
     pub auto_commit_interval_ms: u64,
     /// Most records returned by one poll. Default 100.
     pub max_poll_records: usize,
-    /// Broker session timeout in ms. Default 30000.
+    /// Broker session timeout in ms: a group member silent this long is removed and its
+    /// partitions move on. Default 30000.
     pub session_timeout_ms: u64,
+    /// How instances divide the partitions: `group` (Kafka's consumer group, the default) or `static`.
+    pub assignment: PartitionAssignment,
+    /// Longest a group member takes, on a rebalance or a stop, to store and commit what it holds
+    /// of the partitions it gives up, in ms (below `session_timeout_ms`). Default 10000.
+    pub drain_timeout_ms: u64,
     /// Longest wait for a batch to fill before it is processed anyway, in ms. Default 100.
     pub max_batch_wait_ms: u64,
     /// Wire encoding of messages. Default `json`.
@@ -161,6 +180,8 @@ impl Default for StreamingConfig {
             auto_commit_interval_ms: 5000,
             max_poll_records: 100,
             session_timeout_ms: 30_000,
+            assignment: PartitionAssignment::Group,
+            drain_timeout_ms: 10_000,
             max_batch_wait_ms: 100,
             message_encoding: Encoding::Json,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -329,6 +350,11 @@ impl StreamingConfig {
         );
         check(self.max_poll_records > 0, "max_poll_records", "must be > 0");
         check(self.session_timeout_ms > 0, "session_timeout_ms", "must be > 0");
+        check(
+            self.drain_timeout_ms > 0 && self.drain_timeout_ms < self.session_timeout_ms,
+            "drain_timeout_ms",
+            "must be > 0 and below session_timeout_ms",
+        );
         check(self.max_message_bytes > 0, "max_message_bytes", "must be > 0");
         check(self.buffer_size > 0, "buffer_size", "must be > 0");
         check(self.window_size > 0, "window_size", "must be > 0");

@@ -55,7 +55,7 @@ mod wire;
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, DEFAULT_MAX_MESSAGE_BYTES, Encoding};
-pub use config::{ENV_PREFIX, OffsetReset, StoreFailurePolicy, StreamingConfig, TEST_ENV_PREFIX};
+pub use config::{ENV_PREFIX, OffsetReset, PartitionAssignment, StoreFailurePolicy, StreamingConfig, TEST_ENV_PREFIX};
 pub use error::{
     BackendError, BackendErrorKind, CodecError, ConfigError, FieldError, SampleError, SendError, StageError,
 };
@@ -69,7 +69,7 @@ pub use tags::Tags;
 pub use time::Timestamp;
 pub use traits::{
     Cache, DEFAULT_BACKEND_TIMEOUT, HistoryQuery, HistoryStore, LayerReportStore, LogPosition, MessageSink,
-    MessageSource, OffsetStore, Origin, OutgoingMessage, RawMessage, Stage, StoreReport,
+    MessageSource, OffsetStore, Origin, OutgoingMessage, RawMessage, Rebalance, Stage, StoreReport,
 };
 pub use value::Value;
 

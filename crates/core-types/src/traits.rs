@@ -82,6 +82,27 @@ pub trait MessageSource: Send {
     fn lag(&self) -> Option<Vec<(i32, u64)>> {
         None
     }
+    /// A change of the partitions this source reads (a consumer group's rebalance), if one is
+    /// waiting; asked after every poll. After [`Rebalance::Revoking`] the caller stores and commits
+    /// what was delivered, then calls [`MessageSource::release`].
+    fn rebalance(&mut self) -> Option<Rebalance> {
+        None
+    }
+    /// Gives up the partitions of the last [`Rebalance::Revoking`] (their data is stored and committed).
+    fn release(&mut self) {}
+}
+
+/// A change of the partitions a group member reads, as [`MessageSource::rebalance`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rebalance {
+    /// These partitions are being taken away: what was delivered of them must be stored and
+    /// committed before [`MessageSource::release`] (nothing after it is delivered).
+    Revoking(Vec<(String, i32)>),
+    /// These partitions were taken away without a chance to commit (the member's session
+    /// expired): their uncommitted data is the new owner's to read again.
+    Lost(Vec<(String, i32)>),
+    /// These partitions are now this member's, from the group's committed offsets.
+    Assigned(Vec<(String, i32)>),
 }
 
 /// A destination for raw messages (Kafka producer, dead-letter topic, in-process channel).

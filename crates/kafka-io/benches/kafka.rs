@@ -5,10 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use qadf_core_types::MessageSource;
 use qadf_core_types::{
     Codec, Encoding, MessageSink, OffsetReset, OutgoingMessage, Point3, Sample, SampleBatch, Timestamp,
 };
-use qadf_kafka_io::{Assignment, ConsumerConfig, KafkaConsumer, KafkaProducer, MemoryOffsetStore};
+use qadf_kafka_io::{
+    Assignment, ConsumerConfig, GroupConfig, GroupConsumer, KafkaConsumer, KafkaProducer, MemoryOffsetStore,
+};
 use rskafka::client::ClientBuilder;
 use rskafka::client::partition::UnknownTopicHandling;
 
@@ -46,6 +49,29 @@ fn main() {
         producer.send(batch).unwrap();
     }
     let produce_rate = n as f64 / t.elapsed().as_secs_f64();
+
+    // krafka's producer, the same records in flushes of 1000 (the consumer-group client weighed
+    // against rskafka in docs/ARCHITECTURE.md), to a topic of its own.
+    let krafka_topic = format!("{topic}_krafka");
+    producer.create_topic(&krafka_topic, 1).unwrap();
+    let krafka_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let t = Instant::now();
+    krafka_runtime.block_on(async {
+        let kafka = krafka::Kafka::builder(addr.clone()).tcp_nodelay(true).connect().await.unwrap();
+        let p = kafka.producer().build().await.unwrap();
+        for start in (0..n).step_by(1000) {
+            let mut handles = Vec::with_capacity(1000);
+            for i in start..(start + 1000).min(n) {
+                handles
+                    .push(p.enqueue(krafka::Record::new(krafka_topic.clone(), payload(i)).partition(0)).await.unwrap());
+            }
+            for h in handles {
+                let _ = h.await.unwrap();
+            }
+        }
+        p.close().await.unwrap();
+    });
+    let krafka_produce_rate = n as f64 / t.elapsed().as_secs_f64();
 
     // Small-batch latency: 100-record produce calls.
     let small_topic = format!("{topic}_small");
@@ -85,6 +111,60 @@ fn main() {
     });
     let raw_rate = raw as f64 / t.elapsed().as_secs_f64();
 
+    // krafka's fetch loop over the same records (a consumer without a group, partition 0 assigned).
+    let t = Instant::now();
+    let krafka_raw = krafka_runtime.block_on(async {
+        let kafka = krafka::Kafka::builder(addr.clone()).tcp_nodelay(true).connect().await.unwrap();
+        let c = kafka
+            .consumer_without_group()
+            .auto_offset_reset(krafka::consumer::AutoOffsetReset::Earliest)
+            .max_partition_fetch_bytes(4 << 20)
+            .max_poll_records(10_000)
+            .build()
+            .await
+            .unwrap();
+        c.assign(&topic, vec![0]).await.unwrap();
+        let mut count = 0usize;
+        while count < n {
+            count += c.poll(Duration::from_millis(100)).await.unwrap().len();
+        }
+        c.close().await.unwrap();
+        count
+    });
+    let krafka_raw_rate = krafka_raw as f64 / t.elapsed().as_secs_f64();
+
+    // GroupConsumer (krafka, one member of a fresh group) delivering raw messages.
+    let mut group = GroupConsumer::new(GroupConfig {
+        bootstrap: vec![addr.clone()],
+        topics: vec![topic.clone()],
+        group: format!("{topic}_group"),
+        auto_offset_reset: OffsetReset::Earliest,
+        fetch_max_bytes: 4 << 20,
+        session_timeout: Duration::from_secs(6),
+        drain_timeout: Duration::from_secs(3),
+        request_timeout: Duration::from_secs(10),
+    })
+    .unwrap();
+    // The join (FindCoordinator, JoinGroup, SyncGroup, OffsetFetch) is timed apart from the fetching.
+    let t = Instant::now();
+    let mut grouped = 0usize;
+    while grouped == 0 {
+        grouped += group.poll(10_000, Duration::from_millis(100)).unwrap().len();
+        while let Some(change) = group.rebalance() {
+            if matches!(change, qadf_core_types::Rebalance::Revoking(_)) {
+                group.release();
+            }
+        }
+    }
+    let join_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let first = grouped;
+    while grouped < n {
+        grouped += group.poll(10_000, Duration::from_millis(100)).unwrap().len();
+    }
+    let group_rate = (grouped - first) as f64 / t.elapsed().as_secs_f64();
+    drop(group);
+
     // Ours: KafkaConsumer polls of up to 10,000, every message decoded into samples.
     let config = ConsumerConfig {
         bootstrap: vec![addr.clone()],
@@ -123,7 +203,23 @@ fn main() {
         pct(0.99),
         pct(1.0)
     );
+    println!(
+        "| krafka producer, flushes of 1000 records | {:.0} records/s ({:.0}% of rskafka's) |",
+        krafka_produce_rate,
+        100.0 * krafka_produce_rate / produce_rate
+    );
     println!("| raw rskafka fetch loop (ceiling) | {:.0} records/s |", raw_rate);
+    println!(
+        "| raw krafka fetch loop (consumer without a group) | {:.0} records/s ({:.0}% of rskafka's) |",
+        krafka_raw_rate,
+        100.0 * krafka_raw_rate / raw_rate
+    );
+    println!(
+        "| GroupConsumer (krafka membership, rskafka fetch) delivering raw messages, after a join of {:.2} s | {:.0} records/s ({:.0}% of the ceiling) |",
+        join_seconds,
+        group_rate,
+        100.0 * group_rate / raw_rate
+    );
     println!(
         "| KafkaConsumer delivering raw messages | {:.0} records/s ({:.0}% of the ceiling) |",
         plain_rate,

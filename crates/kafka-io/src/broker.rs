@@ -15,6 +15,16 @@ use rskafka::client::{Client, ClientBuilder};
 
 use crate::error::KafkaError;
 
+/// A private one-worker tokio runtime (every Kafka client of this crate runs on one of its own).
+pub(crate) fn runtime(name: &str) -> Result<tokio::runtime::Runtime, KafkaError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|e| KafkaError::Config(format!("cannot start the Kafka runtime: {e}")))
+}
+
 /// A connection to a Kafka cluster with its own single-threaded runtime.
 pub(crate) struct Broker {
     runtime: tokio::runtime::Runtime,
@@ -30,12 +40,7 @@ impl Broker {
         if bootstrap.is_empty() {
             return Err(KafkaError::Config("no bootstrap servers".to_owned()));
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("qadf-kafka")
-            .enable_all()
-            .build()
-            .map_err(|e| KafkaError::Config(format!("cannot start the Kafka runtime: {e}")))?;
+        let runtime = runtime("qadf-kafka")?;
         Ok(Broker { runtime, bootstrap, client: Mutex::new(None), timeout, reconnects: AtomicU64::new(0) })
     }
 

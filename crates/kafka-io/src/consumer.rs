@@ -161,11 +161,13 @@ pub struct ConsumerStatistics {
     pub empty_fetches_behind: u64,
     /// Messages the broker held past what `poll` delivered, summed over partitions, at the last poll.
     pub lag: u64,
+    /// Assignments a consumer-group member received (0 for a static consumer, and while joining).
+    pub assignments: u64,
 }
 
 /// The statistics of a consumer, readable from another thread while the consumer runs (updated after each poll).
 #[derive(Clone, Debug, Default)]
-pub struct SharedStatistics(Arc<parking_lot::Mutex<ConsumerStatistics>>);
+pub struct SharedStatistics(pub(crate) Arc<parking_lot::Mutex<ConsumerStatistics>>);
 
 impl SharedStatistics {
     /// The statistics as of the last poll.
@@ -289,6 +291,34 @@ impl KafkaConsumer {
             }
         }
         Ok(consumer)
+    }
+
+    /// Reads exactly `partitions` from now on (a consumer group's assignment): kept ones go on
+    /// from their position, dropped ones are forgotten with what was fetched of them and not
+    /// delivered, new ones start at the given offset (`None`: `auto_offset_reset`).
+    pub fn reassign(&mut self, partitions: &[(String, i32, Option<i64>)]) -> Result<(), KafkaError> {
+        self.partitions.retain(|p| partitions.iter().any(|(t, n, _)| *t == p.topic && *n == p.partition));
+        for (topic, partition, start) in partitions {
+            if self.partitions.iter().any(|p| p.topic == *topic && p.partition == *partition) {
+                continue;
+            }
+            self.partitions.push(PartitionState {
+                topic: topic.clone(),
+                partition: *partition,
+                client: None,
+                position: start.unwrap_or(-1),
+                buffered: std::collections::VecDeque::new(),
+                paused: false,
+                high_watermark: None,
+                catch_up_wait: Duration::ZERO,
+            });
+            if start.is_none() {
+                let (i, reset) = (self.partitions.len() - 1, self.config.auto_offset_reset);
+                self.partitions[i].position = self.reset_position(i, reset)?;
+            }
+        }
+        self.next = 0;
+        Ok(())
     }
 
     /// The assigned (topic, partition) pairs.

@@ -5,6 +5,9 @@
 //!   or instance i of n), start positions from an [`OffsetStore`](qadf_core_types::OffsetStore),
 //!   `commit` only when its caller says the data is handled, pause/resume, seek, lag from the
 //!   fetch high watermark, reconnection with backoff and jitter.
+//! - [`GroupConsumer`] (`group.rs`): a member of a Kafka consumer group on `krafka` (classic
+//!   protocol, range assignment): partitions rebalanced as members come and go, a revocation
+//!   waits until its partitions' data is stored and committed, offsets on the group coordinator.
 //! - [`KafkaProducer`] (`producer.rs`): acknowledged sends, Kafka's murmur2 key partitioning.
 //! - [`LingeringProducer`] (`linger.rs`): batching by size or linger time, `flush` waits for acks.
 //! - [`DeadLetterSink`] (`dead_letter.rs`): undecodable input to a topic, with reason and origin.
@@ -33,6 +36,7 @@ mod broker;
 mod consumer;
 mod dead_letter;
 mod error;
+mod group;
 pub mod in_process;
 mod linger;
 mod offsets;
@@ -46,6 +50,7 @@ pub use consumer::{
 };
 pub use dead_letter::{DeadLetterSink, ORIGIN_HEADER, REASON_HEADER, SAMPLE_HEADER, TRUNCATED_HEADER};
 pub use error::KafkaError;
+pub use group::{GroupConfig, GroupConsumer};
 pub use linger::LingeringProducer;
 pub use offsets::MemoryOffsetStore;
 pub use producer::{KafkaProducer, ProducerStatistics, SEND_ATTEMPTS, murmur2, partition_for_key};

@@ -1,14 +1,14 @@
 //! The delivery loop behind [`Ingest`](super::Ingest): poll → decode → skip what is stored →
 //! process → side outputs → store → commit (see the module docs of `ingest`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use qadf_core_types::bucket::Bucket;
 use qadf_core_types::{
-    Alert, Backoff, Codec, DeadLetter, LogPosition, MessageSource, Origin, RawMessage, Sample, SampleBatch,
+    Alert, Backoff, Codec, DeadLetter, LogPosition, MessageSource, Origin, RawMessage, Rebalance, Sample, SampleBatch,
     StoreFailurePolicy, StreamingResult,
 };
 use qadf_kafka_io::positions_after;
@@ -87,6 +87,24 @@ pub(super) struct Run {
     last_commit: Instant,
     /// Commit at most this often while messages keep coming (`auto_commit_interval_ms`).
     commit_interval: Duration,
+    /// What a consumer-group member holds; empty for other sources.
+    group: GroupState,
+}
+
+/// A consumer-group member's partitions and the builds seen on them (see [`Run::rebalanced`]).
+#[derive(Default)]
+struct GroupState {
+    /// Partitions of the last assignment.
+    held: HashSet<(String, i32)>,
+    /// Partitions new to this member at the last assignment: a build first seen on one of them
+    /// is rebuilt from the history before its samples are processed.
+    gained: HashSet<(String, i32)>,
+    /// Builds rebuilt (or found new) since the last assignment.
+    restored: HashSet<String>,
+    /// The partitions each build's samples came from.
+    build_partitions: HashMap<String, HashSet<(String, i32)>>,
+    /// Longest a revocation waits for the writer.
+    drain_timeout: Duration,
 }
 
 impl Run {
@@ -102,6 +120,7 @@ impl Run {
         let codec = client.codec().clone();
         let writer = sinks.history.clone().map(|h| spawn_writer(h, None, WRITER_QUEUE));
         let on_store_failure = config.on_store_failure;
+        let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
         let commit_interval = if config.enable_auto_commit {
             Duration::from_millis(config.auto_commit_interval_ms)
         } else {
@@ -124,7 +143,122 @@ impl Run {
             pending: Vec::new(),
             last_commit: Instant::now(),
             commit_interval,
+            group: GroupState { drain_timeout, ..GroupState::default() },
         }
+    }
+
+    /// Tells the operator `line` (the configured notices, else standard error).
+    fn notice(&self, line: &str) {
+        match &self.sinks.notices {
+            Some(notices) => notices(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Waits (at most `within`) until every job handed to the writer is stored, then queues their positions.
+    fn drain(&mut self, within: Duration) -> Result<(), ConsumerError> {
+        let deadline = Instant::now() + within;
+        while !self.in_flight.is_empty() && !self.halted && Instant::now() < deadline {
+            let Some(w) = &self.writer else { break };
+            let done: Vec<WriteDone> = w.recv_done(Duration::from_millis(10)).into_iter().collect();
+            self.finish_done(done)?;
+        }
+        Ok(())
+    }
+
+    /// Follows a consumer-group rebalance. Revoking: store and commit everything handed over
+    /// (within `drain_timeout_ms`), then let the partitions go. Lost: drop their uncommitted
+    /// positions and their builds. Assigned: builds seen only on partitions no longer held are
+    /// forgotten; those on newly gained partitions are rebuilt from the history when first seen,
+    /// and replayed samples of those partitions are looked for again.
+    fn rebalanced(&mut self, change: Rebalance) -> Result<(), ConsumerError> {
+        self.report.rebalances += 1;
+        match change {
+            Rebalance::Revoking(_) => {
+                self.drain(self.group.drain_timeout)?;
+                self.flush_commits(true)?;
+                self.source.release();
+            }
+            Rebalance::Lost(parts) => {
+                let lost: HashSet<(String, i32)> = parts.into_iter().collect();
+                self.pending.retain(|c| !lost.contains(&(c.topic.clone(), c.partition)));
+                self.forget_builds_only_on(&lost);
+                for p in &lost {
+                    self.group.held.remove(p);
+                    self.replay_done.remove(p);
+                }
+            }
+            Rebalance::Assigned(parts) => {
+                let list: Vec<String> = parts.iter().map(|(t, p)| format!("{t}/{p}")).collect();
+                self.notice(&format!(
+                    "consuming {} partitions (assigned by the group): {}",
+                    parts.len(),
+                    list.join(", ")
+                ));
+                let now: HashSet<(String, i32)> = parts.into_iter().collect();
+                let gone: HashSet<(String, i32)> = self.group.held.difference(&now).cloned().collect();
+                self.forget_builds_only_on(&gone);
+                self.group.gained = now.difference(&self.group.held).cloned().collect();
+                for p in &self.group.gained {
+                    self.replay_done.remove(p);
+                }
+                self.group.restored.clear();
+                self.group.held = now;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the builds whose samples all came from `partitions` (another member reads them now).
+    fn forget_builds_only_on(&mut self, partitions: &HashSet<(String, i32)>) {
+        let client = &self.client;
+        self.group.build_partitions.retain(|build, seen| {
+            let elsewhere = seen.iter().any(|p| !partitions.contains(p));
+            if !elsewhere {
+                client.forget_build(build);
+            }
+            elsewhere
+        });
+    }
+
+    /// Notes each sample's build and partition; a build met for the first time since the last
+    /// assignment on a newly gained partition is rebuilt from the history first (after the
+    /// writer has stored what this member holds of it).
+    fn follow_builds(&mut self, batch: &SampleBatch, origins: &[(Origin, usize)]) -> Result<(), ConsumerError> {
+        let mut last: Option<(&str, &str, i32)> = None;
+        let mut to_restore: Vec<String> = Vec::new();
+        for (sample, (origin, _)) in batch.samples.iter().zip(origins) {
+            let here = (sample.build_id.as_str(), origin.topic.as_str(), origin.partition);
+            if last == Some(here) {
+                continue;
+            }
+            last = Some(here);
+            let key = (origin.topic.clone(), origin.partition);
+            let seen = self.group.build_partitions.entry(sample.build_id.to_string()).or_default();
+            seen.insert(key.clone());
+            if self.group.gained.contains(&key) && !self.group.restored.contains(sample.build_id.as_str()) {
+                self.group.restored.insert(sample.build_id.to_string());
+                to_restore.push(sample.build_id.to_string());
+            }
+        }
+        if to_restore.is_empty() {
+            return Ok(());
+        }
+        let Some(history) = self.sinks.history.clone() else { return Ok(()) };
+        self.drain(Duration::from_secs(3600))?;
+        for build in to_restore {
+            let applied = self
+                .client
+                .rebuild_from_history(&build, &*history)
+                .map_err(|e| ConsumerError::Restore(e.to_string()))?;
+            if applied > 0 {
+                self.report.builds_restored += 1;
+                self.notice(&format!(
+                    "build {build}: voxel grid rebuilt from {applied} stored samples (its partitions came to this member)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Commits through the source, retrying transient failures (one backoff policy) until stopped.
@@ -347,6 +481,9 @@ impl Run {
         self.dead_letter(&decoded.dead_letters, DeadLetterReason::Undecodable, true)?;
         let (mut batch, mut origins) = (decoded.batch, decoded.origins);
         self.client.metrics().record_consumed(messages.len() as u64, batch.len() as u64);
+        if !self.group.gained.is_empty() || !self.group.held.is_empty() {
+            self.follow_builds(&batch, &origins)?;
+        }
         self.skip_stored(&mut batch, &mut origins)?;
         // Digests of the samples as decoded: a refused one is traced back to its message, and the
         // kept ones to theirs, where their buckets are cut (only when there is a history or a
@@ -438,6 +575,9 @@ impl Run {
                         std::thread::sleep(self.poll_backoff.next_delay());
                     }
                     Err(e) => return Err(ConsumerError::Source(e)),
+                }
+                while let Some(change) = self.source.rebalance() {
+                    self.rebalanced(change)?;
                 }
             }
             Ok(())

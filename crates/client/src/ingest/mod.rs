@@ -41,7 +41,13 @@ pub struct ConsumerSinks {
     /// Where quality alerts are published (before the batch is stored, so a failed publish stops
     /// the consumer uncommitted and a restart raises the alerts again).
     pub alerts: Option<Arc<AlertSink>>,
+    /// Where the loop tells what an operator should see — a consumer group's assignments, builds
+    /// rebuilt from the history (`None`: standard error).
+    pub notices: Option<Notices>,
 }
+
+/// A receiver of the delivery loop's notices (one line each).
+pub type Notices = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Why the consumer stopped by itself.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +77,9 @@ pub enum ConsumerError {
     /// The storage writer thread is gone.
     #[error("the storage writer stopped")]
     WriterStopped,
+    /// A build given to this member could not be rebuilt from the history.
+    #[error("rebuilding a build from the history failed: {0}")]
+    Restore(String),
 }
 
 /// What a consumer run did.
@@ -94,6 +103,10 @@ pub struct ConsumerReport {
     pub store_failures: u64,
     /// Polls, commits and replay look-ups retried after a transient failure.
     pub retries: u64,
+    /// Consumer-group rebalances this member took part in (revocations, losses, assignments).
+    pub rebalances: u64,
+    /// Builds whose voxel grids were rebuilt from the history when their partitions came to this member.
+    pub builds_restored: u64,
     /// Why the consumer stopped by itself, if it did.
     pub error: Option<String>,
 }

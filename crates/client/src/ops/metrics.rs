@@ -160,6 +160,11 @@ impl Sources {
             out.counter("qadf_kafka_fetch_errors_total", "Fetch requests that failed.", k.fetch_errors);
             out.counter("qadf_kafka_reconnects_total", "Broker connections rebuilt after a failure.", k.reconnects);
             out.counter("qadf_kafka_commits_total", "Offset commits written.", k.commits);
+            out.counter(
+                "qadf_kafka_assignments_total",
+                "Partition assignments received from the consumer group (0 with static assignment).",
+                k.assignments,
+            );
         }
         if let Some(live) = &self.live_view {
             out.counter(

@@ -36,6 +36,8 @@ fn validate_names_the_offending_field() {
         ("consumer_group_id", |c| c.consumer_group_id = " ".into()),
         ("auto_commit_interval_ms", |c| c.auto_commit_interval_ms = 0),
         ("max_poll_records", |c| c.max_poll_records = 0),
+        ("drain_timeout_ms", |c| c.drain_timeout_ms = c.session_timeout_ms),
+        ("drain_timeout_ms", |c| c.drain_timeout_ms = 0),
         ("processing_batch_size", |c| c.processing_batch_size = 0),
         ("buffer_size", |c| c.buffer_size = 0),
         ("window_size", |c| c.window_size = c.buffer_size + 1),
@@ -161,4 +163,13 @@ fn a_mistyped_variable_never_echoes_a_password() {
     let c = StreamingConfig::default().with_env([("QADF_REDIS_PASSWORD", "Sup3rSecret")]).unwrap();
     assert_eq!(c.redis_password.expose(), "Sup3rSecret");
     assert!(!format!("{c:?}").contains("Sup3rSecret"), "Debug hides the password");
+}
+
+#[test]
+fn instances_form_a_consumer_group_unless_told_static() {
+    let c = StreamingConfig::default();
+    assert_eq!(c.assignment, crate::PartitionAssignment::Group);
+    let c = c.with_env([("QADF_ASSIGNMENT", "static"), ("QADF_DRAIN_TIMEOUT_MS", "2000")]).unwrap();
+    assert_eq!((c.assignment, c.drain_timeout_ms), (crate::PartitionAssignment::Static, 2000));
+    assert!(StreamingConfig::default().with_env([("QADF_ASSIGNMENT", "round-robin")]).is_err());
 }

@@ -86,6 +86,15 @@ impl VoxelStage {
         }
     }
 
+    /// Drops the grid of `build_id` (its samples went to another consumer-group member); false
+    /// if it had none (always for [`VoxelStage::new`]).
+    pub fn forget(&self, build_id: &str) -> bool {
+        match &self.grids {
+            Grids::Shared(_) => false,
+            Grids::PerBuild { grids, .. } => grids.lock().grids.remove(build_id).is_some(),
+        }
+    }
+
     /// The builds that have a grid (empty for [`VoxelStage::new`]).
     pub fn builds(&self) -> Vec<String> {
         match &self.grids {
