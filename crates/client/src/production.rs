@@ -13,7 +13,7 @@ use qadf_core_types::{
 };
 use qadf_kafka_io::{
     AlertSink, Assignment, ConsumerConfig, DeadLetterSink, GroupConfig, GroupConsumer, KafkaConsumer, KafkaProducer,
-    SharedStatistics,
+    Security, SharedStatistics,
 };
 use qadf_storage::{EmbeddedStore, LiveView, MongoStore, RedisCache};
 
@@ -230,9 +230,9 @@ struct Served {
 
 /// Starts the health prober: the broker and the store pinged on connections of their own (2 s
 /// timeouts), so a hung ping never holds up the stream.
-fn start_health(config: &StreamingConfig, stores: &Stores) -> anyhow::Result<Arc<Health>> {
+fn start_health(config: &StreamingConfig, stores: &Stores, security: &Security) -> anyhow::Result<Arc<Health>> {
     let health = Health::new(config.ready_max_lag);
-    let probe = KafkaProducer::with_timeout(&config.kafka_bootstrap_servers, Duration::from_secs(2))?;
+    let probe = KafkaProducer::secured(&config.kafka_bootstrap_servers, Duration::from_secs(2), security.clone())?;
     let broker: Ping = Box::new(move || probe.reachable().map_err(|e| e.to_string()));
     let store: Ping = match stores {
         Stores::Mongo(_) => {
@@ -245,16 +245,27 @@ fn start_health(config: &StreamingConfig, stores: &Stores) -> anyhow::Result<Arc
     Ok(health)
 }
 
+/// A Kafka connection failure, with where and how `run` tried to connect.
+fn kafka_context(config: &StreamingConfig, e: qadf_kafka_io::KafkaError) -> anyhow::Error {
+    let how = serde_json::to_value(config.kafka_security_protocol)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    anyhow::anyhow!("Kafka at {} (kafka_security_protocol = {how}): {e}", config.kafka_bootstrap_servers.join(","),)
+}
+
 /// The source of `run`: a member of the consumer group, or (with `assignment = "static"` or
 /// `--instance`) a consumer of the partitions it is told, offsets in the history store.
 fn open_consumer(
     config: &StreamingConfig,
     instance: Option<(u32, u32)>,
     stores: &Stores,
+    security: &Security,
     log: &Logger,
 ) -> anyhow::Result<(Box<dyn MessageSource>, SharedStatistics)> {
     if instance.is_none() && config.assignment == PartitionAssignment::Group {
-        let consumer = GroupConsumer::new(GroupConfig::from_streaming(config))?;
+        let group = GroupConfig { security: security.clone(), ..GroupConfig::from_streaming(config) };
+        let consumer = GroupConsumer::new(group).map_err(|e| kafka_context(config, e))?;
         log.info(&format!(
             "consuming {} in consumer group {} (partitions assigned by the group, offsets committed to it)",
             config.kafka_topic, config.consumer_group_id
@@ -262,11 +273,11 @@ fn open_consumer(
         let stats = consumer.shared_statistics();
         return Ok((Box::new(consumer), stats));
     }
-    let mut consumer_config = ConsumerConfig::from_streaming(config);
+    let mut consumer_config = ConsumerConfig { security: security.clone(), ..ConsumerConfig::from_streaming(config) };
     if let Some((instance, instances)) = instance {
         consumer_config.assignment = Assignment::InstanceOf { instance, instances };
     }
-    let consumer = KafkaConsumer::new(consumer_config, stores.offsets())?;
+    let consumer = KafkaConsumer::new(consumer_config, stores.offsets()).map_err(|e| kafka_context(config, e))?;
     log.info(&format!("consuming {} partitions of {}", consumer.assignment().len(), config.kafka_topic));
     let stats = consumer.shared_statistics();
     Ok((Box::new(consumer), stats))
@@ -280,8 +291,9 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
         Stores::Mongo(_) => format!("history: MongoDB {} database {}", config.mongodb_uri, config.mongodb_database),
         Stores::Embedded(_) => format!("history: embedded store in {}", options.data_dir.display()),
     });
-    let (consumer, kafka_stats) = open_consumer(&config, options.instance, &stores, log)?;
-    let kafka = KafkaProducer::new(&config.kafka_bootstrap_servers)?;
+    let security = Security::from_streaming(&config)?;
+    let (consumer, kafka_stats) = open_consumer(&config, options.instance, &stores, &security, log)?;
+    let kafka = KafkaProducer::secured(&config.kafka_bootstrap_servers, Duration::from_secs(5), security.clone())?;
     // A dead letter must have somewhere to go before the first bad message arrives.
     kafka.create_topic(&config.dead_letter_topic, 1)?;
     kafka.create_topic(&config.alerts_topic, 1)?;
@@ -299,7 +311,7 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
         LiveView::new(cache.clone(), &config.redis_key_prefix, Duration::from_secs(config.redis_ttl_seconds as u64))
     };
     let report_view = cache.as_ref().map(view);
-    let health = start_health(&config, &stores)?;
+    let health = start_health(&config, &stores, &security)?;
     let client = Arc::new(StreamingClient::new(config.clone())?);
     let live = cache.as_ref().map(|c| LiveViewWriter::spawn(view(c), client.clone(), log.clone()));
     let rules = client.load_rules(options.rules.as_deref(), Some(options.sample_rate_hz))?;
@@ -549,7 +561,8 @@ fn stop_within(ingest: Ingest, timeout: Duration) -> anyhow::Result<ConsumerRepo
 /// Sends a simulated build to Kafka, one message per `processing_batch_size` samples, keyed by
 /// build so a build stays in one partition. Returns how many samples were sent.
 pub fn produce_sim(config: &StreamingConfig, sim: SimConfig, partitions: i32) -> anyhow::Result<u64> {
-    let producer = KafkaProducer::new(&config.kafka_bootstrap_servers)?;
+    let security = Security::from_streaming(config)?;
+    let producer = KafkaProducer::secured(&config.kafka_bootstrap_servers, Duration::from_secs(5), security)?;
     producer.create_topic(&config.kafka_topic, partitions)?;
     let codec = Codec::new(config.message_encoding).with_max_message_bytes(config.max_message_bytes);
     let (layers, build) = (sim.layers, sim.build_id.to_string());

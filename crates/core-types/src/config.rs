@@ -26,6 +26,48 @@ pub enum OffsetReset {
     Latest,
 }
 
+/// How `run` talks to the Kafka brokers: Kafka's `security.protocol` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaSecurityProtocol {
+    /// Plain TCP, no authentication (the default).
+    #[default]
+    Plaintext,
+    /// TLS, no SASL.
+    Ssl,
+    /// SASL over plain TCP.
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl KafkaSecurityProtocol {
+    /// Whether connections are encrypted.
+    pub fn tls(self) -> bool {
+        matches!(self, KafkaSecurityProtocol::Ssl | KafkaSecurityProtocol::SaslSsl)
+    }
+
+    /// Whether clients authenticate with SASL.
+    pub fn sasl(self) -> bool {
+        matches!(self, KafkaSecurityProtocol::SaslPlaintext | KafkaSecurityProtocol::SaslSsl)
+    }
+}
+
+/// The SASL mechanism for Kafka (Kafka's `sasl.mechanism` names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaslMechanism {
+    /// Username and password in clear (use it over TLS only).
+    #[default]
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// SCRAM with SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// SCRAM with SHA-512.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
 /// How `run` instances sharing a topic divide its partitions (docs/SCALING.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +113,16 @@ pub struct StreamingConfig {
     /// Broker session timeout in ms: a group member silent this long is removed and its
     /// partitions move on. Default 30000.
     pub session_timeout_ms: u64,
+    /// Kafka transport and authentication: `plaintext` (default), `ssl`, `sasl_plaintext`, `sasl_ssl`.
+    pub kafka_security_protocol: KafkaSecurityProtocol,
+    /// SASL mechanism: `PLAIN` (default), `SCRAM-SHA-256`, `SCRAM-SHA-512`.
+    pub kafka_sasl_mechanism: SaslMechanism,
+    /// SASL user. Default empty.
+    pub kafka_sasl_username: String,
+    /// SASL password; never printed (`QADF_KAFKA_SASL_PASSWORD`, or a file with `_FILE`). Default empty.
+    pub kafka_sasl_password: crate::secret::Secret,
+    /// PEM file of the CA that signed the brokers' certificates (empty: the system's roots). Default empty.
+    pub kafka_tls_ca_file: String,
     /// How instances divide the partitions: `group` (Kafka's consumer group, the default) or `static`.
     pub assignment: PartitionAssignment,
     /// Longest a group member takes, on a rebalance or a stop, to store and commit what it holds
@@ -107,6 +159,10 @@ pub struct StreamingConfig {
     pub redis_username: String,
     /// Redis password (empty: none); never printed. Set it with `QADF_REDIS_PASSWORD`. Default empty.
     pub redis_password: crate::secret::Secret,
+    /// Connect to Redis over TLS. Default `false`.
+    pub redis_tls: bool,
+    /// PEM file of the CA that signed Redis's certificate (empty: the system's roots). Default empty.
+    pub redis_tls_ca_file: String,
     /// Prefix of every Redis key. Default `qadf`.
     pub redis_key_prefix: String,
     /// Time to live of cached entries in seconds. Default 3600.
@@ -180,6 +236,11 @@ impl Default for StreamingConfig {
             auto_commit_interval_ms: 5000,
             max_poll_records: 100,
             session_timeout_ms: 30_000,
+            kafka_security_protocol: KafkaSecurityProtocol::Plaintext,
+            kafka_sasl_mechanism: SaslMechanism::Plain,
+            kafka_sasl_username: String::new(),
+            kafka_sasl_password: crate::secret::Secret::default(),
+            kafka_tls_ca_file: String::new(),
             assignment: PartitionAssignment::Group,
             drain_timeout_ms: 10_000,
             max_batch_wait_ms: 100,
@@ -197,6 +258,8 @@ impl Default for StreamingConfig {
             redis_db: 0,
             redis_username: String::new(),
             redis_password: crate::secret::Secret::default(),
+            redis_tls: false,
+            redis_tls_ca_file: String::new(),
             redis_key_prefix: "qadf".to_owned(),
             redis_ttl_seconds: 3600,
             enable_mongodb_storage: true,
@@ -232,6 +295,9 @@ impl Default for StreamingConfig {
 pub const ENV_PREFIX: &str = "QADF_";
 /// Environment namespace reserved for the test suite (never read as configuration).
 pub const TEST_ENV_PREFIX: &str = "QADF_TEST_";
+
+/// Fields whose value `QADF_<FIELD>_FILE` may read from a file (secrets, and URIs carrying them).
+pub const SECRET_FILE_FIELDS: [&str; 3] = ["redis_password", "kafka_sasl_password", "mongodb_uri"];
 
 impl StreamingConfig {
     /// Parses TOML text (unknown fields are errors); does not validate.
@@ -282,6 +348,19 @@ impl StreamingConfig {
             };
             let env_error = |reason: String| ConfigError::Env { var: var.to_owned(), value: shown.clone(), reason };
             let field = field.to_ascii_lowercase();
+            // `QADF_<SECRET>_FILE=path`: the secret is the file's content (one trailing newline
+            // dropped), as container secrets are mounted; neither path nor content is echoed.
+            let from_file;
+            let (field, value) = match field.strip_suffix("_file") {
+                Some(secret) if SECRET_FILE_FIELDS.contains(&secret) => {
+                    let text = std::fs::read_to_string(value)
+                        .map_err(|e| env_error(format!("cannot read the file it names: {}", e.kind())))?;
+                    from_file =
+                        text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_owned();
+                    (secret.to_owned(), from_file.as_str())
+                }
+                _ => (field, value),
+            };
             // `QADF_SCHEMA_TIME_ZONE` sets `time_zone` of the `[schema]` table.
             let (target, field) = match field.strip_prefix("schema_") {
                 Some(setting) if !table.contains_key(&field) => {
@@ -365,6 +444,19 @@ impl StreamingConfig {
         );
         check(self.processing_batch_size > 0, "processing_batch_size", "must be > 0");
         check(!self.redis_host.trim().is_empty(), "redis_host", "must not be empty");
+        let sasl = self.kafka_security_protocol.sasl();
+        check(!sasl || !self.kafka_sasl_username.is_empty(), "kafka_sasl_username", "must be set for SASL");
+        check(!sasl || !self.kafka_sasl_password.is_empty(), "kafka_sasl_password", "must be set for SASL");
+        check(
+            self.kafka_tls_ca_file.is_empty() || self.kafka_security_protocol.tls(),
+            "kafka_tls_ca_file",
+            "is set but kafka_security_protocol has no TLS (ssl or sasl_ssl)",
+        );
+        check(
+            self.redis_tls_ca_file.is_empty() || self.redis_tls,
+            "redis_tls_ca_file",
+            "is set but redis_tls is false",
+        );
         check(self.redis_port > 0, "redis_port", "must be in 1-65535");
         check(self.redis_db >= 0, "redis_db", "must be >= 0");
         check(self.redis_ttl_seconds > 0, "redis_ttl_seconds", "must be > 0 (seconds until a cached entry expires)");

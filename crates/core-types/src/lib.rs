@@ -55,7 +55,10 @@ mod wire;
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, DEFAULT_MAX_MESSAGE_BYTES, Encoding};
-pub use config::{ENV_PREFIX, OffsetReset, PartitionAssignment, StoreFailurePolicy, StreamingConfig, TEST_ENV_PREFIX};
+pub use config::{
+    ENV_PREFIX, KafkaSecurityProtocol, OffsetReset, PartitionAssignment, SaslMechanism, StoreFailurePolicy,
+    StreamingConfig, TEST_ENV_PREFIX,
+};
 pub use error::{
     BackendError, BackendErrorKind, CodecError, ConfigError, FieldError, SampleError, SendError, StageError,
 };

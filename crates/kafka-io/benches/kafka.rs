@@ -143,6 +143,7 @@ fn main() {
         session_timeout: Duration::from_secs(6),
         drain_timeout: Duration::from_secs(3),
         request_timeout: Duration::from_secs(10),
+        security: Default::default(),
     })
     .unwrap();
     // The join (FindCoordinator, JoinGroup, SyncGroup, OffsetFetch) is timed apart from the fetching.
@@ -174,6 +175,7 @@ fn main() {
         auto_offset_reset: OffsetReset::Earliest,
         fetch_max_bytes: 4 << 20,
         request_timeout: Duration::from_secs(10),
+        security: Default::default(),
     };
     let mut plain = KafkaConsumer::new(config.clone(), Arc::new(MemoryOffsetStore::default())).unwrap();
     let t = Instant::now();

@@ -14,6 +14,7 @@ use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 
 use crate::error::KafkaError;
+use crate::security::Security;
 
 /// A private one-worker tokio runtime (every Kafka client of this crate runs on one of its own).
 pub(crate) fn runtime(name: &str) -> Result<tokio::runtime::Runtime, KafkaError> {
@@ -31,17 +32,18 @@ pub(crate) struct Broker {
     bootstrap: Vec<String>,
     client: Mutex<Option<Arc<Client>>>,
     timeout: Duration,
+    security: Security,
     reconnects: AtomicU64,
 }
 
 impl Broker {
-    /// A broker handle; connects lazily on first use.
-    pub(crate) fn new(bootstrap: Vec<String>, timeout: Duration) -> Result<Broker, KafkaError> {
+    /// A broker handle with TLS and SASL as `security` says; connects lazily on first use.
+    pub(crate) fn new(bootstrap: Vec<String>, timeout: Duration, security: Security) -> Result<Broker, KafkaError> {
         if bootstrap.is_empty() {
             return Err(KafkaError::Config("no bootstrap servers".to_owned()));
         }
         let runtime = runtime("qadf-kafka")?;
-        Ok(Broker { runtime, bootstrap, client: Mutex::new(None), timeout, reconnects: AtomicU64::new(0) })
+        Ok(Broker { runtime, bootstrap, client: Mutex::new(None), timeout, security, reconnects: AtomicU64::new(0) })
     }
 
     /// Runs `f` on the runtime, failing with `Timeout` after the configured timeout.
@@ -62,9 +64,17 @@ impl Broker {
             init_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(500),
             base: 2.0,
-            deadline: Some(self.timeout),
+            // Before the call's own timeout, so the last failure (a refused certificate, a
+            // refused login) is what the caller sees, not a bare timeout.
+            deadline: Some(self.timeout.mul_f64(0.8)),
         };
-        let builder = ClientBuilder::new(self.bootstrap.clone()).client_id("qadf-stream").backoff_config(backoff);
+        let mut builder = ClientBuilder::new(self.bootstrap.clone()).client_id("qadf-stream").backoff_config(backoff);
+        if let Some(tls) = self.security.rustls()? {
+            builder = builder.tls_config(tls);
+        }
+        if let Some(sasl) = self.security.rskafka_sasl() {
+            builder = builder.sasl_config(sasl);
+        }
         let client = Arc::new(self.run(async { builder.build().await.map_err(KafkaError::from) })?);
         *slot = Some(client.clone());
         Ok(client)

@@ -19,6 +19,7 @@ use rskafka::client::partition::PartitionClient;
 
 use crate::broker::Broker;
 use crate::error::KafkaError;
+use crate::security::Security;
 
 /// Shortest fetch wait: Tansu answers a fetch with `max_wait_ms = 0` with no topic at all.
 const MIN_FETCH_WAIT_MS: i32 = 1;
@@ -90,6 +91,8 @@ pub struct ConsumerConfig {
     pub fetch_max_bytes: i32,
     /// Longest a single broker call may take.
     pub request_timeout: Duration,
+    /// TLS and SASL.
+    pub security: Security,
 }
 
 impl ConsumerConfig {
@@ -105,6 +108,7 @@ impl ConsumerConfig {
             // a partition's answer may bring at once is what a burst costs in memory.
             fetch_max_bytes: i32::try_from(c.max_message_bytes.max(1 << 20)).unwrap_or(i32::MAX),
             request_timeout: Duration::from_millis(c.session_timeout_ms.min(10_000)),
+            security: Security::default(),
         }
     }
 }
@@ -242,7 +246,7 @@ pub struct KafkaConsumer {
 impl KafkaConsumer {
     /// Connects, resolves the assigned partitions and their start positions.
     pub fn new(config: ConsumerConfig, offsets: Arc<dyn OffsetStore>) -> Result<KafkaConsumer, KafkaError> {
-        let broker = Broker::new(config.bootstrap.clone(), config.request_timeout)?;
+        let broker = Broker::new(config.bootstrap.clone(), config.request_timeout, config.security.clone())?;
         let mut partitions = Vec::new();
         for topic in &config.topics {
             let committed: HashMap<i32, i64> = offsets

@@ -31,6 +31,7 @@ use qadf_core_types::{
 use crate::consumer::{Assignment, ConsumerConfig, ConsumerStatistics, KafkaConsumer, SharedStatistics};
 use crate::error::KafkaError;
 use crate::offsets::MemoryOffsetStore;
+use crate::security::Security;
 
 /// Rebalance events the channel holds before the membership task waits for the reader.
 const EVENT_QUEUE: usize = 16;
@@ -58,6 +59,8 @@ pub struct GroupConfig {
     pub drain_timeout: Duration,
     /// Longest a single broker call (connect, commit) may take.
     pub request_timeout: Duration,
+    /// TLS and SASL (the membership and the fetcher alike).
+    pub security: Security,
 }
 
 impl GroupConfig {
@@ -72,6 +75,7 @@ impl GroupConfig {
             session_timeout: Duration::from_millis(c.session_timeout_ms),
             drain_timeout: Duration::from_millis(c.drain_timeout_ms),
             request_timeout: Duration::from_millis(c.session_timeout_ms.min(10_000)),
+            security: Security::default(),
         }
     }
 }
@@ -173,6 +177,8 @@ pub struct GroupConsumer {
     events: Receiver<Event>,
     closing: Arc<AtomicBool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// A rebalance event whose taking failed, taken again at the next poll.
+    retry: Option<Event>,
     /// Rebalances received and not yet asked for by `rebalance`.
     changes: VecDeque<Rebalance>,
     /// The answer of the revocation in progress.
@@ -206,6 +212,7 @@ impl GroupConsumer {
                 auto_offset_reset: config.auto_offset_reset,
                 fetch_max_bytes: config.fetch_max_bytes,
                 request_timeout: config.request_timeout,
+                security: config.security.clone(),
             },
             Arc::new(MemoryOffsetStore::default()),
         )?;
@@ -229,6 +236,7 @@ impl GroupConsumer {
                     .request_timeout(config.request_timeout)
                     .connect_timeout(config.request_timeout)
                     .tcp_nodelay(true)
+                    .security(config.security.krafka())
                     .connect()
                     .await?;
                 kafka
@@ -268,6 +276,7 @@ impl GroupConsumer {
             events,
             closing,
             task: Some(task),
+            retry: None,
             changes: VecDeque::new(),
             releasing: None,
             owned: HashSet::new(),
@@ -331,26 +340,38 @@ impl GroupConsumer {
         Ok(found.into_iter().filter(|(_, c)| c.offset >= 0).map(|(k, c)| (k, c.offset)).collect())
     }
 
-    /// Takes one rebalance into the member's state (the fetcher follows at once).
-    fn take(&mut self, event: Event) -> Result<(), KafkaError> {
+    /// Takes one rebalance into the member's state (the fetcher follows at once). On a broker
+    /// failure (reading the committed offsets, resolving a start) the event comes back to be
+    /// taken again at the next poll: taking it twice is harmless, losing it would leave
+    /// partitions owned and never read.
+    fn take(&mut self, event: Event) -> Result<(), (KafkaError, Event)> {
         match event {
             Event::Assigned(parts) => {
-                let starts = self.committed(&parts)?;
+                let starts = match self.committed(&parts) {
+                    Ok(starts) => starts,
+                    Err(e) => return Err((e, Event::Assigned(parts))),
+                };
                 self.owned.extend(parts.iter().cloned());
-                self.refetch(&[], &starts)?;
+                if let Err(e) = self.refetch(&[], &starts) {
+                    return Err((e, Event::Assigned(parts)));
+                }
                 self.changes.push_back(Rebalance::Assigned(parts));
             }
             Event::Lost(parts) => {
                 for p in &parts {
                     self.owned.remove(p);
                 }
-                self.refetch(&[], &HashMap::new())?;
+                if let Err(e) = self.refetch(&[], &HashMap::new()) {
+                    return Err((e, Event::Lost(parts)));
+                }
                 self.changes.push_back(Rebalance::Lost(parts));
             }
             Event::Revoking(parts, done) => {
                 // Nothing more of these partitions is delivered: what was fetched of them and
                 // not delivered is the next owner's to read.
-                self.refetch(&parts, &HashMap::new())?;
+                if let Err(e) = self.refetch(&parts, &HashMap::new()) {
+                    return Err((e, Event::Revoking(parts, done)));
+                }
                 self.changes.push_back(Rebalance::Revoking(parts.clone()));
                 self.releasing = Some((parts, done));
             }
@@ -362,8 +383,8 @@ impl GroupConsumer {
 impl MessageSource for GroupConsumer {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<RawMessage>, BackendError> {
         loop {
-            match self.events.try_recv() {
-                Ok(event) => self.take(event).map_err(BackendError::from)?,
+            let event = match self.retry.take().map_or_else(|| self.events.try_recv(), Ok) {
+                Ok(event) => event,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     return Err(BackendError::new(
@@ -372,6 +393,10 @@ impl MessageSource for GroupConsumer {
                         "the group membership stopped",
                     ));
                 }
+            };
+            if let Err((e, event)) = self.take(event) {
+                self.retry = Some(event);
+                return Err(BackendError::from(e));
             }
         }
         if !self.changes.is_empty() || self.releasing.is_some() {

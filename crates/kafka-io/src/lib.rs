@@ -41,6 +41,7 @@ pub mod in_process;
 mod linger;
 mod offsets;
 mod producer;
+mod security;
 mod topic_sink;
 
 pub use alert_sink::{AlertSink, CHECKPOINT_HEADER};
@@ -54,3 +55,4 @@ pub use group::{GroupConfig, GroupConsumer};
 pub use linger::LingeringProducer;
 pub use offsets::MemoryOffsetStore;
 pub use producer::{KafkaProducer, ProducerStatistics, SEND_ATTEMPTS, murmur2, partition_for_key};
+pub use security::Security;

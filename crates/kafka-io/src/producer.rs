@@ -12,6 +12,7 @@ use rskafka::record::Record;
 
 use crate::broker::Broker;
 use crate::error::KafkaError;
+use crate::security::Security;
 
 /// Kafka's murmur2 (the Java client's default partitioner hash), so keyed messages land where any
 /// Kafka client would put them.
@@ -117,8 +118,13 @@ impl KafkaProducer {
 
     /// A producer whose broker calls time out after `timeout` (a send tries [`SEND_ATTEMPTS`] times).
     pub fn with_timeout(bootstrap: &[String], timeout: Duration) -> Result<KafkaProducer, KafkaError> {
+        KafkaProducer::secured(bootstrap, timeout, Security::default())
+    }
+
+    /// A producer connecting with TLS and SASL as `security` says, broker calls timing out after `timeout`.
+    pub fn secured(bootstrap: &[String], timeout: Duration, security: Security) -> Result<KafkaProducer, KafkaError> {
         Ok(KafkaProducer {
-            broker: Broker::new(bootstrap.to_vec(), timeout)?,
+            broker: Broker::new(bootstrap.to_vec(), timeout, security)?,
             clients: Mutex::default(),
             partition_counts: Mutex::default(),
             round_robin: AtomicU64::new(0),

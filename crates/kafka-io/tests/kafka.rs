@@ -46,6 +46,7 @@ fn config(topic: &str, group: &str, assignment: Assignment) -> ConsumerConfig {
         auto_offset_reset: OffsetReset::Earliest,
         fetch_max_bytes: 1 << 20,
         request_timeout: Duration::from_secs(5),
+        security: Default::default(),
     }
 }
 

@@ -46,6 +46,7 @@ fn consumer_and_producer_survive_a_broker_restart() {
         auto_offset_reset: OffsetReset::Earliest,
         fetch_max_bytes: 1 << 20,
         request_timeout: Duration::from_secs(2),
+        security: Default::default(),
     };
     let mut consumer = KafkaConsumer::new(config, Arc::new(MemoryOffsetStore::default())).unwrap();
     let mut first = Vec::new();

@@ -42,12 +42,23 @@ impl RedisCache {
         if !config.redis_password.is_empty() {
             settings = settings.set_password(config.redis_password.expose());
         }
-        let info = redis::ConnectionAddr::Tcp(config.redis_host.clone(), config.redis_port)
-            .into_connection_info()
-            .map_err(|e| BackendError::new(BackendErrorKind::Rejected, "redis", e.to_string()))?
-            .set_redis_settings(settings);
-        let client = redis::Client::open(info)
-            .map_err(|e| BackendError::new(BackendErrorKind::Rejected, "redis", e.to_string()))?;
+        let rejected = |e: String| BackendError::new(BackendErrorKind::Rejected, "redis", e);
+        let address = if config.redis_tls {
+            // rediss://: TLS, the server's name checked against its certificate.
+            format!("rediss://{}:{}", config.redis_host, config.redis_port)
+        } else {
+            format!("redis://{}:{}", config.redis_host, config.redis_port)
+        };
+        let info =
+            address.as_str().into_connection_info().map_err(|e| rejected(e.to_string()))?.set_redis_settings(settings);
+        let client = if config.redis_tls && !config.redis_tls_ca_file.is_empty() {
+            let ca = std::fs::read(&config.redis_tls_ca_file)
+                .map_err(|e| rejected(format!("redis_tls_ca_file {}: {e}", config.redis_tls_ca_file)))?;
+            redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(ca) })
+        } else {
+            redis::Client::open(info)
+        }
+        .map_err(|e| rejected(e.to_string()))?;
         Ok(RedisCache::with_client(client, timeout))
     }
 

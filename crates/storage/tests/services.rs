@@ -159,3 +159,57 @@ fn mongodb_indexes_and_typed_bucket_documents() {
     assert_eq!((summary.get_str("name").unwrap(), summary.get_f64("max").unwrap()), ("temperature", max));
     store.drop_all().unwrap();
 }
+
+#[test]
+fn redis_over_tls_trusts_the_configured_ca_and_refuses_another() {
+    let dir = std::env::temp_dir().join(unique("qadf-redis-tls"));
+    qadf_integration_tests::make_certificates(&dir, "qadf test CA");
+    qadf_integration_tests::make_certificates(&dir.join("other"), "another CA");
+    let port = qadf_integration_tests::free_port();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    // Debian's redis-server (installed by `cargo xtask services up redis`), TLS only, no disk.
+    let mut server = std::process::Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--tls-cert-file", &path("server.pem"), "--tls-key-file", &path("server.key")])
+        .args(["--tls-ca-cert-file", &path("ca.pem"), "--tls-auth-clients", "no", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server --tls-port {port} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let config = qadf_core_types::StreamingConfig {
+        redis_host: "localhost".to_owned(),
+        redis_port: port,
+        redis_tls: true,
+        redis_tls_ca_file: path("ca.pem"),
+        ..Default::default()
+    };
+    let outcome = std::panic::catch_unwind(|| {
+        let cache = RedisCache::from_config(&config, Duration::from_secs(2)).unwrap();
+        cache.put_text("qadf:tls", "{\"over\":\"tls\"}", Duration::from_secs(30)).unwrap();
+        assert_eq!(cache.get_text("qadf:tls").unwrap().as_deref(), Some("{\"over\":\"tls\"}"));
+
+        let untrusted = qadf_core_types::StreamingConfig { redis_tls_ca_file: path("other/ca.pem"), ..config.clone() };
+        let refused = RedisCache::from_config(&untrusted, Duration::from_secs(2)).unwrap().ping().unwrap_err();
+        assert!(refused.to_string().contains("certificate"), "a server signed by another CA: {refused}");
+        let plain =
+            qadf_core_types::StreamingConfig { redis_tls: false, redis_tls_ca_file: String::new(), ..config.clone() };
+        assert!(
+            RedisCache::from_config(&plain, Duration::from_secs(2)).unwrap().ping().is_err(),
+            "plain TCP to a TLS port"
+        );
+        let missing = qadf_core_types::StreamingConfig { redis_tls_ca_file: path("nowhere.pem"), ..config.clone() };
+        let err =
+            RedisCache::from_config(&missing, Duration::from_secs(2)).err().expect("a missing CA file is refused");
+        assert!(err.to_string().contains("redis_tls_ca_file"), "{err}");
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

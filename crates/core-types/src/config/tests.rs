@@ -173,3 +173,53 @@ fn instances_form_a_consumer_group_unless_told_static() {
     assert_eq!((c.assignment, c.drain_timeout_ms), (crate::PartitionAssignment::Static, 2000));
     assert!(StreamingConfig::default().with_env([("QADF_ASSIGNMENT", "round-robin")]).is_err());
 }
+
+#[test]
+fn secrets_come_from_files_named_by_file_variables_and_are_never_echoed() {
+    let dir = std::env::temp_dir().join(format!("qadf-secret-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("redis_password");
+    std::fs::write(&file, "Fr0mF1le\n").unwrap();
+    let uri = dir.join("mongodb_uri");
+    std::fs::write(&uri, "mongodb://qadf:Ur1Secret@db:27017").unwrap();
+    let c = StreamingConfig::default()
+        .with_env([
+            ("QADF_REDIS_PASSWORD_FILE", file.to_str().unwrap()),
+            ("QADF_MONGODB_URI_FILE", uri.to_str().unwrap()),
+        ])
+        .unwrap();
+    assert_eq!(c.redis_password.expose(), "Fr0mF1le", "one trailing newline dropped");
+    assert_eq!(c.mongodb_uri, "mongodb://qadf:Ur1Secret@db:27017");
+    let missing = dir.join("Sup3rSecret");
+    let err = StreamingConfig::default()
+        .with_env([("QADF_KAFKA_SASL_PASSWORD_FILE", missing.to_str().unwrap())])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("QADF_KAFKA_SASL_PASSWORD_FILE") && !err.contains("Sup3rSecret"), "{err}");
+    // Only secrets read from files: any other `_FILE` is an unknown field.
+    assert!(StreamingConfig::default().with_env([("QADF_KAFKA_TOPIC_FILE", file.to_str().unwrap())]).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sasl_needs_a_user_and_a_password_and_a_ca_file_needs_tls() {
+    use crate::KafkaSecurityProtocol;
+    let sasl =
+        StreamingConfig { kafka_security_protocol: KafkaSecurityProtocol::SaslSsl, ..StreamingConfig::default() };
+    let err = sasl.validate().unwrap_err().to_string();
+    assert!(err.contains("kafka_sasl_username") && err.contains("kafka_sasl_password"), "{err}");
+    let c = StreamingConfig::default()
+        .with_env([
+            ("QADF_KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("QADF_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256"),
+            ("QADF_KAFKA_SASL_USERNAME", "qadf"),
+            ("QADF_KAFKA_SASL_PASSWORD", "pw"),
+        ])
+        .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.kafka_sasl_mechanism, crate::SaslMechanism::ScramSha256);
+    let stray = StreamingConfig { kafka_tls_ca_file: "ca.pem".into(), ..StreamingConfig::default() };
+    assert!(stray.validate().unwrap_err().to_string().contains("kafka_tls_ca_file"));
+    let stray = StreamingConfig { redis_tls_ca_file: "ca.pem".into(), ..StreamingConfig::default() };
+    assert!(stray.validate().unwrap_err().to_string().contains("redis_tls_ca_file"));
+}
