@@ -177,8 +177,16 @@ fn a_killed_member_fails_over_a_fourth_scales_up_and_every_sample_is_stored_once
             assert!(got.insert(key.clone(), line["grid"].clone()).is_none(), "{key:?} printed twice");
         }
     }
+    // The clean run: one member alone, stopped once it has stored everything (not when idle: a
+    // slow broker answer on a loaded machine must not end it early).
     let clean = s.sibling("clean");
-    let reference = clean.run_to_end(&["--exit-when-idle", "3"]);
+    let clean_store = clean.store();
+    let reference_run = clean.spawn_run(&[]);
+    wait("the clean run storing everything", Duration::from_secs(300), &[&reference_run], || {
+        clean_store.count().unwrap() >= total as u64
+    });
+    reference_run.signal("-TERM");
+    let reference = finish(reference_run);
     let want: BTreeMap<(String, String), serde_json::Value> = grid_lines(&reference)
         .into_iter()
         .map(|l| ((l["build"].as_str().unwrap().to_owned(), l["grid"]["signal"].to_string()), l["grid"].clone()))

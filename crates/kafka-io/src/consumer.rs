@@ -167,6 +167,12 @@ pub struct ConsumerStatistics {
     pub lag: u64,
     /// Assignments a consumer-group member received (0 for a static consumer, and while joining).
     pub assignments: u64,
+    /// Revocations released before their data was stored and committed (`drain_timeout`
+    /// passed): the next owner reads that data again and skips what was stored.
+    pub drain_timeouts: u64,
+    /// Commits the group coordinator refused (a rebalance under way): the next owner reads those
+    /// messages again and skips what was stored.
+    pub commits_refused: u64,
 }
 
 /// The statistics of a consumer, readable from another thread while the consumer runs (updated after each poll).

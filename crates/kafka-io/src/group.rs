@@ -301,16 +301,12 @@ impl GroupConsumer {
         self.shared.clone()
     }
 
-    /// Rebalances seen (assignments received), revocations that outlasted `drain_timeout`, and
-    /// commits the coordinator refused (the next owner reads those messages again).
-    pub fn group_counters(&self) -> (u64, u64, u64) {
-        (self.rebalances.load(Ordering::Relaxed), self.drain_timeouts.load(Ordering::Relaxed), self.commit_failures)
-    }
-
     fn publish(&mut self) {
         let mut stats: ConsumerStatistics = self.fetcher.statistics();
         stats.commits = self.commits;
         stats.assignments = self.rebalances.load(Ordering::Relaxed);
+        stats.drain_timeouts = self.drain_timeouts.load(Ordering::Relaxed);
+        stats.commits_refused = self.commit_failures;
         stats.fetch_errors += self.membership_errors.load(Ordering::Relaxed);
         *self.shared.0.lock() = stats;
     }

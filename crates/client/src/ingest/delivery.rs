@@ -234,8 +234,14 @@ impl Run {
             }
             last = Some(here);
             let key = (origin.topic.clone(), origin.partition);
-            let seen = self.group.build_partitions.entry(sample.build_id.to_string()).or_default();
-            seen.insert(key.clone());
+            match self.group.build_partitions.get_mut(sample.build_id.as_str()) {
+                Some(seen) => {
+                    seen.insert(key.clone());
+                }
+                None => {
+                    self.group.build_partitions.insert(sample.build_id.to_string(), HashSet::from([key.clone()]));
+                }
+            }
             if self.group.gained.contains(&key) && !self.group.restored.contains(sample.build_id.as_str()) {
                 self.group.restored.insert(sample.build_id.to_string());
                 to_restore.push(sample.build_id.to_string());
@@ -245,6 +251,7 @@ impl Run {
             return Ok(());
         }
         let Some(history) = self.sinks.history.clone() else { return Ok(()) };
+        // Until stored (a store that is down holds the loop here, as it holds the writer).
         self.drain(Duration::from_secs(3600))?;
         for build in to_restore {
             let applied = self
@@ -481,7 +488,8 @@ impl Run {
         self.dead_letter(&decoded.dead_letters, DeadLetterReason::Undecodable, true)?;
         let (mut batch, mut origins) = (decoded.batch, decoded.origins);
         self.client.metrics().record_consumed(messages.len() as u64, batch.len() as u64);
-        if !self.group.gained.is_empty() || !self.group.held.is_empty() {
+        // Only a consumer-group member holds partitions (what it gained is among them).
+        if !self.group.held.is_empty() {
             self.follow_builds(&batch, &origins)?;
         }
         self.skip_stored(&mut batch, &mut origins)?;

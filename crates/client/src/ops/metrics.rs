@@ -165,6 +165,16 @@ impl Sources {
                 "Partition assignments received from the consumer group (0 with static assignment).",
                 k.assignments,
             );
+            out.counter(
+                "qadf_kafka_drain_timeouts_total",
+                "Partitions released before their data was stored and committed (drain_timeout_ms passed).",
+                k.drain_timeouts,
+            );
+            out.counter(
+                "qadf_kafka_commits_refused_total",
+                "Offset commits the group coordinator refused (a rebalance under way).",
+                k.commits_refused,
+            );
         }
         if let Some(live) = &self.live_view {
             out.counter(
