@@ -192,10 +192,12 @@ fn a_killed_member_fails_over_a_fourth_scales_up_and_every_sample_is_stored_once
         .map(|l| ((l["build"].as_str().unwrap().to_owned(), l["grid"]["signal"].to_string()), l["grid"].clone()))
         .collect();
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "every build's grid, once");
+    // On a mismatch, what each member said of its rebalances (a drain timeout is the known way to lose one).
+    let group_lines: Vec<&String> = outputs.iter().flatten().filter(|l| l.contains("consumer group:")).collect();
     for (key, w) in &want {
         let g = &got[key];
         for field in ["voxels", "values", "min", "max"] {
-            assert_eq!(g[field], w[field], "{key:?} {field}: {g} vs {w}");
+            assert_eq!(g[field], w[field], "{key:?} {field}: {g} vs {w}; {group_lines:?}");
         }
         let (gs, ws) = (g["sum"].as_f64().unwrap(), w["sum"].as_f64().unwrap());
         assert!((gs - ws).abs() <= 1e-9 * ws.abs(), "{key:?}: sums differ beyond rounding: {gs} vs {ws}");

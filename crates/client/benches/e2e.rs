@@ -3,6 +3,9 @@
 //! 1. Live-view latency: sample batch handed to `process_stream_batch` → a WebSocket frame that
 //!    reflects it received by each of 10 connected clients (p50/p99/max over every batch × client).
 //! 2. The demo on embedded defaults at full speed: sustained samples/s end to end.
+//! 3. A build's state rebuilt from its stored history (what a consumer-group member does for a
+//!    build whose partition it gained): the voxel grid alone and with the default rules, beside
+//!    the history read alone (the ceiling) in the same run.
 //!
 //! `QADF_BENCH_BATCHES` (default 3000) sets how many batches the latency run sends.
 
@@ -15,7 +18,9 @@ use qadf_client::dashboard::{DashboardServer, LiveFeed, LiveOptions};
 use qadf_client::demo::{self, DemoOptions};
 use qadf_client::sim::{SimConfig, Simulator};
 use qadf_client::{Ingest, StreamingClient};
-use qadf_core_types::{Codec, Encoding, MessageSink, OutgoingMessage, SampleBatch, StreamingConfig, Timestamp};
+use qadf_core_types::{
+    Codec, Encoding, HistoryQuery, HistoryStore, MessageSink, OutgoingMessage, SampleBatch, StreamingConfig, Timestamp,
+};
 use serde::Deserialize;
 
 const CLIENTS: usize = 10;
@@ -174,6 +179,62 @@ fn demo_throughput(encoding: Encoding, layers: u32) -> (f64, f64) {
     (s.messages as f64 / s.seconds, s.latency_ms.1)
 }
 
+/// Stores `layers` simulated layers in a fresh embedded history (100 samples a message, as
+/// `produce-sim` sends them), then times the history read of the build and its rebuild by a
+/// client without rules and by one with the default rules.
+fn rebuild_from_history(layers: u32) {
+    let dir = std::env::temp_dir().join(format!("qadf-bench-rebuild-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let history = qadf_storage::EmbeddedStore::open(&dir.join("history.redb")).unwrap();
+    let sim = SimConfig { layers, part_size_mm: 20.0, ..SimConfig::default() };
+    let mut simulator = Simulator::new(sim, Timestamp::from_nanos(1_795_000_000_000_000_000));
+    let mut build = String::new();
+    for layer in 0..layers {
+        let samples = simulator.layer(layer);
+        build = samples[0].build_id.to_string();
+        for message in samples.chunks(100) {
+            history.store_samples(message).unwrap();
+        }
+    }
+    let t = Instant::now();
+    let query = HistoryQuery { build_id: Some(build.clone()), ..HistoryQuery::all() };
+    let read = history.query_stream_history(&query).unwrap().len();
+    let read_rate = read as f64 / t.elapsed().as_secs_f64();
+    let stateful = "[[rule]]\nname = \"mean\"\nkind = \"window\"\nsignal = \"temperature\"\nwindow = 100\nwarning = [1500.0, 2500.0]\n\
+        [[rule]]\nname = \"z\"\nkind = \"zscore\"\nsignal = \"temperature\"\nwindow = 50\nk = 6.0\n\
+        [[rule]]\nname = \"ewma\"\nkind = \"spc\"\nsignal = \"temperature\"\nchart = \"ewma\"\n\
+        [[rule]]\nname = \"xbar\"\nkind = \"spc\"\nsignal = \"temperature\"\nchart = \"xbar_r\"\n";
+    let variants = [
+        ("voxel grid", None),
+        ("voxel grid and the default rules' state", Some(None)),
+        ("voxel grid and four stateful rules (window mean, z-score, EWMA, X-bar R)", Some(Some(stateful))),
+    ];
+    for (what, rules) in variants {
+        let client = StreamingClient::new(StreamingConfig::default()).unwrap();
+        let loaded = match rules {
+            None => 0,
+            Some(None) => client.load_rules(None, Some(100_000.0)).unwrap().rules.len(),
+            Some(Some(text)) => {
+                let rules = qadf_core_types::rules::RulesConfig::from_toml_str(text, "bench").unwrap();
+                let rules = rules.compile(100, 1000).unwrap();
+                client.set_rules(rules.clone()).unwrap();
+                rules.len()
+            }
+        };
+        let t = Instant::now();
+        let applied = client.rebuild_from_history(&build, &history).unwrap();
+        let seconds = t.elapsed().as_secs_f64();
+        println!(
+            "rebuild from history, {what} ({loaded} rules): {applied} samples in {seconds:.2} s = {:.0} samples/s \
+             (the history read alone: {read} samples at {read_rate:.0} samples/s)",
+            applied as f64 / seconds
+        );
+    }
+    drop(history);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Peak resident memory of this process in MB (`VmHWM`).
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -202,6 +263,8 @@ fn main() {
     let (rate, batch_p99) = demo_throughput(Encoding::Bincode, 40);
     let (json_rate, json_p99) = demo_throughput(Encoding::Json, 40);
     let worst_p99 = batch_p99.max(json_p99);
+    println!("## a build rebuilt from its stored history (a consumer-group member gaining its partition)");
+    rebuild_from_history(10);
     target(
         "batch processing p99 (demo at full speed, bincode and JSON)",
         format!("{worst_p99:.1} ms"),

@@ -240,10 +240,12 @@ impl StreamingClient {
         reports
     }
 
-    /// Fuses already-processed samples (e.g. history after a restart) into the voxel grids only:
-    /// no checkpoint, statistic or alert. Returns how many were applied (samples outside the grid
-    /// are not).
-    pub fn restore_voxels(&self, samples: Vec<qadf_core_types::Sample>) -> Result<u64, ClientError> {
+    /// Restores the state of already-processed samples (the history, after a restart or a
+    /// rebalance): fuses them into the voxel grids and replays them through the rules' and
+    /// checkpoints' windows, charts and last samples, raising no alert and counting no statistic.
+    /// Returns how many were applied (samples outside the grid are not). The state equals an
+    /// uninterrupted run's when each stream's samples arrived in time order (the history's order).
+    pub fn restore(&self, samples: Vec<qadf_core_types::Sample>) -> Result<u64, ClientError> {
         let mut batch = SampleBatch::new(samples);
         let mut result = StreamingResult::default();
         self.voxels.process(&mut batch, &mut result).map_err(|e| PipelineError::StageFailed {
@@ -251,26 +253,38 @@ impl StreamingClient {
             message: e.to_string(),
             partial: Box::new(result.clone()),
         })?;
+        for check in self.checks() {
+            drop(check.check(&batch)); // only the state it keeps matters here, not its verdict
+        }
         self.maps.observe(&batch.samples, &[], &[]);
         Ok(batch.len() as u64)
     }
 
-    /// Replaces this client's voxel grid of `build` by one fused from its stored history (a
-    /// consumer-group member given the partitions of a build another member processed): returns
-    /// how many stored samples were applied.
+    /// Replaces this client's state of `build` (voxel grid, rule windows and charts) by the one
+    /// restored from its stored history (a consumer-group member given the partitions of a build
+    /// another member processed): returns how many stored samples were applied.
     pub fn rebuild_from_history(&self, build: &str, history: &dyn HistoryStore) -> Result<u64, ClientError> {
         let query = HistoryQuery { build_id: Some(build.to_owned()), ..HistoryQuery::all() };
         let samples = history.query_stream_history(&query)?;
-        self.voxels.forget(build);
+        self.forget_build(build);
         if samples.is_empty() {
             return Ok(0);
         }
-        self.restore_voxels(samples)
+        self.restore(samples)
     }
 
-    /// Forgets the voxel grid of `build` (another consumer-group member reads it now).
+    /// Forgets the voxel grid and the rules' state of `build` (another consumer-group member reads it now).
     pub fn forget_build(&self, build: &str) {
         self.voxels.forget(build);
+        for check in self.checks() {
+            check.forget(build);
+        }
+    }
+
+    /// Every quality check the pipeline runs: the rules', then those added in code.
+    fn checks(&self) -> Vec<Arc<dyn QualityCheck>> {
+        let rules = self.rules.lock().iter().map(|r| r.clone() as Arc<dyn QualityCheck>).collect::<Vec<_>>();
+        rules.into_iter().chain(self.checkpoints.lock().iter().map(|(c, _)| c.clone())).collect()
     }
 
     /// Whether the pipeline's built-in stages would keep `sample` (valid under the configured

@@ -144,7 +144,7 @@ struct RunArgs {
     /// Directory of the embedded store (used when MongoDB storage is disabled).
     #[arg(long, default_value = "qadf-data")]
     data_dir: PathBuf,
-    /// Rebuild the voxel grids from the stored history before consuming (after a restart).
+    /// Rebuild the voxel grids and the rules' windows and charts from the stored history before consuming (after a restart).
     #[arg(long)]
     restore_voxels: bool,
     /// Sampling rate of the monitors in Hz (for gap rules given in sample periods).

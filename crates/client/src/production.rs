@@ -264,7 +264,8 @@ fn open_consumer(
     log: &Logger,
 ) -> anyhow::Result<(Box<dyn MessageSource>, SharedStatistics)> {
     if instance.is_none() && config.assignment == PartitionAssignment::Group {
-        let group = GroupConfig { security: security.clone(), ..GroupConfig::from_streaming(config) };
+        let mut group = GroupConfig::from_streaming(config);
+        group.consumer.security = security.clone();
         let consumer = GroupConsumer::new(group).map_err(|e| kafka_context(config, e))?;
         log.info(&format!(
             "consuming {} in consumer group {} (partitions assigned by the group, offsets committed to it)",
@@ -319,8 +320,8 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
     if options.restore_voxels {
         let history = stores.history().query_stream_history(&HistoryQuery::all())?;
         let n = history.len();
-        let applied = client.restore_voxels(history)?;
-        log.info(&format!("restored the voxel grids from history: {applied} of {n} stored samples"));
+        let applied = client.restore(history)?;
+        log.info(&format!("restored the voxel grids and rule state from history: {applied} of {n} stored samples"));
     }
     let served = if config.dashboard_addr.is_empty() {
         None
@@ -470,9 +471,11 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
     }
     log.info(&format!("replayed samples skipped (already stored before a restart): {}", report.replayed));
     if report.rebalances > 0 {
+        let kafka = kafka_stats.get();
         log.info(&format!(
-            "consumer group: {} rebalance events, {} builds rebuilt from the history",
-            report.rebalances, report.builds_restored
+            "consumer group: {} rebalance events, {} builds rebuilt from the history, {} revocations released before \
+             their data was stored (drain timeout), {} commits refused",
+            report.rebalances, report.builds_restored, kafka.drain_timeouts, kafka.commits_refused
         ));
     }
     Ok(report)

@@ -268,7 +268,7 @@ fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once
     // The restarted run: the grid comes back from history, then every message is delivered again.
     let client = Arc::new(StreamingClient::new(config.clone()).unwrap());
     let restored = history.query_stream_history(&qadf_core_types::HistoryQuery::all()).unwrap();
-    assert_eq!(client.restore_voxels(restored).unwrap(), 60);
+    assert_eq!(client.restore(restored).unwrap(), 60);
     let offsets = Arc::new(MemoryOffsetStore::default());
     let (sink, ingest) = start_storing(&client, &history, "g", &offsets);
     sink.send((0..10).map(|b| message(good(b))).collect()).unwrap();
@@ -442,6 +442,21 @@ struct GroupMember {
     released: Arc<parking_lot::Mutex<Option<(i64, i64)>>>,
 }
 
+impl GroupMember {
+    /// A member over `inner` that revokes its partition after `revoke_after` messages.
+    fn new(inner: in_process::InProcessSource, revoke_after: i64) -> GroupMember {
+        GroupMember {
+            inner,
+            delivered: 0,
+            revoke_after,
+            assigned: false,
+            revoking: false,
+            committed: 0,
+            released: Arc::default(),
+        }
+    }
+}
+
 impl MessageSource for GroupMember {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<qadf_core_types::RawMessage>, BackendError> {
         // Like a group member: nothing before the first assignment, nothing after the release.
@@ -493,16 +508,8 @@ fn a_group_member_rebuilds_a_gained_build_from_history_and_commits_everything_be
     };
     let client = Arc::new(StreamingClient::new(config).unwrap());
     let (sink, source) = in_process::channel(64, "g", Arc::new(MemoryOffsetStore::default()));
-    let released = Arc::new(parking_lot::Mutex::new(None));
-    let member = GroupMember {
-        inner: source,
-        delivered: 0,
-        revoke_after: 5,
-        assigned: false,
-        revoking: false,
-        committed: 0,
-        released: released.clone(),
-    };
+    let member = GroupMember::new(source, 5);
+    let released = member.released.clone();
     let sinks = ConsumerSinks { history: Some(history.clone()), ..Default::default() };
     let ingest = Ingest::start(&client, Box::new(member), sinks, |_| {});
     for b in 5..10 {
@@ -518,5 +525,117 @@ fn a_group_member_rebuilds_a_gained_build_from_history_and_commits_everything_be
     assert_eq!(values, 100, "the 50 stored samples from the history plus the 50 consumed");
     assert_eq!(history.query_stream_history(&HistoryQuery::all()).unwrap().len(), 100);
     drop(client);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Message `b` of a drifting build b2: 10 temperatures around 1900 K, 8 K higher from message 5 on.
+fn drifting(b: usize) -> String {
+    let samples: Vec<String> = (0..10)
+        .map(|i| {
+            let n = b * 10 + i;
+            let t = Timestamp::from_nanos(1_795_000_000_000_000_000i64 + n as i64 * 10_000);
+            let noise = (((n as u64 * 2_654_435_761) >> 7) % 11) as f64 * 0.5 - 2.5;
+            let temperature = 1900.0 + noise + if b >= 5 { 8.0 } else { 0.0 };
+            format!(r#"{{"build_id":"b2","source_id":"ispm-0","layer":0,"timestamp":"{t}","position":[10.0,{},0.1],"signals":{{"temperature":{temperature}}}}}"#, 10.0 + i as f64 * 0.1)
+        })
+        .collect();
+    format!("[{}]", samples.join(","))
+}
+
+/// A client judging temperature by three rules that keep state: a window mean, a z-score and an EWMA chart.
+fn client_with_stateful_rules() -> Arc<StreamingClient> {
+    let config = StreamingConfig {
+        voxel_bbox_max: [50.0, 50.0, 10.0],
+        voxel_resolution: 0.5,
+        max_batch_wait_ms: 20,
+        alert_dedup_interval_ms: 0, // every alert, for the comparison
+        ..Default::default()
+    };
+    let client = Arc::new(StreamingClient::new(config).unwrap());
+    let rules = r#"
+[[rule]]
+name = "mean_30"
+kind = "window"
+signal = "temperature"
+window = 30
+warning = [1895.0, 1905.0]
+[[rule]]
+name = "z_20"
+kind = "zscore"
+signal = "temperature"
+window = 20
+k = 3.0
+[[rule]]
+name = "ewma"
+kind = "spc"
+signal = "temperature"
+chart = "ewma"
+warmup = 20
+"#;
+    let rules = qadf_core_types::rules::RulesConfig::from_toml_str(rules, "test").unwrap().compile(100, 1000).unwrap();
+    client.set_rules(rules).unwrap();
+    client
+}
+
+/// Sends messages `batches` of [`drifting`] one at a time (each its own batch), each after the
+/// previous was processed; returns every alert raised, as (rule, time, value).
+fn alerts_of(
+    client: &Arc<StreamingClient>,
+    source: Box<dyn MessageSource>,
+    sink: &in_process::InProcessSink,
+    history: &Arc<EmbeddedStore>,
+    batches: std::ops::Range<usize>,
+) -> Vec<(String, i64, f64)> {
+    let raised = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let processed = Arc::new(AtomicUsize::new(0));
+    let (into, count) = (raised.clone(), processed.clone());
+    let sinks = ConsumerSinks { history: Some(history.clone()), ..Default::default() };
+    let ingest = Ingest::start(client, source, sinks, move |r| {
+        into.lock().extend(r.alerts.iter().map(|a| (a.checkpoint.clone(), a.timestamp.as_nanos(), a.value)));
+        count.fetch_add(1, Ordering::SeqCst);
+    });
+    for (k, b) in batches.enumerate() {
+        sink.send(vec![message(drifting(b))]).unwrap();
+        wait_until("the message is processed", || processed.load(Ordering::SeqCst) > k);
+    }
+    ingest.stop().unwrap();
+    let mut alerts = raised.lock().clone();
+    alerts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    alerts
+}
+
+#[test]
+fn a_gained_build_is_judged_by_windows_and_charts_rebuilt_from_history_as_an_uninterrupted_run_would() {
+    // The reference: one member consumes all ten messages.
+    let (dir, history) = fresh_store("rules-clean");
+    let client = client_with_stateful_rules();
+    let (sink, source) = in_process::channel(64, "g", Arc::new(MemoryOffsetStore::default()));
+    let clean = alerts_of(&client, Box::new(source), &sink, &history, 0..10);
+    let start_of_5 = 1_795_000_000_000_000_000i64 + 50 * 10_000;
+    let clean_after: Vec<_> = clean.into_iter().filter(|a| a.1 >= start_of_5).collect();
+    for rule in ["mean_30", "z_20", "ewma"] {
+        assert!(clean_after.iter().any(|a| a.0 == rule), "the drift trips {rule}: {clean_after:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+
+    // Another member stored messages 0..5; this one is given the partition and consumes 5..10.
+    let (dir, history) = fresh_store("rules-gained");
+    for b in 0..5 {
+        let codec = qadf_core_types::Codec::new(qadf_core_types::Encoding::Json);
+        history.store_samples(&codec.decode(drifting(b).as_bytes()).unwrap().samples).unwrap();
+    }
+    let client = client_with_stateful_rules();
+    let (sink, source) = in_process::channel(64, "g", Arc::new(MemoryOffsetStore::default()));
+    let member = GroupMember::new(source, 5);
+    let gained = alerts_of(&client, Box::new(member), &sink, &history, 5..10);
+    assert_eq!(gained, clean_after, "the same alerts as the uninterrupted run, rule by rule");
+    let _ = std::fs::remove_dir_all(dir);
+
+    // Without the history the same five messages are judged differently (the check above can fail).
+    let (dir, history) = fresh_store("rules-fresh");
+    let client = client_with_stateful_rules();
+    let (sink, source) = in_process::channel(64, "g", Arc::new(MemoryOffsetStore::default()));
+    let fresh = alerts_of(&client, Box::new(source), &sink, &history, 5..10);
+    assert_ne!(fresh, clean_after);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -135,15 +135,18 @@ fn main() {
 
     // GroupConsumer (krafka, one member of a fresh group) delivering raw messages.
     let mut group = GroupConsumer::new(GroupConfig {
-        bootstrap: vec![addr.clone()],
-        topics: vec![topic.clone()],
-        group: format!("{topic}_group"),
-        auto_offset_reset: OffsetReset::Earliest,
-        fetch_max_bytes: 4 << 20,
+        consumer: ConsumerConfig {
+            bootstrap: vec![addr.clone()],
+            topics: vec![topic.clone()],
+            group: format!("{topic}_group"),
+            assignment: Assignment::All,
+            auto_offset_reset: OffsetReset::Earliest,
+            fetch_max_bytes: 4 << 20,
+            request_timeout: Duration::from_secs(10),
+            security: Default::default(),
+        },
         session_timeout: Duration::from_secs(6),
         drain_timeout: Duration::from_secs(3),
-        request_timeout: Duration::from_secs(10),
-        security: Default::default(),
     })
     .unwrap();
     // The join (FindCoordinator, JoinGroup, SyncGroup, OffsetFetch) is timed apart from the fetching.

@@ -31,7 +31,6 @@ use qadf_core_types::{
 use crate::consumer::{Assignment, ConsumerConfig, ConsumerStatistics, KafkaConsumer, SharedStatistics};
 use crate::error::KafkaError;
 use crate::offsets::MemoryOffsetStore;
-use crate::security::Security;
 
 /// Rebalance events the channel holds before the membership task waits for the reader.
 const EVENT_QUEUE: usize = 16;
@@ -43,39 +42,22 @@ const FETCH_SLICE: Duration = Duration::from_millis(100);
 /// Settings of a group member.
 #[derive(Clone, Debug)]
 pub struct GroupConfig {
-    /// `host:port` brokers.
-    pub bootstrap: Vec<String>,
-    /// Topics the group reads.
-    pub topics: Vec<String>,
-    /// The group id.
-    pub group: String,
-    /// Where a partition without a committed offset starts.
-    pub auto_offset_reset: OffsetReset,
-    /// Largest fetch response per partition in bytes.
-    pub fetch_max_bytes: i32,
+    /// The fetcher's settings (brokers, topics, the group id as the key of committed offsets,
+    /// reset, fetch size, call timeout, TLS and SASL); its assignment is the group's to set.
+    pub consumer: ConsumerConfig,
     /// The member's session timeout: silent this long, it is removed and its partitions move.
     pub session_timeout: Duration,
     /// Longest a revocation waits for the caller to store and commit.
     pub drain_timeout: Duration,
-    /// Longest a single broker call (connect, commit) may take.
-    pub request_timeout: Duration,
-    /// TLS and SASL (the membership and the fetcher alike).
-    pub security: Security,
 }
 
 impl GroupConfig {
     /// Settings from the shared configuration (group `consumer_group_id` on `kafka_topic`).
     pub fn from_streaming(c: &StreamingConfig) -> GroupConfig {
         GroupConfig {
-            bootstrap: c.kafka_bootstrap_servers.clone(),
-            topics: vec![c.kafka_topic.clone()],
-            group: c.consumer_group_id.clone(),
-            auto_offset_reset: c.auto_offset_reset,
-            fetch_max_bytes: i32::try_from(c.max_message_bytes.max(1 << 20)).unwrap_or(i32::MAX),
+            consumer: ConsumerConfig::from_streaming(c),
             session_timeout: Duration::from_millis(c.session_timeout_ms),
             drain_timeout: Duration::from_millis(c.drain_timeout_ms),
-            request_timeout: Duration::from_millis(c.session_timeout_ms.min(10_000)),
-            security: Security::default(),
         }
     }
 }
@@ -200,20 +182,12 @@ fn krafka_error(e: krafka::KrafkaError) -> KafkaError {
 impl GroupConsumer {
     /// Connects and joins the group (the first assignment arrives with the first polls).
     pub fn new(config: GroupConfig) -> Result<GroupConsumer, KafkaError> {
-        if config.bootstrap.is_empty() {
+        let c = &config.consumer;
+        if c.bootstrap.is_empty() {
             return Err(KafkaError::Config("no bootstrap servers".to_owned()));
         }
         let fetcher = KafkaConsumer::new(
-            ConsumerConfig {
-                bootstrap: config.bootstrap.clone(),
-                topics: config.topics.clone(),
-                group: config.group.clone(),
-                assignment: Assignment::Partitions(Vec::new()),
-                auto_offset_reset: config.auto_offset_reset,
-                fetch_max_bytes: config.fetch_max_bytes,
-                request_timeout: config.request_timeout,
-                security: config.security.clone(),
-            },
+            ConsumerConfig { assignment: Assignment::Partitions(Vec::new()), ..c.clone() },
             Arc::new(MemoryOffsetStore::default()),
         )?;
         let runtime = crate::broker::runtime("qadf-kafka-group")?;
@@ -231,17 +205,17 @@ impl GroupConsumer {
         };
         let consumer = runtime.block_on(async {
             let connect = async {
-                let kafka = krafka::Kafka::builder(config.bootstrap.join(","))
+                let kafka = krafka::Kafka::builder(c.bootstrap.join(","))
                     .client_id("qadf-stream")
-                    .request_timeout(config.request_timeout)
-                    .connect_timeout(config.request_timeout)
+                    .request_timeout(c.request_timeout)
+                    .connect_timeout(c.request_timeout)
                     .tcp_nodelay(true)
-                    .security(config.security.krafka())
+                    .security(c.security.krafka())
                     .connect()
                     .await?;
                 kafka
-                    .consumer(config.group.clone())
-                    .auto_offset_reset(match config.auto_offset_reset {
+                    .consumer(c.group.clone())
+                    .auto_offset_reset(match c.auto_offset_reset {
                         OffsetReset::Earliest => AutoOffsetReset::Earliest,
                         OffsetReset::Latest => AutoOffsetReset::Latest,
                     })
@@ -256,15 +230,15 @@ impl GroupConsumer {
                     .build()
                     .await
             };
-            tokio::time::timeout(config.request_timeout, connect)
+            tokio::time::timeout(c.request_timeout, connect)
                 .await
-                .map_err(|_| KafkaError::Timeout(config.request_timeout))?
+                .map_err(|_| KafkaError::Timeout(c.request_timeout))?
                 .map_err(krafka_error)
         })?;
         let membership = Arc::new(consumer);
         *membership_slot.lock() = Some(membership.clone());
         let subscribe = membership.clone();
-        let topics = config.topics.clone();
+        let topics = c.topics.clone();
         runtime.block_on(async move { subscribe.subscribe(topics.iter()).await }).map_err(krafka_error)?;
         let task = runtime.spawn(membership_task(membership.clone(), closing.clone(), Arc::clone(&membership_errors)));
         Ok(GroupConsumer {
@@ -326,7 +300,7 @@ impl GroupConsumer {
 
     /// The group's committed offsets of `parts` (absent: never committed).
     fn committed(&self, parts: &[(String, i32)]) -> Result<HashMap<(String, i32), i64>, KafkaError> {
-        let (consumer, timeout) = (self.membership.clone(), self.config.request_timeout);
+        let (consumer, timeout) = (self.membership.clone(), self.config.consumer.request_timeout);
         let request: Vec<(String, i32)> = parts.to_vec();
         let answer = self.runtime.block_on(async move {
             let refs: Vec<(&str, i32)> = request.iter().map(|(t, p)| (t.as_str(), *p)).collect();
@@ -415,7 +389,7 @@ impl MessageSource for GroupConsumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        let (consumer, timeout) = (self.membership.clone(), self.config.request_timeout);
+        let (consumer, timeout) = (self.membership.clone(), self.config.consumer.request_timeout);
         let outcome = self.runtime.block_on(async move {
             tokio::time::timeout(timeout, consumer.commit_offsets(offsets.iter().map(|(tp, o)| (tp, o)))).await
         });

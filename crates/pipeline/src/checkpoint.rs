@@ -29,6 +29,14 @@ pub trait QualityCheck: Send + Sync {
     fn name(&self) -> &str;
     /// Evaluates the batch.
     fn check(&self, batch: &SampleBatch) -> CheckOutcome;
+    /// Forgets what the check keeps of `build` (windows, charts, last samples): another consumer
+    /// reads the build now, or its history is about to be replayed into a fresh state.
+    fn forget(&self, _build: &str) {}
+}
+
+/// Drops the (build, source) streams of `build` from a per-stream state.
+pub(crate) fn forget_streams<V>(streams: &mut HashMap<(String, String), V>, build: &str) {
+    streams.retain(|(b, _), _| b != build);
 }
 
 /// An alert of check `check` at sample `s`.
@@ -242,6 +250,10 @@ impl QualityCheck for GapCheck {
         }
         out
     }
+
+    fn forget(&self, build: &str) {
+        forget_streams(&mut self.last.lock(), build);
+    }
 }
 
 /// Each sample's `signal` must be within `k` standard deviations of the preceding `window` samples
@@ -337,6 +349,10 @@ impl QualityCheck for ZScoreCheck {
         }
         out
     }
+
+    fn forget(&self, build: &str) {
+        forget_streams(&mut self.history.lock(), build);
+    }
 }
 
 /// A voxel whose mean `signal` exceeds the current layer's mean by more than `k` standard
@@ -411,6 +427,10 @@ impl QualityCheck for HotSpotCheck {
             });
         }
         out
+    }
+
+    fn forget(&self, build: &str) {
+        self.layers.lock().remove(build);
     }
 }
 

@@ -79,6 +79,10 @@ impl QualityCheck for RuleCheck {
         }
         outcome
     }
+
+    fn forget(&self, build: &str) {
+        self.check.forget(build);
+    }
 }
 
 /// Appends the rules' checkpoints (in file order) to `builder`, each with its action and, when it

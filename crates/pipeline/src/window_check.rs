@@ -8,7 +8,7 @@ use qadf_buffer::BufferManager;
 use qadf_core_types::rules::{Span, Statistic};
 use qadf_core_types::{SampleBatch, Timestamp};
 
-use crate::checkpoint::{Bands, CheckOutcome, QualityCheck, alert};
+use crate::checkpoint::{Bands, CheckOutcome, QualityCheck, alert, forget_streams};
 
 /// Most streams (build and source) whose buffers one check holds; a new stream beyond it
 /// replaces the least recently fed (memory stays at most `MAX_STREAMS × buffer` values).
@@ -112,5 +112,8 @@ impl QualityCheck for WindowCheck {
             out.alerts.push(alert(&self.name, severity, s, &self.signal, value, threshold, message));
         }
         out
+    }
+    fn forget(&self, build: &str) {
+        forget_streams(&mut self.streams.lock().1, build);
     }
 }

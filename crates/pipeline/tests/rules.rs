@@ -241,3 +241,58 @@ fn a_nelson_run_rule_chosen_in_the_file_fires_where_its_run_completes() {
     assert!(a[0].message.contains("N3: 6 in a row steadily increasing"), "{}", a[0].message);
     assert!(alerts(&rules.replace("[\"n3\"]", "[\"we1\", \"we2\", \"we3\", \"we4\"]"), samples(&v)).is_empty());
 }
+
+#[test]
+fn forgetting_a_build_drops_only_its_windows_charts_and_last_samples() {
+    let rules = r#"sample_rate_hz = 100000.0
+[[rule]]
+name = "z"
+kind = "zscore"
+signal = "v"
+window = 20
+k = 3.0
+[[rule]]
+name = "ewma"
+kind = "spc"
+signal = "v"
+chart = "ewma"
+warmup = 20
+[[rule]]
+name = "gap"
+kind = "gap"
+max_gap_periods = 3.0"#;
+    let voxels =
+        Arc::new(VoxelStage::per_build(VoxelGrid::new(Point3::origin(), Point3::new(10.0, 10.0, 1.0), 0.1).unwrap()));
+    let checks =
+        compile(RulesConfig::from_toml_str(rules, "test").unwrap().compile(100, 1000).unwrap(), &voxels).unwrap();
+    let of = |build: &str, values: &[f64], from: i64| -> Vec<Sample> {
+        let mut s = samples(values);
+        for x in &mut s {
+            x.build_id = build.into();
+            x.timestamp = Timestamp::from_nanos(x.timestamp.as_nanos() + from * 10_000);
+        }
+        s
+    };
+    let steady: Vec<f64> = (0..40).map(|i| if i % 2 == 0 { 9.0 } else { 11.0 }).collect();
+    for build in ["b1", "b2"] {
+        for check in &checks {
+            assert!(
+                qadf_pipeline::QualityCheck::check(&**check, &SampleBatch::new(of(build, &steady, 0)))
+                    .alerts
+                    .is_empty()
+            );
+        }
+    }
+    for check in &checks {
+        qadf_pipeline::QualityCheck::forget(&**check, "b1");
+    }
+    // After a gap of 60 periods, a jump of 40: the remembered build b2 trips every rule; b1 starts afresh.
+    let jump = [50.0, 51.0];
+    for check in &checks {
+        let name = qadf_pipeline::QualityCheck::name(&**check).to_owned();
+        let b2 = qadf_pipeline::QualityCheck::check(&**check, &SampleBatch::new(of("b2", &jump, 100)));
+        assert!(!b2.alerts.is_empty(), "{name} remembers b2");
+        let b1 = qadf_pipeline::QualityCheck::check(&**check, &SampleBatch::new(of("b1", &jump, 100)));
+        assert!(b1.alerts.is_empty(), "{name} forgot b1: {:?}", b1.alerts);
+    }
+}

@@ -261,7 +261,7 @@ impl Run {
             if applied > 0 {
                 self.report.builds_restored += 1;
                 self.notice(&format!(
-                    "build {build}: voxel grid rebuilt from {applied} stored samples (its partitions came to this member)"
+                    "build {build}: voxel grid and rule state rebuilt from {applied} stored samples (its partitions came to this member)"
                 ));
             }
         }

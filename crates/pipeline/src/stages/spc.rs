@@ -395,6 +395,10 @@ impl QualityCheck for SpcStage {
     fn check(&self, batch: &SampleBatch) -> CheckOutcome {
         self.evaluate(batch)
     }
+
+    fn forget(&self, build: &str) {
+        crate::checkpoint::forget_streams(&mut self.states.lock(), build);
+    }
 }
 
 #[cfg(test)]
