@@ -194,6 +194,7 @@ fn a_killed_member_fails_over_a_fourth_scales_up_and_every_sample_is_stored_once
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "every build's grid, once");
     // On a mismatch, what each member said of its rebalances (a drain timeout is the known way to lose one).
     let group_lines: Vec<&String> = outputs.iter().flatten().filter(|l| l.contains("consumer group:")).collect();
+    eprintln!("the members' rebalances: {group_lines:#?}");
     for (key, w) in &want {
         let g = &got[key];
         for field in ["voxels", "values", "min", "max"] {

@@ -474,8 +474,12 @@ pub fn run(config: StreamingConfig, options: RunOptions, log: &Logger) -> anyhow
         let kafka = kafka_stats.get();
         log.info(&format!(
             "consumer group: {} rebalance events, {} builds rebuilt from the history, {} revocations released before \
-             their data was stored (drain timeout), {} commits refused",
-            report.rebalances, report.builds_restored, kafka.drain_timeouts, kafka.commits_refused
+             their data was stored (drain timeout), {} write jobs given up, {} commits refused",
+            report.rebalances,
+            report.builds_restored,
+            kafka.drain_timeouts,
+            report.writes_abandoned,
+            kafka.commits_refused
         ));
     }
     Ok(report)

@@ -292,11 +292,15 @@ fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once
 }
 
 /// The embedded store, refusing for good every batch holding a sample with a `poison` signal
-/// (as MongoDB refuses a document it cannot store): the error path of a permanent store failure.
-struct RefusingStore(Arc<EmbeddedStore>);
+/// (as MongoDB refuses a document it cannot store): the error path of a permanent store failure;
+/// while its flag is set, every write is refused as unavailable (reads still answer).
+struct RefusingStore(Arc<EmbeddedStore>, std::sync::atomic::AtomicBool);
 
 impl HistoryStore for RefusingStore {
     fn store_buckets(&self, buckets: &[Bucket]) -> Result<StoreReport, BackendError> {
+        if self.1.load(Ordering::SeqCst) {
+            return Err(BackendError::new(BackendErrorKind::Unavailable, "test", "writes are down"));
+        }
         if buckets.iter().any(|b| b.key.signals.iter().any(|s| s == "poison")) {
             return Err(BackendError::new(BackendErrorKind::Rejected, "test", "document refused"));
         }
@@ -331,7 +335,7 @@ fn run_with_a_refusing_store(
     let (sink, source) = in_process::channel(8, "g", offsets.clone());
     let (dl_sink, mut dl_source) = in_process::channel(8, "dlq", Arc::new(MemoryOffsetStore::default()));
     let sinks = ConsumerSinks {
-        history: Some(Arc::new(RefusingStore(inner.clone()))),
+        history: Some(Arc::new(RefusingStore(inner.clone(), Default::default()))),
         dead_letters: Some(Arc::new(DeadLetterSink::new(Arc::new(dl_sink), "am_qadf_dead_letter"))),
         ..Default::default()
     };
@@ -493,6 +497,29 @@ impl MessageSource for GroupMember {
     }
 }
 
+/// What the member recorded at its release: (messages delivered, committed offset).
+type Released = Arc<parking_lot::Mutex<Option<(i64, i64)>>>;
+
+/// A client of `config` consuming, as a group member that revokes its partition after five
+/// messages, messages `batches` of [`good`] into `history`; returns once the partition is released.
+fn member_revoking_after_five(
+    config: StreamingConfig,
+    history: Arc<dyn HistoryStore>,
+    batches: std::ops::Range<usize>,
+) -> (Arc<StreamingClient>, Ingest, Released, in_process::InProcessSink) {
+    let client = Arc::new(StreamingClient::new(config).unwrap());
+    let (sink, source) = in_process::channel(64, "g", Arc::new(MemoryOffsetStore::default()));
+    let member = GroupMember::new(source, 5);
+    let released = member.released.clone();
+    let sinks = ConsumerSinks { history: Some(history), ..Default::default() };
+    let ingest = Ingest::start(&client, Box::new(member), sinks, |_| {});
+    for b in batches {
+        sink.send(vec![message(good(b))]).unwrap();
+    }
+    wait_until("the partition is released", || released.lock().is_some());
+    (client, ingest, released, sink)
+}
+
 #[test]
 fn a_group_member_rebuilds_a_gained_build_from_history_and_commits_everything_before_releasing() {
     let (dir, history) = fresh_store("group-member");
@@ -506,16 +533,7 @@ fn a_group_member_rebuilds_a_gained_build_from_history_and_commits_everything_be
         auto_commit_interval_ms: 3_600_000,
         ..Default::default()
     };
-    let client = Arc::new(StreamingClient::new(config).unwrap());
-    let (sink, source) = in_process::channel(64, "g", Arc::new(MemoryOffsetStore::default()));
-    let member = GroupMember::new(source, 5);
-    let released = member.released.clone();
-    let sinks = ConsumerSinks { history: Some(history.clone()), ..Default::default() };
-    let ingest = Ingest::start(&client, Box::new(member), sinks, |_| {});
-    for b in 5..10 {
-        sink.send(vec![message(good(b))]).unwrap();
-    }
-    wait_until("the partition is released", || released.lock().is_some());
+    let (client, ingest, released, _sink) = member_revoking_after_five(config, history.clone(), 5..10);
     let report = ingest.stop().unwrap();
     assert_eq!(*released.lock(), Some((5, 5)), "everything delivered was committed before the release");
     assert_eq!(report.builds_restored, 1, "{report:?}");
@@ -637,5 +655,30 @@ fn a_gained_build_is_judged_by_windows_and_charts_rebuilt_from_history_as_an_uni
     let (sink, source) = in_process::channel(64, "g", Arc::new(MemoryOffsetStore::default()));
     let fresh = alerts_of(&client, Box::new(source), &sink, &history, 5..10);
     assert_ne!(fresh, clean_after);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_revocation_that_outlasts_the_drain_gives_its_writes_up_and_stores_nothing_after_the_release() {
+    let (dir, inner) = fresh_store("fence");
+    let history = Arc::new(RefusingStore(inner.clone(), std::sync::atomic::AtomicBool::new(true)));
+    let config = StreamingConfig {
+        voxel_bbox_max: [50.0, 50.0, 10.0],
+        voxel_resolution: 0.5,
+        max_batch_wait_ms: 20,
+        drain_timeout_ms: 300,
+        ..Default::default()
+    };
+    let (client, ingest, released, _sink) = member_revoking_after_five(config, history.clone(), 0..5);
+    assert_eq!(*released.lock(), Some((5, 0)), "released after the drain timeout with nothing committed");
+    // The store comes back: without the fence the writer's retries would store the five now.
+    history.1.store(false, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(inner.count().unwrap(), 0, "nothing of the released partition stored after the release");
+    let report = ingest.stop().unwrap();
+    // One write job per poll: however the five messages were polled, every job was given up.
+    assert!(report.writes_abandoned >= 1 && report.writes_abandoned <= report.polls, "{report:?}");
+    assert_eq!(inner.count().unwrap(), 0, "nor at the stop");
+    assert!(client.voxels().grid("b1").is_none(), "the build's grid, holding samples never stored, is forgotten");
     let _ = std::fs::remove_dir_all(dir);
 }

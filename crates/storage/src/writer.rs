@@ -16,6 +16,12 @@
 //! reported failed; the caller decides what a failed job means for its positions (the writer
 //! never stores positions past a failed job: it stops storing offsets at the first one).
 //!
+//! Fence: [`StorageWriter::abandon`] gives up every job handed over so far that is not being
+//! stored yet (a consumer-group member whose partitions went to another member before its writes
+//! were done): those jobs come back abandoned, with no position, and a write retrying for them
+//! stops at its next attempt, so the member writes nothing more of data that is no longer its own.
+//! Only a store call already under way may still land.
+//!
 //! The writer encodes each job's runs into buckets (see `qadf_core_types::bucket`) on its own
 //! thread, so the column compression runs beside the consumer's decoding and checks.
 
@@ -73,6 +79,10 @@ pub struct WriteDone {
     pub result: Result<StoreReport, BackendError>,
     /// How long the group commit that held this job took, retries included.
     pub elapsed: Duration,
+    /// Given up by [`StorageWriter::abandon`] before it was stored: nothing of it was stored
+    /// (a store call under way when its retries stopped may still have landed) and `positions`
+    /// is empty.
+    pub abandoned: bool,
 }
 
 /// Counters of a writer.
@@ -88,6 +98,8 @@ pub struct WriterStatistics {
     pub retries: AtomicU64,
     /// Jobs refused permanently (reported in their `WriteDone`).
     pub failed_jobs: AtomicU64,
+    /// Jobs given up by [`StorageWriter::abandon`].
+    pub abandoned_jobs: AtomicU64,
     /// The last error seen.
     pub last_error: Mutex<Option<String>>,
 }
@@ -125,7 +137,11 @@ impl Queued {
 
 /// The writer thread's handle.
 pub struct StorageWriter {
-    jobs: Option<Sender<WriteJob>>,
+    jobs: Option<Sender<(u64, WriteJob)>>,
+    /// The number the next job is handed over with.
+    next: AtomicU64,
+    /// Jobs numbered below this are abandoned.
+    fence: Arc<AtomicU64>,
     done: Receiver<WriteDone>,
     stats: Arc<WriterStatistics>,
     queued: Arc<Queued>,
@@ -140,12 +156,13 @@ pub fn spawn_writer(
     offsets: Option<(Arc<dyn OffsetStore>, String)>,
     limit: QueueLimit,
 ) -> StorageWriter {
-    let (jobs, rx) = bounded::<WriteJob>(limit.jobs.max(1));
+    let (jobs, rx) = bounded::<(u64, WriteJob)>(limit.jobs.max(1));
     let (done_tx, done) = unbounded::<WriteDone>();
     let stats = Arc::new(WriterStatistics::default());
     let queued = Arc::new(Queued::default());
+    let fence = Arc::new(AtomicU64::new(0));
     let thread = {
-        let (stats, queued) = (stats.clone(), queued.clone());
+        let (stats, queued, fence) = (stats.clone(), queued.clone(), fence.clone());
         std::thread::Builder::new()
             .name("qadf-storage-writer".to_owned())
             .spawn(move || {
@@ -153,43 +170,86 @@ pub fn spawn_writer(
                 let mut halted = false;
                 while let Ok(first) = rx.recv() {
                     let mut group = vec![first];
-                    let mut samples = group[0].samples.len();
+                    let mut samples = group[0].1.samples.len();
                     while samples < GROUP_SAMPLES
                         && let Ok(next) = rx.try_recv()
                     {
-                        samples += next.samples.len();
+                        samples += next.1.samples.len();
                         group.push(next);
                     }
                     let started = std::time::Instant::now();
-                    let results = persist_group(history.as_ref(), offsets.as_ref(), &mut group, &stats, &mut halted);
+                    // Numbers rise through the queue: the jobs abandoned are a prefix of the group.
+                    let gone = group.partition_point(|(n, _)| *n < fence.load(Ordering::SeqCst));
+                    let last = group[group.len() - 1].0;
+                    let fenced = || last < fence.load(Ordering::SeqCst);
+                    let mut jobs: Vec<WriteJob> = group.into_iter().map(|(_, j)| j).collect();
+                    let results = persist_group(
+                        history.as_ref(),
+                        offsets.as_ref(),
+                        &mut jobs[gone..],
+                        &stats,
+                        &mut halted,
+                        &fenced,
+                    );
                     let elapsed = started.elapsed();
                     queued.release(samples);
-                    for (job, result) in group.into_iter().zip(results) {
+                    let mut results = results.into_iter();
+                    for (k, job) in jobs.into_iter().enumerate() {
+                        let result =
+                            if k < gone { Err(abandoned()) } else { results.next().unwrap_or(Err(abandoned())) };
+                        let done = if k < gone || (result.is_err() && fenced()) {
+                            stats.abandoned_jobs.fetch_add(1, Ordering::Relaxed);
+                            WriteDone {
+                                positions: Vec::new(),
+                                result: Ok(StoreReport::default()),
+                                elapsed,
+                                abandoned: true,
+                            }
+                        } else {
+                            WriteDone { positions: job.positions, result, elapsed, abandoned: false }
+                        };
                         // Nobody may listen for completions any more; keep storing what was handed over.
-                        let _ = done_tx.send(WriteDone { positions: job.positions, result, elapsed });
+                        let _ = done_tx.send(done);
                     }
                 }
             })
             .expect("spawning the storage writer")
     };
-    StorageWriter { jobs: Some(jobs), done, stats, queued, max_samples: limit.samples, thread: Some(thread) }
+    StorageWriter {
+        jobs: Some(jobs),
+        next: AtomicU64::new(0),
+        fence,
+        done,
+        stats,
+        queued,
+        max_samples: limit.samples,
+        thread: Some(thread),
+    }
 }
 
-/// Retries `op` while it fails transiently (the workspace's one [`Backoff`]); a permanent error comes back.
-fn with_retry<T>(stats: &WriterStatistics, op: impl FnMut() -> Result<T, BackendError>) -> Result<T, BackendError> {
-    let result = Backoff::default().retry(
-        op,
-        || false,
-        |e, wait| {
-            *stats.last_error.lock() = Some(e.to_string());
-            stats.retries.fetch_add(1, Ordering::Relaxed);
-            eprintln!("storage writer: {e}; retrying in {wait:?}");
-        },
-    );
+/// Retries `op` while it fails transiently (the workspace's one [`Backoff`]) and `give_up` is
+/// false; a permanent error, or the last one when given up, comes back.
+fn with_retry<T>(
+    stats: &WriterStatistics,
+    give_up: &dyn Fn() -> bool,
+    mut op: impl FnMut() -> Result<T, BackendError>,
+) -> Result<T, BackendError> {
+    // Given up: no further call (one under way may still land).
+    let attempt = || if give_up() { Err(abandoned()) } else { op() };
+    let result = Backoff::default().retry(attempt, give_up, |e, wait| {
+        *stats.last_error.lock() = Some(e.to_string());
+        stats.retries.fetch_add(1, Ordering::Relaxed);
+        eprintln!("storage writer: {e}; retrying in {wait:?}");
+    });
     if let Err(e) = &result {
         *stats.last_error.lock() = Some(e.to_string());
     }
     result
+}
+
+/// The error of a job given up before its store call.
+fn abandoned() -> BackendError {
+    BackendError::new(qadf_core_types::BackendErrorKind::Closed, "history", "abandoned before it was stored")
 }
 
 /// Most samples stored in one group commit.
@@ -203,6 +263,7 @@ fn persist_group(
     group: &mut [WriteJob],
     stats: &WriterStatistics,
     halted: &mut bool,
+    give_up: &dyn Fn() -> bool,
 ) -> Vec<Result<StoreReport, BackendError>> {
     let mut encoded: Vec<Result<Vec<Bucket>, BackendError>> = group.iter_mut().map(WriteJob::take_buckets).collect();
     let mut results: Vec<Option<Result<StoreReport, BackendError>>> =
@@ -213,7 +274,7 @@ fn persist_group(
         let sizes: Vec<usize> = good.iter().map(|&i| encoded[i].as_ref().map_or(0, Vec::len)).collect();
         let mut joined: Vec<Bucket> =
             good.iter().flat_map(|&i| std::mem::replace(&mut encoded[i], Ok(Vec::new())).unwrap_or_default()).collect();
-        match with_retry(stats, || history.store_buckets(&joined)) {
+        match with_retry(stats, give_up, || history.store_buckets(&joined)) {
             Ok(report) => {
                 // The group's report goes to its first job; the others stored nothing of their own.
                 for (k, &i) in good.iter().enumerate() {
@@ -232,18 +293,22 @@ fn persist_group(
         .zip(encoded)
         .map(|(done, buckets)| match (done, buckets) {
             (Some(r), _) => r,
-            (None, Ok(buckets)) => with_retry(stats, || history.store_buckets(&buckets)),
+            (None, Ok(_)) if give_up() => Err(abandoned()),
+            (None, Ok(buckets)) => with_retry(stats, give_up, || history.store_buckets(&buckets)),
             (None, Err(e)) => Err(e),
         })
         .collect();
-    // Positions up to (not including) the first refused job, and none ever after it.
+    // Positions up to (not including) the first refused job, and none ever after it (a group
+    // given up is no refusal: its positions are just not stored).
     let stored = if *halted { 0 } else { results.iter().take_while(|r| r.is_ok()).count() };
-    *halted |= stored < group.len();
+    let given_up = give_up();
+    *halted |= stored < group.len() && !given_up;
     let positions: Vec<LogPosition> = group[..stored].iter().flat_map(|j| j.positions.iter().cloned()).collect();
     let mut results = results;
     if let Some((store, consumer_group)) = offsets
         && !positions.is_empty()
-        && let Err(e) = with_retry(stats, || store.store_offsets(consumer_group, &positions))
+        && !given_up
+        && let Err(e) = with_retry(stats, &|| false, || store.store_offsets(consumer_group, &positions))
     {
         // The data is stored but its positions are not: report the jobs failed, store no more positions.
         *halted = true;
@@ -258,6 +323,7 @@ fn persist_group(
                 stats.inserted.fetch_add(report.inserted, Ordering::Relaxed);
                 stats.already_stored.fetch_add(report.already_stored, Ordering::Relaxed);
             }
+            Err(_) if given_up => {} // counted as abandoned by the writer thread
             Err(_) => {
                 stats.failed_jobs.fetch_add(1, Ordering::Relaxed);
             }
@@ -272,9 +338,9 @@ impl StorageWriter {
         let Some(tx) = &self.jobs else { return Err(job) };
         let n = job.samples.len();
         self.reserve(n, true);
-        tx.send(job).map_err(|e| {
+        tx.send((self.next.fetch_add(1, Ordering::SeqCst), job)).map_err(|e| {
             self.queued.release(n);
-            e.into_inner()
+            e.into_inner().1
         })
     }
 
@@ -285,12 +351,18 @@ impl StorageWriter {
         if !self.reserve(n, false) {
             return Err(job);
         }
-        tx.try_send(job).map_err(|e| {
+        tx.try_send((self.next.fetch_add(1, Ordering::SeqCst), job)).map_err(|e| {
             self.queued.release(n);
             match e {
-                TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
+                TrySendError::Full((_, j)) | TrySendError::Disconnected((_, j)) => j,
             }
         })
+    }
+
+    /// Gives up every job handed over so far that is not being stored yet (see the module's
+    /// "Fence"): each comes back as a [`WriteDone`] marked `abandoned`, in order.
+    pub fn abandon(&self) {
+        self.fence.store(self.next.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 
     /// The next completion, waiting up to `timeout`.

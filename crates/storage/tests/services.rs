@@ -175,11 +175,9 @@ fn redis_over_tls_trusts_the_configured_ca_and_refuses_another() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "redis-server --tls-port {port} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    qadf_integration_tests::wait_until("redis-server --tls-port answers", || {
+        qadf_integration_tests::answers(&format!("127.0.0.1:{port}"))
+    });
     let config = qadf_core_types::StreamingConfig {
         redis_host: "localhost".to_owned(),
         redis_port: port,
@@ -208,6 +206,73 @@ fn redis_over_tls_trusts_the_configured_ca_and_refuses_another() {
     });
     let _ = server.kill();
     let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn mongodb_over_tls_through_the_uri_trusts_the_named_ca_and_refuses_another() {
+    let plain = std::env::var("QADF_TEST_MONGODB").unwrap_or_else(|_| "127.0.0.1:17017".to_owned());
+    let dir = std::env::temp_dir().join(unique("qadf-mongodb-tls"));
+    qadf_integration_tests::make_certificates(&dir, "qadf test CA");
+    qadf_integration_tests::make_certificates(&dir.join("other"), "another CA");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    // The test server speaks no TLS itself: socat terminates TLS in front of it (as for Kafka in
+    // tests/secured.rs), so the driver's own TLS (rustls) is what is tested.
+    let port = qadf_integration_tests::free_port();
+    let mut terminator = std::process::Command::new("socat")
+        .arg(format!(
+            "openssl-listen:{port},reuseaddr,fork,bind=127.0.0.1,cert={},key={},verify=0",
+            path("server.pem"),
+            path("server.key")
+        ))
+        .arg(format!("tcp:{plain}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("socat (installed by `cargo xtask services up kafka`)");
+    qadf_integration_tests::wait_until("the TLS terminator answers", || {
+        qadf_integration_tests::answers(&format!("127.0.0.1:{port}"))
+    });
+    let config = |ca: &str| qadf_core_types::StreamingConfig {
+        mongodb_uri: format!("mongodb://localhost:{port}/?tls=true&tlsCAFile={}&directConnection=true", path(ca)),
+        mongodb_database: unique("tls").replace('-', "_"),
+        mongodb_collection: "stream_data".into(),
+        ..Default::default()
+    };
+    let outcome = std::panic::catch_unwind(|| {
+        use qadf_core_types::HistoryStore;
+        let store = qadf_storage::MongoStore::connect(&config("ca.pem"), Duration::from_secs(5)).unwrap();
+        let samples: Vec<qadf_core_types::Sample> = (0..10)
+            .map(|i| {
+                let mut s = qadf_core_types::Sample::new(
+                    qadf_core_types::Timestamp::from_nanos(1_795_000_000_000_000_000 + i * 10_000),
+                    qadf_core_types::Point3::new(1.0, 1.0, 0.05),
+                    [("temperature", 1900.0 + i as f64)].into_iter().collect(),
+                );
+                s.build_id = "tls".into();
+                s
+            })
+            .collect();
+        assert_eq!(store.store_samples(&samples).unwrap().inserted, 10);
+        let back = store.query_stream_history(&qadf_core_types::HistoryQuery::all()).unwrap();
+        assert_eq!(back.len(), 10, "stored and read back over TLS");
+        store.drop_all().unwrap();
+
+        let untrusted = qadf_storage::MongoStore::connect(&config("other/ca.pem"), Duration::from_secs(3)).unwrap();
+        let refused = untrusted.ping().unwrap_err().to_string();
+        assert!(refused.contains("certificate") || refused.contains("UnknownIssuer"), "another CA: {refused}");
+        let no_tls = qadf_core_types::StreamingConfig {
+            mongodb_uri: format!("mongodb://localhost:{port}/?directConnection=true"),
+            ..config("ca.pem")
+        };
+        let plain_to_tls = qadf_storage::MongoStore::connect(&no_tls, Duration::from_secs(3)).unwrap();
+        assert!(plain_to_tls.ping().is_err(), "plain TCP to a TLS port");
+    });
+    let _ = terminator.kill();
+    let _ = terminator.wait();
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);

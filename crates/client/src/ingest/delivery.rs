@@ -174,8 +174,11 @@ impl Run {
     fn rebalanced(&mut self, change: Rebalance) -> Result<(), ConsumerError> {
         self.report.rebalances += 1;
         match change {
-            Rebalance::Revoking(_) => {
+            Rebalance::Revoking(parts) => {
                 self.drain(self.group.drain_timeout)?;
+                if !self.in_flight.is_empty() {
+                    self.fence(parts);
+                }
                 self.flush_commits(true)?;
                 self.source.release();
             }
@@ -207,6 +210,27 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// After a drain that did not finish in time: gives up the writes not yet under way, so this
+    /// member stores nothing more of partitions another member reads next (a store call already
+    /// under way may still land), and forgets the partitions' builds, whose grids held samples
+    /// now never stored by this member: held again, they are rebuilt from the history.
+    fn fence(&mut self, parts: Vec<(String, i32)>) {
+        if let Some(w) = &self.writer {
+            w.abandon();
+        }
+        let revoked: HashSet<(String, i32)> = parts.into_iter().collect();
+        self.notice(&format!(
+            "{} write jobs not stored within drain_timeout_ms; given up (the next owner of {} partitions reads them again)",
+            self.in_flight.len(),
+            revoked.len()
+        ));
+        self.forget_builds_only_on(&revoked);
+        for p in &revoked {
+            self.group.held.remove(p);
+            self.replay_done.remove(p);
+        }
     }
 
     /// Forgets the builds whose samples all came from `partitions` (another member reads them now).
@@ -319,6 +343,10 @@ impl Run {
         }
         for d in done {
             let messages = self.in_flight.pop_front().unwrap_or_default();
+            if d.abandoned {
+                self.report.writes_abandoned += 1; // no position: the next owner reads it again
+                continue;
+            }
             if let Ok(report) = &d.result {
                 self.client.metrics().record_stored(report.inserted);
             }

@@ -107,6 +107,9 @@ pub struct ConsumerReport {
     pub rebalances: u64,
     /// Builds whose voxel grids were rebuilt from the history when their partitions came to this member.
     pub builds_restored: u64,
+    /// Write jobs given up at a revocation that outlasted `drain_timeout_ms` (never committed:
+    /// the partitions' next owner reads them again).
+    pub writes_abandoned: u64,
     /// Why the consumer stopped by itself, if it did.
     pub error: Option<String>,
 }

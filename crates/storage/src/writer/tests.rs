@@ -220,3 +220,40 @@ fn a_job_whose_runs_do_not_cover_its_samples_is_refused_not_stored_in_part() {
     assert!(store.stored.lock().is_empty());
     assert_eq!(*store.offsets.lock(), [], "no position for it");
 }
+
+#[test]
+fn abandoned_jobs_behind_a_write_under_way_come_back_unstored_without_positions() {
+    let (open, gate) = bounded(0);
+    let store = Arc::new(FlakyStore { gate: Some(gate), ..FlakyStore::default() });
+    let writer = spawn_writer(store.clone(), None, QueueLimit::jobs(8));
+    writer.submit(job(0)).unwrap();
+    wait_for(|| store.calls.load(Ordering::SeqCst) == 1); // job 0 is in the store, waiting
+    for n in 1..4 {
+        writer.submit(job(n)).unwrap();
+    }
+    writer.abandon();
+    writer.submit(job(4)).unwrap(); // handed over after the fence: stored
+    drop(open); // the write under way lands; every later call passes the gate
+    let done = writer.finish();
+    let abandoned: Vec<bool> = done.iter().map(|d| d.abandoned).collect();
+    assert_eq!(abandoned, [false, true, true, true, false], "the write under way still lands");
+    assert!(done.iter().filter(|d| d.abandoned).all(|d| d.positions.is_empty() && d.result.is_ok()));
+    assert_eq!(*store.stored.lock(), ["id-0", "id-4"], "nothing abandoned was stored");
+}
+
+#[test]
+fn an_abandoned_write_stops_retrying_a_store_that_is_down() {
+    let store = Arc::new(FlakyStore { transient: AtomicUsize::new(usize::MAX), ..FlakyStore::default() });
+    let writer = spawn_writer(store.clone(), None, QueueLimit::jobs(4));
+    writer.submit(job(0)).unwrap();
+    wait_for(|| store.calls.load(Ordering::SeqCst) >= 2); // retrying
+    writer.abandon();
+    let done = writer.recv_done(Duration::from_secs(10)).expect("the retries stop");
+    assert!(done.abandoned && done.positions.is_empty(), "{done:?}");
+    let calls = store.calls.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(store.calls.load(Ordering::SeqCst), calls, "no call after the give-up");
+    assert_eq!(writer.statistics().abandoned_jobs.load(Ordering::Relaxed), 1);
+    assert_eq!(writer.statistics().failed_jobs.load(Ordering::Relaxed), 0, "given up, not refused");
+    assert!(store.stored.lock().is_empty());
+}
