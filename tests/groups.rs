@@ -16,77 +16,13 @@ mod scenario;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use qadf_core_types::{Codec, Encoding, MessageSink, OutgoingMessage, Sample, SampleBatch};
-use qadf_integration_tests::{Service, run_python};
+use qadf_core_types::Sample;
+use qadf_integration_tests::Service;
 use qadf_kafka_io::KafkaProducer;
-use scenario::{RunningChild, Scenario, build, checksum, grid_lines, stored};
-
-/// Session timeout of the members (the issue's probe: 6 s keeps joins quick).
-const SESSION_MS: u64 = 6_000;
-
-/// Sends `samples` as 100-sample messages to `partition` of `topic`.
-fn send(producer: &KafkaProducer, topic: &str, partition: i32, samples: &[Sample]) {
-    let codec = Codec::new(Encoding::Bincode);
-    let messages: Vec<OutgoingMessage> = samples
-        .chunks(100)
-        .map(|chunk| OutgoingMessage {
-            topic: topic.to_owned(),
-            partition: Some(partition),
-            key: Some(chunk[0].build_id.as_bytes().to_vec()),
-            payload: codec.encode(&SampleBatch::new(chunk.to_vec())).unwrap(),
-            headers: Vec::new(),
-        })
-        .collect();
-    for part in messages.chunks(500) {
-        producer.send(part.to_vec()).map_err(|e| e.error).expect("producing");
-    }
-}
-
-/// The group's committed offsets per partition, read by confluent-kafka's AdminClient.
-fn group_offsets(group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let script = r#"
-import json, sys
-from confluent_kafka import TopicPartition, ConsumerGroupTopicPartitions
-from confluent_kafka.admin import AdminClient
-broker, group, topic, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-admin = AdminClient({"bootstrap.servers": broker})
-request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(n)])
-result = admin.list_consumer_group_offsets([request])[group].result(timeout=30)
-print(json.dumps({tp.partition: tp.offset for tp in result.topic_partitions}))
-"#;
-    let out = run_python(script, &[&Service::Kafka.addr(), group, topic, &partitions.to_string()]);
-    let parsed: BTreeMap<String, i64> = serde_json::from_str(out.trim()).unwrap();
-    parsed.into_iter().map(|(p, o)| (p.parse().unwrap(), o)).collect()
-}
-
-/// Waits until `condition` holds, at most `within`; panics with `what` and the members' output.
-fn wait(what: &str, within: Duration, members: &[&RunningChild], condition: impl Fn() -> bool) -> Duration {
-    let start = Instant::now();
-    while !condition() {
-        if start.elapsed() > within {
-            let out: Vec<String> = members.iter().map(|m| m.lines().join("\n")).collect();
-            panic!("{what} not within {within:?}:\n{}", out.join("\n-----\n"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    start.elapsed()
-}
-
-/// The partitions of the member's latest assignment, as it logged it.
-fn assigned(member: &RunningChild) -> Option<BTreeSet<i32>> {
-    let lines = member.lines();
-    let line = lines.iter().rev().find(|l| l.contains("(assigned by the group)"))?;
-    let list = line.rsplit(": ").next()?;
-    Some(list.split(", ").filter_map(|tp| tp.rsplit('/').next()?.parse().ok()).collect())
-}
-
-fn finish(mut member: RunningChild) -> Vec<String> {
-    let status = member.child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    let lines = member.lines();
-    assert!(status.success(), "{}", lines.join("\n"));
-    lines
-}
+use scenario::group::{
+    SESSION_MS, assigned, finish, four_builds_half_produced, grids_equal_a_clean_run, group_offsets, half, send, wait,
+};
+use scenario::{RunningChild, Scenario, build, checksum, stored};
 
 /// The number after `key` in the member's `stopped:` line (e.g. "messages").
 fn stopped_count(lines: &[String], key: &str) -> u64 {
@@ -169,44 +105,10 @@ fn a_killed_member_fails_over_a_fourth_scales_up_and_every_sample_is_stored_once
     let ends: BTreeMap<i32, i64> = (0..6).map(|p| (p, builds[p as usize].chunks(100).len() as i64)).collect();
     assert_eq!(group_offsets(&s.group, &s.topic, 6), ends, "the group's committed offsets are at the log end");
 
-    // Each build's grid is printed by the one member that ended with it; it equals a clean run's.
-    let mut got: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
-    for out in &outputs {
-        for line in grid_lines(out) {
-            let key = (line["build"].as_str().unwrap().to_owned(), line["grid"]["signal"].to_string());
-            assert!(got.insert(key.clone(), line["grid"].clone()).is_none(), "{key:?} printed twice");
-        }
-    }
-    // The clean run: one member alone, stopped once it has stored everything (not when idle: a
-    // slow broker answer on a loaded machine must not end it early).
-    let clean = s.sibling("clean");
-    let clean_store = clean.store();
-    let reference_run = clean.spawn_run(&[]);
-    wait("the clean run storing everything", Duration::from_secs(300), &[&reference_run], || {
-        clean_store.count().unwrap() >= total as u64
-    });
-    reference_run.signal("-TERM");
-    let reference = finish(reference_run);
-    let want: BTreeMap<(String, String), serde_json::Value> = grid_lines(&reference)
-        .into_iter()
-        .map(|l| ((l["build"].as_str().unwrap().to_owned(), l["grid"]["signal"].to_string()), l["grid"].clone()))
-        .collect();
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "every build's grid, once");
-    // On a mismatch, what each member said of its rebalances (a drain timeout is the known way to lose one).
-    let group_lines: Vec<&String> = outputs.iter().flatten().filter(|l| l.contains("consumer group:")).collect();
-    eprintln!("the members' rebalances: {group_lines:#?}");
-    for (key, w) in &want {
-        let g = &got[key];
-        for field in ["voxels", "values", "min", "max"] {
-            assert_eq!(g[field], w[field], "{key:?} {field}: {g} vs {w}; {group_lines:?}");
-        }
-        let (gs, ws) = (g["sum"].as_f64().unwrap(), w["sum"].as_f64().unwrap());
-        assert!((gs - ws).abs() <= 1e-9 * ws.abs(), "{key:?}: sums differ beyond rounding: {gs} vs {ws}");
-    }
+    grids_equal_a_clean_run(&s, &outputs, total);
     let restored: usize = outputs.iter().map(|o| o.iter().filter(|l| l.contains("rebuilt from")).count()).sum();
     assert!(restored >= victim_parts.len(), "the killed member's builds were rebuilt from the history");
     s.store().drop_all().unwrap();
-    clean.store().drop_all().unwrap();
 }
 
 #[test]
@@ -290,17 +192,9 @@ print(json.dumps({"seen": seen, "final": assignment}), flush=True)
 
 #[test]
 fn a_member_stopped_with_sigterm_hands_over_with_nothing_delivered_twice() {
-    let layers = if scenario::full() { 12 } else { 4 };
-    let builds: Vec<Vec<Sample>> = (0..4).map(|b| build(layers, 6.0, &format!("term-{b}"))).collect();
+    let (s, producer, builds) = four_builds_half_produced("term", if scenario::full() { 12 } else { 4 });
     let total: usize = builds.iter().map(Vec::len).sum();
     let messages: usize = builds.iter().map(|b| b.chunks(100).len()).sum();
-    let s = Scenario::in_group("term", SESSION_MS);
-    let producer = KafkaProducer::new(&[Service::Kafka.addr()]).unwrap();
-    producer.create_topic(&s.topic, 4).unwrap();
-    let half = |b: &Vec<Sample>, k: usize| b[b.len() * k / 2..b.len() * (k + 1) / 2].to_vec();
-    for (p, b) in builds.iter().enumerate() {
-        send(&producer, &s.topic, p as i32, &half(b, 0));
-    }
     let store = s.store();
     let (a, b) = (s.spawn_run(&["--exit-when-idle", "15"]), s.spawn_run(&["--exit-when-idle", "15"]));
     wait("two members sharing four partitions", Duration::from_secs(60), &[&a, &b], || {

@@ -4,16 +4,26 @@
 //! at the end, the live view comes back, and `run` needs no restart; `/health/ready` (and
 //! `qadf-stream status`) turns not ready while MongoDB is down and ready again when it returns.
 //!
+//! A rebalance while MongoDB is down (one of two members SIGKILLed): the survivor's revocation
+//! outlasts its drain, so it gives its writes up (the fence) and releases; once MongoDB returns everything is stored exactly once,
+//! the group's offsets are at the log end and the grids equal a clean run's.
+//!
 //! Its own test binary (cargo runs test binaries one at a time), as it stops shared services; the
 //! two tests take a lock so they do not overlap each other. MongoDB is down 10 s in CI, 30 s with
 //! `QADF_TEST_FULL=1`.
 
 mod scenario;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use qadf_core_types::Sample;
 use qadf_integration_tests::{Service, answers, wait_until, xtask_services};
+use scenario::group::{
+    assigned, finish, four_builds_half_produced, grids_equal_a_clean_run, group_offsets, half, send, wait,
+    writes_given_up,
+};
 use scenario::{Scenario, build, checksum, produce, stored};
 
 static SERVICES: Mutex<()> = Mutex::new(());
@@ -167,5 +177,41 @@ fn the_live_view_recovers_after_redis_restarts() {
     wait_until("the live view publishes again", || exists(&key));
     assert!(run.child.try_wait().unwrap().is_none(), "run kept going:\n{}", run.lines().join("\n"));
     drop(run);
+    store.drop_all().unwrap();
+}
+
+#[test]
+fn a_rebalance_while_mongodb_is_down_gives_the_old_owners_writes_up_and_loses_nothing() {
+    let _guard = SERVICES.lock().unwrap_or_else(|e| e.into_inner());
+    let (s, producer, builds) = four_builds_half_produced("down", if scenario::full() { 8 } else { 3 });
+    let total: usize = builds.iter().map(Vec::len).sum();
+    let store = s.store();
+    let (a, b) = (s.spawn_run(&[]), s.spawn_run(&[]));
+    wait("two members storing", Duration::from_secs(60), &[&a, &b], || {
+        [&a, &b].iter().all(|m| assigned(m).is_some_and(|p| p.len() == 2)) && store.count().unwrap() > 0
+    });
+    // The store goes down; both members go on consuming until their writers' queues are full.
+    xtask_services("down", "mongodb");
+    for (p, b) in builds.iter().enumerate() {
+        send(&producer, &s.topic, p as i32, &half(b, 1));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // One member dies: after its session the survivor's revocation cannot store within its drain.
+    b.kill_9();
+    wait("the survivor holding all four partitions", Duration::from_secs(60), &[&a], || {
+        assigned(&a).is_some_and(|p| p.len() == 4)
+    });
+    xtask_services("up", "mongodb");
+    wait("everything stored", Duration::from_secs(180), &[&a], || store.count().is_ok_and(|n| n >= total as u64));
+    a.signal("-TERM");
+    let outputs = vec![finish(a)];
+    assert!(writes_given_up(&outputs[0]) > 0, "the survivor gave its writes up at the revocation");
+    let held = stored(&store);
+    assert_eq!(held.len(), total, "every sample stored exactly once");
+    let all: Vec<&Sample> = builds.iter().flatten().collect();
+    assert_eq!(checksum(&held), checksum(all.iter().copied()), "the stored contents are the produced ones");
+    let ends: BTreeMap<i32, i64> = (0..4).map(|p| (p, builds[p as usize].chunks(100).len() as i64)).collect();
+    assert_eq!(group_offsets(&s.group, &s.topic, 4), ends, "the group's committed offsets are at the log end");
+    grids_equal_a_clean_run(&s, &outputs, total);
     store.drop_all().unwrap();
 }

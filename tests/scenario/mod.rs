@@ -19,6 +19,8 @@ use qadf_integration_tests::{Service, unique_name};
 use qadf_kafka_io::{ConsumerConfig, KafkaConsumer, KafkaProducer, MemoryOffsetStore, REASON_HEADER};
 use qadf_storage::MongoStore;
 
+pub mod group;
+
 /// Whether the full-size scenarios were asked for (`QADF_TEST_FULL=1`, `cargo xtask scenarios --full`).
 pub fn full() -> bool {
     std::env::var("QADF_TEST_FULL").is_ok_and(|v| v == "1")
@@ -82,7 +84,8 @@ impl Scenario {
             consumer_group_id: self.group.clone(),
             dead_letter_topic: format!("{}_dlq", self.topic),
             enable_mongodb_storage: true,
-            mongodb_uri: format!("mongodb://{}", Service::Mongodb.addr()),
+            // Unchecked: a run may be started while a test has MongoDB stopped (`store` checks it).
+            mongodb_uri: format!("mongodb://{}", Service::Mongodb.addr_unchecked()),
             mongodb_database: self.database.clone(),
             enable_redis_cache: false,
             message_encoding: Encoding::Bincode,

@@ -44,6 +44,20 @@ pub enum ClientError {
     History(#[from] qadf_core_types::BackendError),
 }
 
+impl ClientError {
+    /// As a backend error, for a retry: the history's own (transient or not), anything else a refusal.
+    pub(crate) fn into_backend(self) -> qadf_core_types::BackendError {
+        match self {
+            ClientError::History(e) => e,
+            other => qadf_core_types::BackendError::new(
+                qadf_core_types::BackendErrorKind::Rejected,
+                "client",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
 /// Window of the sliding throughput figure.
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(10);
 

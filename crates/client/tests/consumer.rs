@@ -293,8 +293,9 @@ fn after_a_crash_between_storing_and_committing_the_grid_counts_each_sample_once
 
 /// The embedded store, refusing for good every batch holding a sample with a `poison` signal
 /// (as MongoDB refuses a document it cannot store): the error path of a permanent store failure;
-/// while its flag is set, every write is refused as unavailable (reads still answer).
-struct RefusingStore(Arc<EmbeddedStore>, std::sync::atomic::AtomicBool);
+/// while its flag is set, every write is refused as unavailable (reads still answer); its count
+/// of history reads to refuse as unavailable goes down by one a read.
+struct RefusingStore(Arc<EmbeddedStore>, std::sync::atomic::AtomicBool, AtomicUsize);
 
 impl HistoryStore for RefusingStore {
     fn store_buckets(&self, buckets: &[Bucket]) -> Result<StoreReport, BackendError> {
@@ -307,6 +308,9 @@ impl HistoryStore for RefusingStore {
         self.0.store_buckets(buckets)
     }
     fn query_stream_history(&self, q: &HistoryQuery) -> Result<Vec<Sample>, BackendError> {
+        if self.2.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(BackendError::new(BackendErrorKind::Unavailable, "test", "reads are down"));
+        }
         self.0.query_stream_history(q)
     }
     fn count_samples(&self, q: &HistoryQuery) -> Result<u64, BackendError> {
@@ -335,7 +339,7 @@ fn run_with_a_refusing_store(
     let (sink, source) = in_process::channel(8, "g", offsets.clone());
     let (dl_sink, mut dl_source) = in_process::channel(8, "dlq", Arc::new(MemoryOffsetStore::default()));
     let sinks = ConsumerSinks {
-        history: Some(Arc::new(RefusingStore(inner.clone(), Default::default()))),
+        history: Some(Arc::new(RefusingStore(inner.clone(), Default::default(), Default::default()))),
         dead_letters: Some(Arc::new(DeadLetterSink::new(Arc::new(dl_sink), "am_qadf_dead_letter"))),
         ..Default::default()
     };
@@ -489,6 +493,10 @@ impl MessageSource for GroupMember {
             return Some(qadf_core_types::Rebalance::Revoking(partition));
         }
         None
+    }
+
+    fn rebalance_pending(&self) -> bool {
+        (!self.assigned || self.delivered >= self.revoke_after) && !self.revoking && self.released.lock().is_none()
     }
 
     fn release(&mut self) {
@@ -658,10 +666,9 @@ fn a_gained_build_is_judged_by_windows_and_charts_rebuilt_from_history_as_an_uni
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn a_revocation_that_outlasts_the_drain_gives_its_writes_up_and_stores_nothing_after_the_release() {
-    let (dir, inner) = fresh_store("fence");
-    let history = Arc::new(RefusingStore(inner.clone(), std::sync::atomic::AtomicBool::new(true)));
+/// A store over `inner` whose writes are down, and a configuration draining a revocation 300 ms.
+fn writes_down_and_a_short_drain(inner: &Arc<EmbeddedStore>) -> (Arc<RefusingStore>, StreamingConfig) {
+    let history = Arc::new(RefusingStore(inner.clone(), std::sync::atomic::AtomicBool::new(true), Default::default()));
     let config = StreamingConfig {
         voxel_bbox_max: [50.0, 50.0, 10.0],
         voxel_resolution: 0.5,
@@ -669,6 +676,13 @@ fn a_revocation_that_outlasts_the_drain_gives_its_writes_up_and_stores_nothing_a
         drain_timeout_ms: 300,
         ..Default::default()
     };
+    (history, config)
+}
+
+#[test]
+fn a_revocation_that_outlasts_the_drain_gives_its_writes_up_and_stores_nothing_after_the_release() {
+    let (dir, inner) = fresh_store("fence");
+    let (history, config) = writes_down_and_a_short_drain(&inner);
     let (client, ingest, released, _sink) = member_revoking_after_five(config, history.clone(), 0..5);
     assert_eq!(*released.lock(), Some((5, 0)), "released after the drain timeout with nothing committed");
     // The store comes back: without the fence the writer's retries would store the five now.
@@ -680,5 +694,55 @@ fn a_revocation_that_outlasts_the_drain_gives_its_writes_up_and_stores_nothing_a
     assert!(report.writes_abandoned >= 1 && report.writes_abandoned <= report.polls, "{report:?}");
     assert_eq!(inner.count().unwrap(), 0, "nor at the stop");
     assert!(client.voxels().grid("b1").is_none(), "the build's grid, holding samples never stored, is forgotten");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_history_that_is_down_when_a_gained_build_is_rebuilt_holds_the_member_until_it_returns() {
+    let (dir, inner) = fresh_store("rebuild-down");
+    stored_by_a_killed_run(&inner, 0..5);
+    // The first three reads of the history fail as unavailable: retried, not fatal.
+    let history = Arc::new(RefusingStore(inner.clone(), Default::default(), AtomicUsize::new(3)));
+    let config = StreamingConfig {
+        voxel_bbox_max: [50.0, 50.0, 10.0],
+        voxel_resolution: 0.5,
+        max_batch_wait_ms: 20,
+        ..Default::default()
+    };
+    let (client, ingest, _released, _sink) = member_revoking_after_five(config, history, 5..10);
+    let report = ingest.stop().unwrap();
+    assert_eq!(report.error, None, "{report:?}");
+    assert_eq!(report.builds_restored, 1, "{report:?}");
+    assert!(report.retries >= 3, "{report:?}");
+    let values = client.voxels().grid("b1").expect("b1's grid").read(|g| g.digest("temperature").values);
+    assert_eq!(values, 100, "the 50 stored samples from the history plus the 50 consumed");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_member_held_by_a_full_writer_queue_gives_way_to_the_revocation() {
+    let (dir, inner) = fresh_store("parked");
+    let (history, config) = writes_down_and_a_short_drain(&inner);
+    let client = Arc::new(StreamingClient::new(config).unwrap());
+    let (sink, source) = in_process::channel(64, "g", Arc::new(MemoryOffsetStore::default()));
+    // Ten messages, one a poll: one write under way (the store is down), eight queued (the
+    // writer's limit), the tenth held back when the revocation comes.
+    let member = GroupMember::new(source, 10);
+    let released = member.released.clone();
+    let sinks = ConsumerSinks { history: Some(history.clone()), ..Default::default() };
+    let ingest = Ingest::start(&client, Box::new(member), sinks, |_| {});
+    for b in 0..10 {
+        sink.send(vec![message(good(b))]).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    wait_until("the partition is released", || released.lock().is_some());
+    assert_eq!(*released.lock(), Some((10, 0)), "released with nothing committed");
+    history.1.store(false, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1000));
+    let report = ingest.stop().unwrap();
+    assert_eq!(inner.count().unwrap(), 0, "nothing of the released partition stored after the release");
+    assert_eq!(report.writes_abandoned, report.polls, "every job given up, the held one too: {report:?}");
+    assert!(report.polls >= 10, "one poll a message: {report:?}");
+    drop(sink);
     let _ = std::fs::remove_dir_all(dir);
 }

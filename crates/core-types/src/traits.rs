@@ -90,6 +90,11 @@ pub trait MessageSource: Send {
     }
     /// Gives up the partitions of the last [`Rebalance::Revoking`] (their data is stored and committed).
     fn release(&mut self) {}
+    /// Whether a rebalance waits to be taken (by the next poll, then [`MessageSource::rebalance`]):
+    /// a caller held by back-pressure gives way to it, so a revocation is not kept waiting.
+    fn rebalance_pending(&self) -> bool {
+        false
+    }
 }
 
 /// A change of the partitions a group member reads, as [`MessageSource::rebalance`] reports it.

@@ -411,6 +411,10 @@ impl MessageSource for GroupConsumer {
         self.changes.pop_front()
     }
 
+    fn rebalance_pending(&self) -> bool {
+        !self.changes.is_empty() || self.retry.is_some() || !self.events.is_empty()
+    }
+
     fn release(&mut self) {
         if let Some((parts, done)) = self.releasing.take() {
             for p in &parts {

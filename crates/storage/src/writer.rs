@@ -335,20 +335,37 @@ fn persist_group(
 impl StorageWriter {
     /// Hands a batch over, waiting while the queue is at its limit.
     pub fn submit(&self, job: WriteJob) -> Result<(), WriteJob> {
-        let Some(tx) = &self.jobs else { return Err(job) };
+        self.submit_unless(job, &|| false).map_err(|(job, _)| job)
+    }
+
+    /// Hands a batch over, waiting while the queue is at its limit unless `give_up` turns true
+    /// (asked every 100 ms); gives the batch back with whether it gave up (else the writer stopped).
+    pub fn submit_unless(&self, job: WriteJob, give_up: &dyn Fn() -> bool) -> Result<(), (WriteJob, bool)> {
+        let Some(tx) = &self.jobs else { return Err((job, false)) };
         let n = job.samples.len();
-        self.reserve(n, true);
-        tx.send((self.next.fetch_add(1, Ordering::SeqCst), job)).map_err(|e| {
-            self.queued.release(n);
-            e.into_inner().1
-        })
+        if !self.reserve(n, Some(give_up)) {
+            return Err((job, true));
+        }
+        let mut item = (self.next.fetch_add(1, Ordering::SeqCst), job);
+        loop {
+            match tx.send_timeout(item, Duration::from_millis(100)) {
+                Ok(()) => return Ok(()),
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) if !give_up() => item = back,
+                Err(e) => {
+                    self.queued.release(n);
+                    let gave_up = matches!(e, crossbeam_channel::SendTimeoutError::Timeout(_));
+                    // A job given up was never handed over: its number is simply skipped.
+                    return Err((e.into_inner().1, gave_up));
+                }
+            }
+        }
     }
 
     /// Hands a batch over without waiting; gives it back when the queue is full.
     pub fn try_submit(&self, job: WriteJob) -> Result<(), WriteJob> {
         let Some(tx) = &self.jobs else { return Err(job) };
         let n = job.samples.len();
-        if !self.reserve(n, false) {
+        if !self.reserve(n, None) {
             return Err(job);
         }
         tx.try_send((self.next.fetch_add(1, Ordering::SeqCst), job)).map_err(|e| {
@@ -376,11 +393,12 @@ impl StorageWriter {
     }
 
     /// Counts `n` more samples as queued once they fit the limit (an empty queue takes any job),
-    /// waiting for room when `wait`, else refusing; whether they were counted.
-    fn reserve(&self, n: usize, wait: bool) -> bool {
+    /// waiting for room while `wait` gives no sign to give up (`None`: refusing at once); whether
+    /// they were counted.
+    fn reserve(&self, n: usize, wait: Option<&dyn Fn() -> bool>) -> bool {
         let mut queued = self.queued.samples.lock();
         while *queued > 0 && *queued + n > self.max_samples {
-            if !wait {
+            if wait.is_none_or(|give_up| give_up()) {
                 return false;
             }
             if self.thread.as_ref().is_none_or(|t| t.is_finished()) {

@@ -59,6 +59,17 @@ fn chunks_by_bytes(mut messages: Vec<RawMessage>, max_bytes: usize) -> Vec<Vec<R
     chunks
 }
 
+/// How long a parked job waits for room in the writer's queue.
+#[derive(Clone, Copy)]
+enum Until {
+    /// Until a rebalance waits (or the consumer is stopped).
+    Rebalance,
+    /// Until this instant.
+    Deadline(Instant),
+    /// Until it is handed over.
+    Stored,
+}
+
 pub(super) struct Run {
     client: Arc<StreamingClient>,
     source: Box<dyn MessageSource>,
@@ -73,6 +84,9 @@ pub(super) struct Run {
     /// The messages of each job handed to the writer and not yet reported, oldest first (a
     /// job the store refuses goes to the dead-letter sink whole, with its original bytes).
     in_flight: VecDeque<Vec<RawMessage>>,
+    /// Jobs not yet handed to the writer (its queue was full when a rebalance came), oldest first,
+    /// with their messages: handed over, in order, before any later job.
+    parked: VecDeque<(WriteJob, Vec<RawMessage>)>,
     /// Set when a job could not be stored or dead-lettered: nothing is committed from then on.
     halted: bool,
     /// What to do with a job the store refuses.
@@ -135,6 +149,7 @@ impl Run {
             report: ConsumerReport::default(),
             replay_done: HashSet::new(),
             in_flight: VecDeque::new(),
+            parked: VecDeque::new(),
             halted: false,
             on_store_failure,
             stop,
@@ -158,7 +173,9 @@ impl Run {
     /// Waits (at most `within`) until every job handed to the writer is stored, then queues their positions.
     fn drain(&mut self, within: Duration) -> Result<(), ConsumerError> {
         let deadline = Instant::now() + within;
+        self.submit_parked(Until::Deadline(deadline))?;
         while !self.in_flight.is_empty() && !self.halted && Instant::now() < deadline {
+            self.submit_parked(Until::Deadline(deadline))?;
             let Some(w) = &self.writer else { break };
             let done: Vec<WriteDone> = w.recv_done(Duration::from_millis(10)).into_iter().collect();
             self.finish_done(done)?;
@@ -175,8 +192,10 @@ impl Run {
         self.report.rebalances += 1;
         match change {
             Rebalance::Revoking(parts) => {
-                self.drain(self.group.drain_timeout)?;
-                if !self.in_flight.is_empty() {
+                // Four fifths of the bound: the rest covers the time the event took to get here
+                // (the membership releases the partitions at the bound, whatever this loop does).
+                self.drain(self.group.drain_timeout * 4 / 5)?;
+                if !self.in_flight.is_empty() || !self.parked.is_empty() {
                     self.fence(parts);
                 }
                 self.flush_commits(true)?;
@@ -220,10 +239,13 @@ impl Run {
         if let Some(w) = &self.writer {
             w.abandon();
         }
+        let parked = self.parked.len();
+        self.parked.clear(); // never handed over
+        self.report.writes_abandoned += parked as u64;
         let revoked: HashSet<(String, i32)> = parts.into_iter().collect();
         self.notice(&format!(
             "{} write jobs not stored within drain_timeout_ms; given up (the next owner of {} partitions reads them again)",
-            self.in_flight.len(),
+            self.in_flight.len() + parked,
             revoked.len()
         ));
         self.forget_builds_only_on(&revoked);
@@ -278,9 +300,17 @@ impl Run {
         // Until stored (a store that is down holds the loop here, as it holds the writer).
         self.drain(Duration::from_secs(3600))?;
         for build in to_restore {
-            let applied = self
-                .client
-                .rebuild_from_history(&build, &*history)
+            let (client, stop, retries) = (&self.client, &self.stop, &mut self.report.retries);
+            // Like the writer: wait for a store that is down (the consumer holds still meanwhile).
+            let applied = Backoff::default()
+                .retry(
+                    || client.rebuild_from_history(&build, &*history).map_err(crate::ClientError::into_backend),
+                    || stop.load(Ordering::SeqCst),
+                    |e, wait| {
+                        *retries += 1;
+                        eprintln!("rebuilding build {build} from the history: {e}; retrying in {wait:?}");
+                    },
+                )
                 .map_err(|e| ConsumerError::Restore(e.to_string()))?;
             if applied > 0 {
                 self.report.builds_restored += 1;
@@ -385,17 +415,34 @@ impl Run {
         positions: Vec<LogPosition>,
         messages: Vec<RawMessage>,
     ) -> Result<(), ConsumerError> {
-        match &self.writer {
-            Some(w) => {
-                w.submit(WriteJob { samples, runs, positions }).map_err(|_| ConsumerError::WriterStopped)?;
-                self.in_flight.push_back(messages);
-                Ok(())
-            }
-            None => {
-                self.stage_commit(positions);
-                Ok(())
+        if self.writer.is_none() {
+            self.stage_commit(positions);
+            return Ok(());
+        }
+        self.parked.push_back((WriteJob { samples, runs, positions }, messages));
+        self.submit_parked(Until::Rebalance)
+    }
+
+    /// Hands the parked jobs to the writer in order, waiting for room in its queue until `until`;
+    /// what is left stays parked.
+    fn submit_parked(&mut self, until: Until) -> Result<(), ConsumerError> {
+        let (Some(w), source, stop) = (&self.writer, &self.source, &self.stop) else { return Ok(()) };
+        let give_up = || match until {
+            Until::Rebalance => source.rebalance_pending() || stop.load(Ordering::SeqCst),
+            Until::Deadline(at) => Instant::now() >= at,
+            Until::Stored => false,
+        };
+        while let Some((job, messages)) = self.parked.pop_front() {
+            match w.submit_unless(job, &give_up) {
+                Ok(()) => self.in_flight.push_back(messages),
+                Err((job, true)) => {
+                    self.parked.push_front((job, messages));
+                    break;
+                }
+                Err((_, false)) => return Err(ConsumerError::WriterStopped),
             }
         }
+        Ok(())
     }
 
     /// Sends dead letters, counted under `reason` (a [`DeadLetterReason`]); `unseen` ones (not
@@ -579,6 +626,7 @@ impl Run {
         };
         let outcome: Result<(), ConsumerError> = (|| {
             while !stop.load(Ordering::SeqCst) {
+                self.submit_parked(Until::Rebalance)?;
                 let finished: Vec<WriteDone> = self
                     .writer
                     .as_ref()
@@ -621,6 +669,11 @@ impl Run {
         // Whatever happened: store what was handed over and commit what was stored.
         // The loop's error, if any, came first: it is the one reported.
         let mut first_error = outcome.err();
+        if first_error.is_none()
+            && let Err(e) = self.submit_parked(Until::Stored)
+        {
+            first_error = Some(e);
+        }
         if let Some(w) = self.writer.take()
             && let Err(e) = self.finish_done(w.finish())
         {
