@@ -20,7 +20,7 @@ use qadf_core_types::Sample;
 use qadf_integration_tests::Service;
 use qadf_kafka_io::KafkaProducer;
 use scenario::group::{
-    SESSION_MS, assigned, finish, four_builds_half_produced, grids_equal_a_clean_run, group_offsets, half, send, wait,
+    SESSION_MS, assigned, finish, four_builds, grids_equal_a_clean_run, group_offsets, send, send_halves, wait,
 };
 use scenario::{RunningChild, Scenario, build, checksum, stored};
 
@@ -192,7 +192,8 @@ print(json.dumps({"seen": seen, "final": assignment}), flush=True)
 
 #[test]
 fn a_member_stopped_with_sigterm_hands_over_with_nothing_delivered_twice() {
-    let (s, producer, builds) = four_builds_half_produced("term", if scenario::full() { 12 } else { 4 });
+    let (s, producer, builds) = four_builds("term", if scenario::full() { 12 } else { 4 });
+    send_halves(&producer, &s.topic, &builds, 0);
     let total: usize = builds.iter().map(Vec::len).sum();
     let messages: usize = builds.iter().map(|b| b.chunks(100).len()).sum();
     let store = s.store();
@@ -200,9 +201,7 @@ fn a_member_stopped_with_sigterm_hands_over_with_nothing_delivered_twice() {
     wait("two members sharing four partitions", Duration::from_secs(60), &[&a, &b], || {
         [&a, &b].iter().all(|m| assigned(m).is_some_and(|p| p.len() == 2))
     });
-    for (p, b) in builds.iter().enumerate() {
-        send(&producer, &s.topic, p as i32, &half(b, 1));
-    }
+    send_halves(&producer, &s.topic, &builds, 1);
     wait("storing under way", Duration::from_secs(60), &[&a, &b], || store.count().unwrap() > total as u64 / 2);
     a.signal("-TERM");
     let a = finish(a);

@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 use qadf_core_types::Sample;
 use qadf_integration_tests::{Service, answers, wait_until, xtask_services};
 use scenario::group::{
-    assigned, finish, four_builds_half_produced, grids_equal_a_clean_run, group_offsets, half, send, wait,
-    writes_given_up,
+    assigned, finish, four_builds, grids_equal_a_clean_run, group_offsets, half, send_halves, wait, writes_given_up,
 };
 use scenario::{Scenario, build, checksum, produce, stored};
 
@@ -180,21 +179,34 @@ fn the_live_view_recovers_after_redis_restarts() {
     store.drop_all().unwrap();
 }
 
+/// Starts a service again when dropped (a failed assertion must not leave it down for the next test).
+struct Restart(&'static str);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        xtask_services("up", self.0);
+    }
+}
+
 #[test]
 fn a_rebalance_while_mongodb_is_down_gives_the_old_owners_writes_up_and_loses_nothing() {
     let _guard = SERVICES.lock().unwrap_or_else(|e| e.into_inner());
-    let (s, producer, builds) = four_builds_half_produced("down", if scenario::full() { 8 } else { 3 });
+    let (s, producer, builds) = four_builds("down", if scenario::full() { 8 } else { 3 });
     let total: usize = builds.iter().map(Vec::len).sum();
     let store = s.store();
     let (a, b) = (s.spawn_run(&[]), s.spawn_run(&[]));
-    wait("two members storing", Duration::from_secs(60), &[&a, &b], || {
-        [&a, &b].iter().all(|m| assigned(m).is_some_and(|p| p.len() == 2)) && store.count().unwrap() > 0
+    wait("two members sharing the partitions", Duration::from_secs(60), &[&a, &b], || {
+        [&a, &b].iter().all(|m| assigned(m).is_some_and(|p| p.len() == 2))
+    });
+    // Each member stores data of each of its partitions (their builds are its own from then on).
+    send_halves(&producer, &s.topic, &builds, 0);
+    wait("the first halves stored", Duration::from_secs(120), &[&a, &b], || {
+        store.count().unwrap() >= builds.iter().map(|b| half(b, 0).len() as u64).sum::<u64>()
     });
     // The store goes down; both members go on consuming until their writers' queues are full.
+    let _restart = Restart("mongodb");
     xtask_services("down", "mongodb");
-    for (p, b) in builds.iter().enumerate() {
-        send(&producer, &s.topic, p as i32, &half(b, 1));
-    }
+    send_halves(&producer, &s.topic, &builds, 1);
     std::thread::sleep(Duration::from_secs(2));
     // One member dies: after its session the survivor's revocation cannot store within its drain.
     b.kill_9();

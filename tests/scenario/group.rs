@@ -129,15 +129,19 @@ pub fn half(b: &[Sample], k: usize) -> Vec<Sample> {
     b[b.len() * k / 2..b.len() * (k + 1) / 2].to_vec()
 }
 
-/// A group scenario under `prefix` on a fresh topic of four partitions, a build of `layers`
-/// layers per partition (named `<prefix>-<p>`) and the first half of each produced.
-pub fn four_builds_half_produced(prefix: &str, layers: u32) -> (Scenario, KafkaProducer, Vec<Vec<Sample>>) {
+/// A group scenario under `prefix` on a fresh topic of four partitions and a build of `layers`
+/// layers for each partition (named `<prefix>-<p>`), nothing produced yet.
+pub fn four_builds(prefix: &str, layers: u32) -> (Scenario, KafkaProducer, Vec<Vec<Sample>>) {
     let builds: Vec<Vec<Sample>> = (0..4).map(|b| super::build(layers, 6.0, &format!("{prefix}-{b}"))).collect();
     let s = Scenario::in_group(prefix, SESSION_MS);
     let producer = KafkaProducer::new(&[Service::Kafka.addr()]).unwrap();
     producer.create_topic(&s.topic, 4).unwrap();
-    for (p, b) in builds.iter().enumerate() {
-        send(&producer, &s.topic, p as i32, &half(b, 0));
-    }
     (s, producer, builds)
+}
+
+/// Produces half `k` (0, 1) of each build to its partition.
+pub fn send_halves(producer: &KafkaProducer, topic: &str, builds: &[Vec<Sample>], k: usize) {
+    for (p, b) in builds.iter().enumerate() {
+        send(producer, topic, p as i32, &half(b, k));
+    }
 }
